@@ -1,0 +1,46 @@
+"""The run's data: the dataset of a config, partitioned among its UEs."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from fedwave.data.datasets import Dataset, load_dataset
+from fedwave.data.partition import partition
+from fedwave.users.construct import UserDataSource
+
+
+@lru_cache(maxsize=4)
+def _cached(name: str, root: str | None, seed: int, test_fraction: float, max_train: int | None) -> Dataset:
+    return load_dataset(name, root=root, seed=seed, test_fraction=test_fraction, max_train=max_train)
+
+
+def dataset_for(cfg: Any) -> Dataset:
+    """The dataset of ``cfg.data`` (cached per process: datasets are immutable)."""
+    d = cfg.data
+    return _cached(d.dataset, d.root, int(cfg.seed), float(d.test_fraction), d.max_train)
+
+
+def partition_for(cfg: Any, labels: np.ndarray, num_users: int | None = None) -> list[np.ndarray]:
+    """The per-UE index arrays of ``cfg.data.partition`` (a pure function of labels, UEs and seed)."""
+    d = cfg.data
+    params: dict[str, Any] = {
+        "dirichlet": {"alpha": d.alpha},
+        "shards": {"shards_per_user": d.shards_per_user},
+        "iid": {"lognormal_sigma": d.lognormal_sigma} if d.lognormal_sigma > 0 else {},
+    }.get(d.partition, {})
+    users = num_users if num_users is not None else cfg.fl.num_ues
+    return partition(d.partition, labels, users, seed=int(cfg.seed), **params)
+
+
+def user_data_source(cfg: Any, seed: int | None = None) -> UserDataSource:
+    """Training data of every UE of ``cfg``; the test split stays with the BS."""
+    ds = dataset_for(cfg)
+    labels = ds.y_train.numpy()
+    num_users = getattr(cfg.fl, "num_ues", None) if hasattr(cfg, "fl") else None
+    if num_users is None:
+        num_users = max(cfg.user.user_range[1], cfg.user.user_idx + 1)
+    parts = partition_for(cfg, labels, num_users)
+    return UserDataSource(ds.x_train, ds.y_train, parts)
