@@ -1,0 +1,62 @@
+"""Aggregation maths: pure functions over lists of tensors.
+
+- Updates and floating buffers: the weighted arithmetic mean ``sum_k w_k u_k / sum_k w_k``
+  (uniform weights give the plain mean: for two equal updates of 1 the result is 1).
+- Integer buffers (e.g. BatchNorm's ``num_batches_tracked``) are never averaged as floats: the
+  aggregate is their element-wise **maximum** (the most training any contributor has seen).
+- An update holding NaN or Inf is never aggregated: :func:`is_finite` lets the caller reject it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+Update = Sequence[torch.Tensor]
+
+
+def is_finite(update: Update) -> bool:
+    """True when every entry of every tensor is finite."""
+    return all(bool(torch.isfinite(t).all()) for t in update if t.is_floating_point())
+
+
+def weighted_mean(updates: Sequence[Update], weights: Sequence[float] | None = None) -> list[torch.Tensor]:
+    """Tensor-by-tensor weighted mean of ``updates`` (uniform if ``weights`` is None).
+
+    Raises:
+        ValueError: no updates, mismatched structures, or weights that do not sum to a positive value.
+    """
+    if not updates:
+        raise ValueError("weighted_mean needs at least one update")
+    n_tensors = len(updates[0])
+    if any(len(u) != n_tensors for u in updates):
+        raise ValueError("updates hold different numbers of tensors")
+    w = [1.0] * len(updates) if weights is None else [float(x) for x in weights]
+    if len(w) != len(updates) or any(x < 0 for x in w) or sum(w) <= 0:
+        raise ValueError(f"weights must be non-negative, one per update, with a positive sum; got {w}")
+    total = sum(w)
+    out: list[torch.Tensor] = []
+    for j in range(n_tensors):
+        acc = torch.zeros_like(updates[0][j], dtype=torch.float64)
+        for u, wk in zip(updates, w):
+            if wk:
+                acc.add_(u[j].to(torch.float64), alpha=wk / total)
+        out.append(acc.to(updates[0][j].dtype))
+    return out
+
+
+def aggregate_buffers(
+    buffers: Sequence[Update], weights: Sequence[float] | None = None
+) -> list[torch.Tensor]:
+    """Floating buffers: weighted mean; integer buffers: element-wise maximum."""
+    if not buffers:
+        raise ValueError("aggregate_buffers needs at least one set of buffers")
+    means = weighted_mean([[b for b in bs] for bs in buffers], weights)
+    out: list[torch.Tensor] = []
+    for j, mean in enumerate(means):
+        if buffers[0][j].is_floating_point():
+            out.append(mean)
+        else:
+            out.append(torch.stack([bs[j] for bs in buffers]).amax(0))
+    return out

@@ -1,0 +1,140 @@
+"""The base station: holds the global model, aggregates received updates, evaluates, broadcasts.
+
+The BS never sees a UE's data. Each received update is a list of tensors in ``model.parameters()``
+order plus optional buffers and a sample count. FedSGD updates are gradients; FedAvg updates are
+parameter differences ``p_local - p_server`` (see ``fedwave.users.base``). The BS turns their weighted
+mean into a pseudo-gradient and lets the server optimizer take one step.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from fedwave.server.aggregate import aggregate_buffers, is_finite, weighted_mean
+from fedwave.server.evaluate import Evaluation, evaluate
+from fedwave.server.optimizers import apply_pseudo_gradient, make_server_optimizer
+from fedwave.server.payload import build_payload
+from fedwave.users.tensors import load_buffers, persistent_buffers, snapshot
+
+
+@dataclass
+class ReceivedUpdate:
+    """One UE's decoded update as the BS received it.
+
+    Attributes:
+        ue: the UE's id.
+        tensors: gradients (FedSGD) or parameter differences (FedAvg), in parameter order.
+        num_samples: samples the UE used (its shared ``num_data_points``).
+        buffers: the UE's persistent buffers after local training, or None.
+        weight: an extra factor on the UE's aggregation weight (async staleness weight; 1 otherwise).
+    """
+
+    ue: int
+    tensors: list[torch.Tensor]
+    num_samples: int
+    buffers: list[torch.Tensor] | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class AggregationOutcome:
+    """What an aggregation step did: UEs aggregated and UEs rejected for non-finite values."""
+
+    aggregated: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+
+
+class BaseStation:
+    """The BS: global model, server optimizer, aggregation and evaluation.
+
+    Args:
+        model: the initial global model (the BS keeps its own copy).
+        server_cfg: a ``ServerConfig`` (optimizer, lr, momentum, betas, eps).
+        algorithm: ``"fedavg"`` (updates are parameter differences) or ``"fedsgd"`` (gradients).
+        weighting: ``"samples"`` (weights proportional to sample counts) or ``"uniform"``.
+        x_test, y_test: the held-out test split.
+        metadata: dataset metadata carried in every payload.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        server_cfg: Any,
+        *,
+        algorithm: Literal["fedavg", "fedsgd"],
+        weighting: Literal["samples", "uniform"],
+        x_test: torch.Tensor,
+        y_test: torch.Tensor,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = copy.deepcopy(model)
+        self.params = list(self.model.parameters())
+        self.algorithm = algorithm
+        self.weighting = weighting
+        self.optimizer = make_server_optimizer(server_cfg.optimizer, self.params, server_cfg)
+        self.x_test, self.y_test = x_test, y_test
+        self.metadata = dict(metadata or {})
+        self.version = 0
+        self.has_buffers = bool(persistent_buffers(self.model))
+
+    def payload(self) -> dict[str, Any]:
+        """The server payload of the current global model (buffers in train mode when the model has any)."""
+        return build_payload(
+            self.model, with_buffers=self.has_buffers, buffers_mode="train", metadata=self.metadata
+        )
+
+    def aggregate(self, updates: list[ReceivedUpdate]) -> AggregationOutcome:
+        """Reject non-finite updates, average the rest, take one server optimizer step.
+
+        With no acceptable update the model is unchanged (the version still advances).
+        """
+        outcome = AggregationOutcome()
+        good: list[ReceivedUpdate] = []
+        for u in updates:
+            finite = is_finite(u.tensors) and (u.buffers is None or is_finite(u.buffers))
+            (good if finite else []).append(u)
+            (outcome.aggregated if finite else outcome.rejected).append(u.ue)
+        self.version += 1
+        if not good:
+            return outcome
+        base = [float(u.num_samples) if self.weighting == "samples" else 1.0 for u in good]
+        weights = [b * u.weight for b, u in zip(base, good)]
+        mean = weighted_mean([u.tensors for u in good], weights)
+        pseudo = mean if self.algorithm == "fedsgd" else [-m for m in mean]
+        apply_pseudo_gradient(self.optimizer, self.params, pseudo)
+        with_buffers = [u for u in good if u.buffers is not None]
+        if self.has_buffers and with_buffers:
+            bw = [
+                float(u.num_samples) * u.weight if self.weighting == "samples" else u.weight
+                for u in with_buffers
+            ]
+            load_buffers(self.model, aggregate_buffers([u.buffers for u in with_buffers if u.buffers], bw))
+        return outcome
+
+    def evaluate(self) -> Evaluation:
+        """Test accuracy and loss of the global model."""
+        return evaluate(self.model, self.x_test, self.y_test)
+
+    # --------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer state and version (for checkpoints)."""
+        return {
+            "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "version": self.version,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.version = int(state["version"])
+
+    def parameters_snapshot(self) -> list[torch.Tensor]:
+        """Detached copies of the global parameters."""
+        return snapshot(self.params)

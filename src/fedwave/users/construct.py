@@ -1,0 +1,188 @@
+"""``construct_user``: build the user of ``cfg_case.user.user_type`` with its own data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import nn
+
+from fedwave.errors import ConfigError
+from fedwave.users.aggregate import MultiUserAggregate
+from fedwave.users.base import LossFn, User
+from fedwave.users.config import UserConfig
+from fedwave.users.multi import UserMultiStep
+from fedwave.users.single import UserSingleStep
+
+_DEFAULT_POINTS = {"local_gradient": 1, "local_update": 4}
+
+
+@dataclass
+class UserDataSource:
+    """The training data of all users: the samples and one index array per user (disjoint partition).
+
+    Attributes:
+        inputs: all training inputs, shape (N, *input_shape).
+        labels: all training labels, shape (N,).
+        parts: ``parts[k]`` holds the sample indices of user k.
+        data_key: ``"inputs"`` for tensors, ``"input_ids"`` for token data.
+    """
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    parts: Sequence[Any]
+    data_key: str = "inputs"
+
+    @property
+    def num_users(self) -> int:
+        """Number of users the data is partitioned for."""
+        return len(self.parts)
+
+    def user_data(self, idx: int, num_data_points: int | Literal["all"]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``num_data_points`` samples of user ``idx`` (always the same ones), or all of them."""
+        if not 0 <= idx < self.num_users:
+            raise ConfigError(f"user index {idx} is outside the {self.num_users} users of the partition")
+        index = torch.as_tensor(self.parts[idx], dtype=torch.long)
+        if num_data_points != "all":
+            if num_data_points > index.numel():
+                raise ConfigError(
+                    f"user {idx} holds {index.numel()} samples but num_data_points={num_data_points}; "
+                    "lower num_data_points or use fewer users"
+                )
+            index = index[:num_data_points]
+        return self.inputs[index], self.labels[index]
+
+
+class _CaseLike(Protocol):
+    user: UserConfig
+
+
+def _resolve_points(cfg: UserConfig, user_type: str) -> int | Literal["all"]:
+    if cfg.num_data_points is not None:
+        return cfg.num_data_points
+    return _DEFAULT_POINTS.get(user_type, _DEFAULT_POINTS["local_update"])
+
+
+def _single(
+    model: nn.Module,
+    loss_fn: LossFn,
+    cfg: UserConfig,
+    setup: dict[str, Any],
+    data: UserDataSource,
+    seed: int,
+    working: nn.Module | None,
+    points: int | Literal["all"],
+) -> User:
+    x, y = data.user_data(cfg.user_idx, points)
+    return UserSingleStep(
+        model,
+        loss_fn,
+        x,
+        y,
+        cfg,
+        setup,
+        user_idx=cfg.user_idx,
+        seed=seed,
+        data_key=data.data_key,
+        working_model=working,
+    )
+
+
+def _multi(
+    model: nn.Module,
+    loss_fn: LossFn,
+    cfg: UserConfig,
+    setup: dict[str, Any],
+    data: UserDataSource,
+    seed: int,
+    working: nn.Module | None,
+    points: int | Literal["all"],
+) -> User:
+    x, y = data.user_data(cfg.user_idx, points)
+    return UserMultiStep(
+        model,
+        loss_fn,
+        x,
+        y,
+        cfg,
+        setup,
+        user_idx=cfg.user_idx,
+        seed=seed,
+        data_key=data.data_key,
+        working_model=working,
+    )
+
+
+def _aggregate(
+    model: nn.Module,
+    loss_fn: LossFn,
+    cfg: UserConfig,
+    setup: dict[str, Any],
+    data: UserDataSource,
+    seed: int,
+    working: nn.Module | None,
+    points: int | Literal["all"],
+) -> User:
+    user_data = [data.user_data(k, points) for k in range(*cfg.user_range)]
+    return MultiUserAggregate(model, loss_fn, user_data, cfg, setup, seed=seed, data_key=data.data_key)
+
+
+_Factory = Callable[
+    [
+        nn.Module,
+        LossFn,
+        UserConfig,
+        dict[str, Any],
+        UserDataSource,
+        int,
+        "nn.Module | None",
+        "int | Literal['all']",
+    ],
+    User,
+]
+USER_TYPES: dict[str, _Factory] = {
+    "local_gradient": _single,
+    "local_update": _multi,
+    "multiuser_aggregate": _aggregate,
+}
+
+
+def construct_user(
+    model: nn.Module,
+    loss_fn: LossFn,
+    cfg_case: Any,
+    setup: dict[str, Any],
+    *,
+    data: UserDataSource | None = None,
+    seed: int | None = None,
+    working_model: nn.Module | None = None,
+) -> User:
+    """Build the user that ``cfg_case.user.user_type`` names, holding its own data.
+
+    Args:
+        model: the architecture (never modified: the user trains a copy).
+        loss_fn: a mean-reduced loss.
+        cfg_case: an object with a ``user`` section (a :class:`UserConfig`) and, when ``data`` is not
+            given, a ``data`` section from which the dataset and partition are built (a fedwave ``Config``).
+        setup: ``{"device": ..., "dtype": ...}``.
+        data: the partitioned training data (fedwave extension; built from ``cfg_case`` if omitted).
+        seed: seed of the user's random streams (default ``cfg_case.seed`` or 0).
+        working_model: a model copy the user may share with users that run one after another.
+
+    Raises:
+        ConfigError: unknown ``user_type`` (the message lists the valid ones) or impossible data sizes.
+    """
+    cfg: UserConfig = cfg_case.user
+    user_type = cfg.user_type
+    if user_type not in USER_TYPES:
+        raise ConfigError(f"user.user_type: unknown '{user_type}'; valid types: {', '.join(USER_TYPES)}")
+    run_seed = seed if seed is not None else int(getattr(cfg_case, "seed", 0))
+    if data is None:
+        from fedwave.data.federated import user_data_source
+
+        data = user_data_source(cfg_case, run_seed)
+    return USER_TYPES[user_type](
+        model, loss_fn, cfg, setup, data, run_seed, working_model, _resolve_points(cfg, user_type)
+    )

@@ -1,0 +1,141 @@
+"""The BS: aggregation maths, buffers, tied weights, NaN rejection, server optimizers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from fedwave.server import BaseStation, ReceivedUpdate, aggregate_buffers, weighted_mean
+from fedwave.users.tensors import load_parameters, persistent_buffers
+
+
+def _server_cfg(**kw: float) -> SimpleNamespace:
+    base = {
+        "optimizer": "sgd",
+        "lr": 1.0,
+        "momentum": 0.0,
+        "nesterov": False,
+        "beta1": 0.9,
+        "beta2": 0.99,
+        "eps": 1e-3,
+    }
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def _bs(model: nn.Module, algorithm: str = "fedavg", weighting: str = "samples", **kw: float) -> BaseStation:
+    return BaseStation(
+        model,
+        _server_cfg(**kw),
+        algorithm=algorithm,
+        weighting=weighting,  # type: ignore[arg-type]
+        x_test=torch.zeros(2, 4),
+        y_test=torch.zeros(2, dtype=torch.long),
+    )
+
+
+def test_weighted_mean_by_hand() -> None:
+    a, b = [torch.tensor([1.0, 2.0])], [torch.tensor([3.0, 6.0])]
+    torch.testing.assert_close(weighted_mean([a, b])[0], torch.tensor([2.0, 4.0]))
+    torch.testing.assert_close(weighted_mean([a, b], [3, 1])[0], torch.tensor([1.5, 3.0]))
+    with pytest.raises(ValueError):
+        weighted_mean([a, b], [0, 0])
+
+
+def test_fedavg_with_sgd_lr1_is_the_weighted_mean_of_local_models() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    bs = _bs(model)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    d1 = [torch.ones_like(p) for p in w0]
+    d2 = [3 * torch.ones_like(p) for p in w0]
+    bs.aggregate([ReceivedUpdate(0, d1, 10), ReceivedUpdate(1, d2, 30)])
+    for p, w in zip(bs.model.parameters(), w0):
+        torch.testing.assert_close(p.detach(), w + 2.5)  # (10*1 + 30*3) / 40
+
+
+def test_fedsgd_takes_a_gradient_step() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    bs = _bs(model, algorithm="fedsgd", weighting="uniform", lr=0.1)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    g = [torch.full_like(p, 2.0) for p in w0]
+    bs.aggregate([ReceivedUpdate(0, g, 1), ReceivedUpdate(1, g, 5)])
+    for p, w in zip(bs.model.parameters(), w0):
+        torch.testing.assert_close(p.detach(), w - 0.2)
+
+
+def test_momentum_and_adam_change_the_step() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    d = [torch.ones_like(p) for p in model.parameters()]
+    plain, mom, adam = _bs(model), _bs(model, momentum=0.9), _bs(model, optimizer="adam", lr=0.01)
+    for bs in (plain, mom, adam):
+        for _ in range(2):
+            bs.aggregate([ReceivedUpdate(0, d, 1)])
+    w0 = next(model.parameters()).detach()
+    moved = {
+        name: float((next(bs.model.parameters()).detach() - w0).mean())
+        for name, bs in (("plain", plain), ("mom", mom), ("adam", adam))
+    }
+    assert moved["plain"] == pytest.approx(2.0)
+    assert moved["mom"] == pytest.approx(1.0 + 1.9)  # second step carries 0.9 of the first
+    assert 0 < moved["adam"] < 0.05
+
+
+def test_nan_or_inf_update_is_rejected_and_not_aggregated() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    bs = _bs(model)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    good = [torch.ones_like(p) for p in w0]
+    bad = [torch.full_like(p, float("nan")) for p in w0]
+    inf = [torch.full_like(p, float("inf")) for p in w0]
+    outcome = bs.aggregate([ReceivedUpdate(0, good, 1), ReceivedUpdate(1, bad, 1), ReceivedUpdate(2, inf, 1)])
+    assert outcome.rejected == [1, 2] and outcome.aggregated == [0]
+    for p, w in zip(bs.model.parameters(), w0):
+        torch.testing.assert_close(p.detach(), w + 1)
+
+
+def test_batchnorm_buffers_float_weighted_mean_integer_max() -> None:
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    bs = _bs(model)
+    names = [n for n, _ in model.named_buffers()]
+    assert names == ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    zeros = [torch.zeros_like(p) for p in model.parameters()]
+    b1 = [torch.full((3,), 1.0), torch.full((3,), 2.0), torch.tensor(5)]
+    b2 = [torch.full((3,), 3.0), torch.full((3,), 6.0), torch.tensor(9)]
+    bs.aggregate([ReceivedUpdate(0, zeros, 1, b1), ReceivedUpdate(1, zeros, 3, b2)])
+    rm, rv, nbt = persistent_buffers(bs.model)
+    torch.testing.assert_close(rm, torch.full((3,), 2.5))
+    torch.testing.assert_close(rv, torch.full((3,), 5.0))
+    assert nbt.dtype == torch.int64 and int(nbt) == 9
+    out = aggregate_buffers([b1, b2])
+    assert out[2].dtype == torch.int64
+
+
+def test_tied_weights_stay_tied_through_payload_and_aggregation() -> None:
+    model = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False))
+    model[1].weight = model[0].weight
+    assert len(list(model.parameters())) == 1
+    bs = _bs(model)
+    payload = bs.payload()
+    assert len(payload["parameters"]) == 1
+    update = [torch.ones(4, 4)]
+    bs.aggregate([ReceivedUpdate(0, update, 1)])
+    assert bs.model[0].weight is bs.model[1].weight
+    receiver = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False))
+    receiver[1].weight = receiver[0].weight
+    load_parameters(receiver, bs.payload()["parameters"])
+    assert receiver[0].weight is receiver[1].weight
+    torch.testing.assert_close(receiver[1].weight.detach(), bs.model[0].weight.detach())
+
+
+def test_payload_mismatch_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        load_parameters(nn.Linear(4, 2), [torch.zeros(3, 4), torch.zeros(2)])
+    with pytest.raises(ValueError, match="1 parameters"):
+        load_parameters(nn.Linear(4, 2), [torch.zeros(2, 4)])
