@@ -1,0 +1,161 @@
+"""The ``fedwave`` command line: one small function per command.
+
+Errors caused by input (configs, data, payloads) print one clear message and exit with status 2;
+they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fedwave.errors import FedwaveError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config file (default: the built-in default scenario)")
+    p.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. -o fl.rounds=5 -o codec=uniform:8 (repeatable)",
+    )
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from fedwave.config import load_config
+
+    return load_config(args.config, args.override)
+
+
+# ------------------------------------------------------------------------------------------ run
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one simulation and print its summary."""
+    from fedwave.config import Config, commented_yaml
+
+    if args.print_config:
+        print("# fedwave configuration: every key with its default (change any with -o key=value)")
+        print(commented_yaml(_load(args) if (args.config or args.override) else Config()))
+        return 0
+    from fedwave.cli_views import print_run_summary, round_progress
+    from fedwave.fl.run import default_run_dir, run
+
+    cfg = _load(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    with round_progress(cfg.fl.rounds, quiet=args.quiet) as on_round:
+        result = run(cfg, run_dir=run_dir, on_round=on_round)
+    print_run_summary(result)
+    return 0
+
+
+def cmd_partition(args: argparse.Namespace) -> int:
+    """Print the per-UE label histogram of the configured partition."""
+    from fedwave.data.federated import dataset_for, partition_for
+    from fedwave.data.partition import format_histogram, label_histogram
+
+    cfg = _load(args)
+    ds = dataset_for(cfg)
+    labels = ds.y_train.numpy()
+    parts = partition_for(cfg, labels)
+    print(
+        f"{cfg.data.dataset}: {len(labels)} training samples, {ds.num_classes} classes, "
+        f"partition '{cfg.data.partition}' over {cfg.fl.num_ues} UEs (seed {cfg.seed})"
+    )
+    print(format_histogram(label_histogram(parts, labels, ds.num_classes), max_rows=args.max_rows))
+    return 0
+
+
+def cmd_codecs(args: argparse.Namespace) -> int:
+    """List the codecs with their parameters."""
+    from fedwave.codecs import format_codec_list
+
+    print(format_codec_list())
+    return 0
+
+
+def cmd_cell(args: argparse.Namespace) -> int:
+    """Describe the sampled cell: per UE distance, SNR, rate, upload and compute time."""
+    from fedwave.cli_views import describe_cell_for
+
+    print(describe_cell_for(_load(args)))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Benchmarks that print figures (not tests)."""
+    if args.what == "codecs":
+        from fedwave.codecs.bench import format_benchmark, run_benchmark
+
+        specs = args.codecs.split(",") if args.codecs else None
+        print(format_benchmark(run_benchmark(num_values=args.values, repeats=args.repeats, specs=specs)))
+        return 0
+    from fedwave.sim.bench import main as clock_bench
+
+    return clock_bench(["--ues", str(args.ues), "--rounds", str(args.rounds)])
+
+
+# ------------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="fedwave", description="Federated learning over a simulated wireless cell."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run one simulation (the default scenario if no config is given)")
+    _config_args(p)
+    p.add_argument("--print-config", action="store_true", help="print the full config with comments and exit")
+    p.add_argument("--out", help="run directory (default: output.dir/output.name or a timestamped name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("partition", help="print the per-UE label histogram of the partition")
+    _config_args(p)
+    p.add_argument("--max-rows", type=int, default=50, help="UE rows shown (default 50)")
+    p.set_defaults(func=cmd_partition)
+
+    p = sub.add_parser("codecs", help="list the update codecs and their parameters")
+    p.set_defaults(func=cmd_codecs)
+
+    p = sub.add_parser("cell", help="describe the sampled cell per UE (distance, SNR, rate, times)")
+    _config_args(p)
+    p.set_defaults(func=cmd_cell)
+
+    p = sub.add_parser("bench", help="benchmarks: 'codecs' (bytes, NMSE, MB/s) or 'clock' (events/s)")
+    p.add_argument("what", choices=["codecs", "clock"])
+    p.add_argument(
+        "--values", type=int, default=1_199_882, help="codecs: vector length (default: the CNN's size)"
+    )
+    p.add_argument("--repeats", type=int, default=3, help="codecs: timing repeats (best is kept)")
+    p.add_argument("--codecs", help="codecs: comma-separated spec strings (default: all)")
+    p.add_argument("--ues", type=int, default=10_000, help="clock: number of UEs")
+    p.add_argument("--rounds", type=int, default=5, help="clock: rounds")
+    p.set_defaults(func=cmd_bench)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fedwave`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except FedwaveError as exc:
+        print(f"fedwave: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fedwave: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

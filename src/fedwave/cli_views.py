@@ -1,0 +1,131 @@
+"""What the command line shows: the progress bar, the run summary, the cell description."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fedwave.records import RoundRecord, UEEvent
+
+console = Console()
+
+
+@contextlib.contextmanager
+def round_progress(rounds: int, *, quiet: bool = False) -> Iterator[Any]:
+    """A progress bar over rounds; yields the per-round hook that advances it."""
+    if quiet:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]rounds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("", total=rounds)
+
+        def hook(record: RoundRecord, events: list[UEEvent]) -> None:
+            progress.update(
+                task,
+                advance=1,
+                description=(
+                    f"acc {record.accuracy:.3f}  sim t {record.t_end:,.1f} s  "
+                    f"up {record.bytes_up / 1e6:.2f} MB"
+                ),
+            )
+
+        yield hook
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n} GB"
+
+
+def print_run_summary(result: Any) -> None:
+    """The summary table of a finished run."""
+    s = result.summary
+    cfg = result.config
+    t = Table(
+        title=f"fedwave run: {cfg.data.dataset}, {cfg.model.name}, codec {cfg.codec.uplink}, "
+        f"{cfg.wireless.policy.name} policy",
+        show_header=False,
+    )
+    t.add_column("metric", style="bold")
+    t.add_column("value")
+    t.add_row("rounds", str(s["rounds"]))
+    t.add_row("final test accuracy", f"{s['final_accuracy']:.4f} (best {s['best_accuracy']:.4f})")
+    t.add_row("final test loss", f"{s['final_loss']:.4f}")
+    total = s["simulated_time_s"]
+    t.add_row("simulated time", f"{total:,.2f} s")
+    for key, label in (
+        ("time_compute_s", "compute"),
+        ("time_uplink_s", "uplink"),
+        ("time_downlink_s", "downlink"),
+        ("time_wait_s", "waiting"),
+    ):
+        share = s[key] / total * 100 if total > 0 else 0.0
+        t.add_row(f"  {label}", f"{s[key]:,.2f} s ({share:.0f}%)")
+    ratio = s["uplink_compute_ratio"]
+    same = "yes" if 0.1 <= ratio <= 10 else "no"
+    t.add_row(
+        "uplink / compute per UE",
+        f"{s['mean_ue_uplink_s']:.3f} s / {s['mean_ue_compute_s']:.3f} s = {ratio:.2f} "
+        f"(same order of magnitude, within 10x: {same})",
+    )
+    t.add_row("bytes up / down", f"{_fmt_bytes(s['bytes_up'])} / {_fmt_bytes(s['bytes_down'])}")
+    t.add_row("energy (all UEs)", f"{s['energy_j']:,.2f} J")
+    counts = ", ".join(f"{k} {s[k]}" for k in ("dropped", "lost", "skipped", "rejected"))
+    t.add_row("updates", counts)
+    if "time_to_accuracy_s" in s:
+        tta = s["time_to_accuracy_s"]
+        t.add_row(
+            f"time to accuracy {s['target_accuracy']}", "not reached" if tta is None else f"{tta:,.2f} s"
+        )
+    if result.run_dir is not None:
+        t.add_row("run directory", str(result.run_dir))
+    console.print(t)
+    if math.isnan(s["final_accuracy"]):
+        console.print("[red]the final accuracy is NaN: check the learning rates[/red]")
+
+
+def describe_cell_for(cfg: Any) -> str:
+    """The ``fedwave cell`` table for a config: per UE distance, SNR, rate, upload and compute time."""
+    import torch
+
+    from fedwave.codecs import get_codec
+    from fedwave.data.federated import dataset_for, partition_for
+    from fedwave.devices import training_flops_per_sample
+    from fedwave.models import build_model
+    from fedwave.rng import derive_seed, torch_generator
+    from fedwave.sim import Clock, describe_cell, format_cell
+
+    ds = dataset_for(cfg)
+    parts = partition_for(cfg, ds.y_train.numpy())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(cfg.seed, "model-init"))
+        model = build_model(cfg.model.name, tuple(ds.input_shape), ds.num_classes)
+    params = [p.detach() for p in model.parameters()]
+    payload = len(get_codec(cfg.codec.uplink).encode(params, rng=torch_generator(cfg.seed, "cell"), state={}))
+    flops = training_flops_per_sample(model, tuple(ds.input_shape), ds.num_classes)
+    clock = Clock(cfg.wireless, cfg.fl.num_ues, flops, cfg.seed)
+    epochs = cfg.fl.local_epochs if cfg.fl.algorithm == "fedavg" else 1
+    rows = describe_cell(clock, payload, [epochs * len(p) for p in parts])
+    head = (
+        f"cell: {cfg.fl.num_ues} UEs, {cfg.wireless.access.scheme.upper()}, "
+        f"update of {payload:,} bytes with codec {cfg.codec.uplink}, {flops:,.0f} training FLOP/sample"
+    )
+    return head + "\n" + format_cell(rows)

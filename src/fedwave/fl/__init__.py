@@ -1,0 +1,1 @@
+"""The federated-learning run: the driver the clock calls, the runner, summaries."""
