@@ -1,0 +1,63 @@
+"""Random channel variations: log-normal shadowing (once per UE) and small-scale block fading.
+
+Fading is expressed as the power gain |h|^2 with mean 1, so that averaging over the fading leaves the
+large-scale gain (path loss and shadowing) unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: The smallest fading power returned (a draw of exactly 0 would make a rate of 0 bit/s).
+MIN_FADING_POWER = 1e-12
+
+
+def sample_shadowing_db(rng: np.random.Generator, num_ues: int, sigma_db: float) -> NDArray[np.float64]:
+    """Log-normal shadowing in dB, N(0, sigma_db^2), one value per UE (a gain: positive is better)."""
+    if sigma_db == 0.0:
+        return np.zeros(num_ues)
+    return rng.normal(0.0, sigma_db, num_ues)
+
+
+def _rayleigh(rng: np.random.Generator, n: int, k_factor: float) -> NDArray[np.float64]:
+    return rng.standard_exponential(n)
+
+
+def _rician(rng: np.random.Generator, n: int, k_factor: float) -> NDArray[np.float64]:
+    # h = sqrt(K/(K+1)) + sqrt(1/(K+1)) * CN(0, 1): E|h|^2 = 1. Draws laid out per UE (n, 2).
+    z = rng.standard_normal((n, 2)) * np.sqrt(0.5)
+    los = np.sqrt(k_factor / (k_factor + 1.0))
+    scatter = np.sqrt(1.0 / (k_factor + 1.0))
+    return (los + scatter * z[:, 0]) ** 2 + (scatter * z[:, 1]) ** 2
+
+
+def _none(rng: np.random.Generator, n: int, k_factor: float) -> NDArray[np.float64]:
+    return np.ones(n)
+
+
+FADING_MODELS: dict[str, Callable[[np.random.Generator, int, float], NDArray[np.float64]]] = {
+    "rayleigh": _rayleigh,
+    "rician": _rician,
+    "none": _none,
+}
+
+
+def sample_fading_power(
+    rng: np.random.Generator, num: int, model: str, k_factor: float = 0.0
+) -> NDArray[np.float64]:
+    """Block-fading power gains |h|^2 (linear, mean 1), one per UE, for one block (round).
+
+    Args:
+        rng: the generator of this block's stream.
+        num: how many values; value i always comes from the same draws of the stream, whatever ``num``.
+        model: ``"rayleigh"`` (|h|^2 ~ Exp(1)), ``"rician"`` (factor ``k_factor``, linear) or ``"none"``.
+        k_factor: Rician K, the power ratio of the line-of-sight path to the scattered paths (linear).
+    """
+    try:
+        fn = FADING_MODELS[model]
+    except KeyError:
+        raise ValueError(f"unknown fading model {model!r}; known: {sorted(FADING_MODELS)}") from None
+    return np.maximum(fn(rng, num, k_factor), MIN_FADING_POWER)

@@ -1,0 +1,80 @@
+"""The seam between the clock (simulated time) and the FL logic (a driver written elsewhere).
+
+The clock decides *when* things happen on the air; the driver decides *what* is computed. The clock calls
+the driver at these moments of simulated time (none of the calls take simulated time themselves):
+
+- ``select``: at the start of a round (async: whenever a training slot frees up);
+- ``broadcast_bytes``: when the BS is about to send the current model;
+- ``local_update``: when a UE starts computing (after it received the model);
+- ``aggregate``: when the round's policy closes the round (async: after every ``buffer_k`` arrivals);
+- ``end_round``: right after ``aggregate``, with the round's record and per-UE timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from fedwave.records import RoundRecord, UEEvent
+
+
+@dataclass
+class LocalResult:
+    """What a UE's local update produced, as far as the air is concerned.
+
+    Attributes:
+        payload_bytes: length in bytes of the encoded uplink message (the codec's output, measured).
+        samples_processed: samples processed in local training (epochs x samples); drives compute time.
+        skip: event-triggered: the UE sends only a short "no update" message (``skip_message_bytes``).
+        handle: opaque reference for the driver, handed back in :class:`Arrival`.
+    """
+
+    payload_bytes: int
+    samples_processed: int
+    skip: bool = False
+    handle: object = None
+
+
+@dataclass
+class Arrival:
+    """An update (or a "no update" message, ``skip=True``) that reached the BS and counts for aggregation.
+
+    Attributes:
+        ue: the UE id.
+        handle: the ``LocalResult.handle`` of that update.
+        staleness: BS model version at aggregation minus the version the UE trained on (0 when synchronous).
+        weight: staleness weight 1 / sqrt(1 + staleness) (1.0 when synchronous).
+        skip: the UE sent a "no update" message instead of an update.
+    """
+
+    ue: int
+    handle: object
+    staleness: int
+    weight: float
+    skip: bool
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """The FL side of a run, driven by :class:`~fedwave.sim.clock.Clock`."""
+
+    def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
+        """The BS picks at most ``count`` distinct UEs among ``available`` (ascending UE ids)."""
+        ...
+
+    def broadcast_bytes(self) -> int:
+        """Bytes of the current downlink model message."""
+        ...
+
+    def local_update(self, round: int, ue: int, version: int) -> LocalResult:
+        """Host work at the moment UE ``ue`` starts computing on model ``version``; no simulated time."""
+        ...
+
+    def aggregate(self, round: int, arrivals: list[Arrival]) -> None:
+        """BS step with the updates that count (possibly none); the model version increases by 1."""
+        ...
+
+    def end_round(self, record: RoundRecord, events: list[UEEvent]) -> bool:
+        """Receive the round's record and timeline (fill accuracy/loss); return False to stop the run."""
+        ...

@@ -1,0 +1,145 @@
+"""One synchronous round on the simulated clock (policies ``sync``, ``deadline``, ``first_k``).
+
+select -> broadcast -> UE processes -> the policy's BS process closes the round -> aggregate ->
+end_round. Each round runs in its own SimPy environment starting at the previous round's end, so a
+round depends only on (config, seed, round, driver) and a run resumed at round r is exact. UEs still busy
+when the round closes are cut there: status "dropped", timeline and energy up to the close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Generator, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import simpy
+
+from fedwave.sim.fifo import FifoChannel
+from fedwave.sim.protocol import Arrival, Driver
+from fedwave.sim.timeline import build_record
+from fedwave.sim.ue import Job, TdmaUplink, Uplink, run_until, ue_process
+
+if TYPE_CHECKING:
+    from fedwave.sim.clock import Clock
+
+
+class RoundState:
+    """What the BS knows during a round: completions so far and events to wait on.
+
+    Attributes:
+        t_start: round start (s).
+        completed: jobs whose upload ended (delivered or lost), in order of completion.
+        received: number of messages delivered so far (updates and "no update" messages).
+        all_done: fires when every selected UE's upload has ended.
+    """
+
+    def __init__(self, env: simpy.Environment, n_selected: int, t_start: float) -> None:
+        self.env = env
+        self.t_start = t_start
+        self.n_selected = n_selected
+        self.completed: list[Job] = []
+        self.received = 0
+        self.all_done = env.event()
+        self._waiting: dict[int, simpy.Event] = {}
+        if n_selected == 0:
+            self.all_done.succeed()
+
+    def arrive(self, job: Job) -> None:
+        """A UE's upload ended (called by its process)."""
+        self.completed.append(job)
+        if job.delivered:
+            job.rank = self.received
+            self.received += 1
+            waiter = self._waiting.pop(self.received, None)
+            if waiter is not None:
+                waiter.succeed()
+        if len(self.completed) == self.n_selected:
+            self.all_done.succeed()
+
+    def received_event(self, k: int) -> simpy.Event:
+        """An event that fires when the k-th message has been delivered."""
+        ev = self.env.event()
+        if self.received >= k:
+            ev.succeed()
+        else:
+            self._waiting[k] = ev
+        return ev
+
+
+class ClosingRule(Protocol):
+    """The part of a round policy that the round needs."""
+
+    def closing(self, env: simpy.Environment, state: RoundState) -> Generator[simpy.Event, Any, None]:
+        """The BS's process: returns when the round closes."""
+        ...
+
+    def counts(self, state: RoundState, job: Job) -> bool:
+        """Whether a completed job counts (False: it completed after the close, at the same instant)."""
+        ...
+
+
+def checked_selection(selected: Iterable[int], allowed: Container[int], count: int) -> list[int]:
+    """Validate the driver's choice: at most ``count`` distinct ids, each in ``allowed`` (a set or range)."""
+    chosen = [int(u) for u in selected]
+    if len(chosen) > count or len(set(chosen)) != len(chosen) or not all(u in allowed for u in chosen):
+        raise ValueError(
+            f"Driver.select must return at most {count} distinct ids among the available UEs, "
+            f"got {chosen[:20]}"
+        )
+    return chosen
+
+
+def run_round(
+    clock: Clock, driver: Driver, rule: ClosingRule, rnd: int, clients_per_round: int, t0: float
+) -> tuple[float, bool]:
+    """Simulate round ``rnd`` from time ``t0`` (s); return (end time in s, whether to continue)."""
+    cfg = clock.cfg
+    env = simpy.Environment(initial_time=t0)
+    selected = sorted(
+        checked_selection(
+            driver.select(rnd, range(clock.num_ues), clients_per_round),
+            range(clock.num_ues),
+            clients_per_round,
+        )
+    )
+    fading = clock.cell.fading_power(clock.seed, rnd)[selected]
+    jobs = clock.make_jobs(
+        selected,
+        round=rnd,
+        version=rnd,
+        fading=fading,
+        bandwidth_hz=clock.uplink_bandwidth_hz(selected),
+        error_keys=lambda ue: (rnd, ue),
+    )
+    state = RoundState(env, len(jobs), t0)
+    uplink = TdmaUplink(FifoChannel(env)) if cfg.access.scheme == "tdma" else Uplink()
+    ctx = clock.job_context(driver, uplink, state.arrive)
+    dl_bytes = driver.broadcast_bytes() if jobs else 0
+    downlink = clock.group_downlink(env, jobs, dl_bytes)
+    for job in jobs:
+        env.process(ue_process(env, job, downlink, ctx))
+    bs = env.process(rule.closing(env, state))
+    clock.events_processed += run_until(env, bs)
+    t_end = env.now
+
+    arrivals: list[Arrival] = []
+    critical: Job | None = None
+    for job in state.completed:
+        if not rule.counts(state, job):
+            continue
+        assert job.result is not None
+        if job.delivered:
+            job.event.status = "skipped" if job.result.skip else "arrived"
+            arrivals.append(Arrival(job.ue, job.result.handle, 0, 1.0, job.result.skip))
+        else:
+            job.event.status = "lost"
+        critical = job
+    for job in jobs:
+        job.finalize(t_end)
+    if critical is None and jobs:
+        critical = jobs[0]
+    events = [job.event for job in jobs]
+    unicast = cfg.downlink.mode == "unicast"
+    bytes_down = sum(e.bytes_down for e in events) if unicast else dl_bytes
+    driver.aggregate(rnd, arrivals)
+    record = build_record(rnd, t0, t_end, events, critical.event if critical else None, bytes_down)
+    return t_end, bool(driver.end_round(record, events))

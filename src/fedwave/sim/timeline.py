@@ -1,0 +1,103 @@
+"""From a round's UE timelines to its :class:`RoundRecord`: counts, bytes, energy and the time split.
+
+The time split follows the critical path: the UE whose update (or loss) closed the round. Its phases,
+intersected with the round's interval [t_start, t_end], give ``time_downlink`` (receiving the model),
+``time_compute`` and ``time_uplink`` (airtime, every attempt); ``time_wait`` is the rest of the round
+(waiting for the downlink or the TDMA channel, and the BS idling until a deadline). The four sum to the
+round's duration. If no UE completed before the round closed (a deadline that nobody met), the critical
+UE is the lowest-id selected UE, its timeline cut at the close. In async rounds the closing UE is the
+one whose arrival filled the buffer; its phases before t_start (it trained on an older model) are left
+out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from fedwave.records import RoundRecord, UEEvent
+
+#: Statuses of a UE whose upload ended (its airtime and compute time are complete).
+COMPLETED = ("arrived", "skipped", "lost")
+
+
+def _overlap(a: float, b: float, lo: float, hi: float) -> float:
+    return max(0.0, min(b, hi) - max(a, lo))
+
+
+def time_split(critical: UEEvent | None, t_start: float, t_end: float) -> tuple[float, float, float, float]:
+    """``(compute, uplink, downlink, wait)`` in s on the critical UE's timeline; sum: t_end - t_start."""
+    duration = t_end - t_start
+    if critical is None:
+        return 0.0, 0.0, 0.0, duration
+    dl = _overlap(critical.t_download_start, critical.t_download_end, t_start, t_end)
+    cp = _overlap(critical.t_compute_start, critical.t_compute_end, t_start, t_end)
+    up = _overlap(critical.t_upload_start, critical.t_upload_end, t_start, t_end)
+    return cp, up, dl, max(0.0, duration - cp - up - dl)
+
+
+def uplink_compute_ratio(events: Sequence[UEEvent]) -> float:
+    """Mean uplink airtime / mean compute time (both s) over the UEs whose upload ended; NaN if none."""
+    done = [e for e in events if e.status in COMPLETED]
+    if not done:
+        return math.nan
+    up = sum(e.t_upload_end - e.t_upload_start for e in done) / len(done)
+    cp = sum(e.t_compute_end - e.t_compute_start for e in done) / len(done)
+    return up / cp if cp > 0 else math.inf
+
+
+def build_record(
+    round: int,
+    t_start: float,
+    t_end: float,
+    events: Sequence[UEEvent],
+    critical: UEEvent | None,
+    bytes_down: int,
+) -> RoundRecord:
+    """The round's record.
+
+    ``bytes_up`` sums the payload bytes of every message put on the air (the codec's bytes, also of
+    messages cut by the close; headers and retransmissions show in airtime, not here); ``bytes_down`` is
+    what the BS sent (a broadcast counts once); ``energy_j`` is the UEs' energy (compute + radio, J);
+    ``samples`` the samples processed by all UEs of the round. ``extra`` holds ``uplink_compute_ratio``,
+    ``airtime_mean_s``, ``compute_mean_s``, ``energy_compute_j`` and ``energy_radio_j``.
+    """
+    cp, up, dl, wait = time_split(critical, t_start, t_end)
+    counts = {s: 0 for s in ("arrived", "dropped", "lost", "skipped", "rejected")}
+    for e in events:
+        if e.status in counts:
+            counts[e.status] += 1
+    done = [e for e in events if e.status in COMPLETED]
+    e_cp = sum(e.energy_compute_j for e in events)
+    e_radio = sum(e.energy_radio_j for e in events)
+    extra = {
+        "uplink_compute_ratio": uplink_compute_ratio(events),
+        "airtime_mean_s": (sum(e.t_upload_end - e.t_upload_start for e in done) / len(done))
+        if done
+        else math.nan,
+        "compute_mean_s": (sum(e.t_compute_end - e.t_compute_start for e in done) / len(done))
+        if done
+        else math.nan,
+        "energy_compute_j": e_cp,
+        "energy_radio_j": e_radio,
+    }
+    return RoundRecord(
+        round=round,
+        t_start=t_start,
+        t_end=t_end,
+        time_compute=cp,
+        time_uplink=up,
+        time_downlink=dl,
+        time_wait=wait,
+        bytes_up=sum(e.bytes_up for e in events),
+        bytes_down=bytes_down,
+        selected=len(events),
+        arrived=counts["arrived"],
+        dropped=counts["dropped"],
+        lost=counts["lost"],
+        skipped=counts["skipped"],
+        rejected=counts["rejected"],
+        samples=sum(e.samples for e in events),
+        energy_j=e_cp + e_radio,
+        extra=extra,
+    )
