@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="clock: rounds")
     p.set_defaults(func=cmd_bench)
 
+    from fedwave.cli_study import add_study_commands
+
+    add_study_commands(sub, _config_args)
     return parser
 
 

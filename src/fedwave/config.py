@@ -122,18 +122,18 @@ class Config(Section):
     """A whole fedwave run."""
 
     seed: int = Field(0, ge=0, description="seed of every random stream of the run")
-    data: DataConfig = Field(default_factory=DataConfig)  # type: ignore[arg-type]
-    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
-    fl: FLConfig = Field(default_factory=FLConfig)  # type: ignore[arg-type]
-    server: ServerConfig = Field(default_factory=ServerConfig)  # type: ignore[arg-type]
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    fl: FLConfig = Field(default_factory=FLConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     local_privacy: LocalDPConfig = Field(
-        default_factory=LocalDPConfig,  # type: ignore[arg-type]
+        default_factory=LocalDPConfig,
         description="users.md local noise/clipping (absolute scale, unaccounted)",
     )
-    codec: CodecConfig = Field(default_factory=CodecConfig)  # type: ignore[arg-type]
-    wireless: WirelessConfig = Field(default_factory=WirelessConfig)  # type: ignore[arg-type]
-    engine: EngineConfig = Field(default_factory=EngineConfig)  # type: ignore[arg-type]
-    output: OutputConfig = Field(default_factory=OutputConfig)  # type: ignore[arg-type]
+    codec: CodecConfig = Field(default_factory=CodecConfig)
+    wireless: WirelessConfig = Field(default_factory=WirelessConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
     @field_validator("codec", mode="before")
     @classmethod

@@ -76,15 +76,16 @@ class FederatedDriver:
         self.seed = cfg.seed
         self.executor = executor
         self.on_round = on_round
-        setup = {"device": torch.device(cfg.engine.device), "dtype": torch.float32}
+        device = torch.device(cfg.engine.device)
+        setup: dict[str, Any] = {"device": device, "dtype": torch.float32}
         self.loss_fn = nn.CrossEntropyLoss()
         self.bs = BaseStation(
             model,
             cfg.server,
             algorithm=cfg.fl.algorithm,
             weighting=cfg.fl.weighting,
-            x_test=x_test.to(setup["device"]),
-            y_test=y_test.to(setup["device"]),
+            x_test=x_test.to(device),
+            y_test=y_test.to(device),
             metadata=metadata,
         )
         # UEs train one after another, so they share one working copy of the model.
@@ -230,7 +231,7 @@ class FederatedDriver:
         received: list[ReceivedUpdate] = []
         for a in arrivals:
             key = a.handle if isinstance(a.handle, tuple) else (round, a.ue)
-            pending = self._pending.pop(key, None)  # type: ignore[arg-type]
+            pending = self._pending.pop(key, None)
             if pending is None:
                 continue
             if pending.skip:

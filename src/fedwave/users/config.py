@@ -58,7 +58,7 @@ class UserConfig(Section):
     multiuser_weighting: Literal["uniform", "samples"] = Field(
         "uniform", description="multiuser_aggregate: arithmetic mean (uniform) or weighted by samples"
     )
-    local_diff_privacy: LocalDPConfig = Field(default_factory=LocalDPConfig)  # type: ignore[arg-type]
+    local_diff_privacy: LocalDPConfig = Field(default_factory=LocalDPConfig)
 
     @model_validator(mode="after")
     def _check_range(self) -> UserConfig:

@@ -1,0 +1,120 @@
+"""The study commands: ``fedwave compare`` (a grid over seeds, resumable) and ``fedwave report``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fedwave.cli_views import console
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run (or resume) a study and print its table; write the CSV and the HTML report."""
+    import yaml
+
+    from fedwave.config import apply_overrides, config_from_dict
+    from fedwave.errors import ConfigError
+    from fedwave.fl.study import default_study_dir, parse_vary, plan_study, run_study
+    from fedwave.records import RoundRecord
+
+    base: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        base = yaml.safe_load(path.read_text()) or {}
+    base = apply_overrides(base, args.override)
+    config_from_dict(base, args.config or "defaults")
+    vary = parse_vary(args.vary)
+    plan = plan_study(base, vary, args.seeds)  # every combination is validated before anything runs
+    study_dir = Path(args.study) if args.study else default_study_dir(base, vary, args.seeds)
+    total = sum(r.config.fl.rounds for r in plan)
+    console.print(
+        f"study [bold]{study_dir}[/bold]: {len(plan) // args.seeds} method(s) x {args.seeds} seed(s) "
+        f"= {len(plan)} runs, {total} rounds"
+    )
+    ticks: dict[str, int] = {}
+    progress = Progress(
+        TextColumn("[bold]study"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("", total=total)
+
+        def on_round(run: Any, record: RoundRecord) -> None:
+            ticks[run.run_id] = ticks.get(run.run_id, 0) + 1
+            progress.update(task, advance=1, description=f"{run.method} seed {run.seed} round {record.round}")
+
+        def on_run(run: Any, what: str, info: dict[str, Any]) -> None:
+            progress.update(task, advance=run.config.fl.rounds - ticks.get(run.run_id, 0))
+            ticks[run.run_id] = run.config.fl.rounds
+            last = info.get("last")
+            tail = ""
+            if last is not None:
+                tail = f": accuracy {last.accuracy:.4f}, simulated time {last.t_end:,.1f} s"
+            if info.get("resumed_from") is not None:
+                tail += f" (resumed at round {info['resumed_from']})"
+            progress.console.print(f"  {run.method:<34} seed {run.seed}  {what}{tail}")
+
+        run_study(study_dir, base, vary, args.seeds, on_round=on_round, on_run=on_run)
+    return _summarize(study_dir, args.target, report=not args.no_report)
+
+
+def _summarize(study_dir: Path, target: float | None, *, report: bool) -> int:
+    from fedwave.report.study import load_study
+    from fedwave.report.tables import format_table, summary_table, write_csv
+
+    study = load_study(study_dir)
+    table = summary_table(study, target_accuracy=target)
+    print(format_table(table))
+    csv_path = write_csv(table, study_dir / "summary.csv")
+    console.print(f"table: {csv_path}")
+    if report:
+        from fedwave.report.html import write_report
+
+        console.print(f"report: {write_report(study_dir, target_accuracy=target)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the self-contained HTML report of a study directory."""
+    from fedwave.report.html import write_report
+
+    path = write_report(
+        Path(args.study_dir), Path(args.out) if args.out else None, target_accuracy=args.target
+    )
+    console.print(f"report: {path}")
+    return 0
+
+
+def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``compare`` and ``report`` on the main parser's subcommands."""
+    p = sub.add_parser("compare", help="compare methods over seeds (resumable); table, CSV and HTML report")
+    config_args(p)
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="a config key and its values, e.g. --vary codec=fp32,uniform:8 (repeatable: the grid is "
+        "every combination)",
+    )
+    p.add_argument("--seeds", type=int, default=1, help="seeds per combination (seed, seed+1, ...)")
+    p.add_argument("--study", help="study directory (default: studies/study-<hash of the grid>)")
+    p.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9 x best)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="write the self-contained HTML report of a study directory")
+    p.add_argument("study_dir", help="a directory made by 'fedwave compare'")
+    p.add_argument("--out", help="output HTML file (default: STUDY_DIR/report.html)")
+    p.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9 x best)")
+    p.set_defaults(func=cmd_report)
