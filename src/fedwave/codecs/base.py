@@ -1,0 +1,231 @@
+"""The codec interface, the payload framing every codec shares, and spec-argument parsing.
+
+A :class:`Codec` turns the list of tensors a UE shares into ``bytes`` (the message whose length the
+channel transmits) and back. Codecs hold no per-UE data: stateful codecs (error feedback, PowerSGD)
+read and write a :data:`CodecState` that the caller keeps per UE, so one codec object serves many UEs
+and both link directions.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from fedwave.codecs.header import (
+    DTYPE_CODES,
+    MAX_ELEMENTS,
+    MAX_NDIM,
+    CodecId,
+    Reader,
+    TensorMeta,
+    Writer,
+    frame,
+    unframe,
+)
+from fedwave.errors import ConfigError, PayloadError
+
+#: Per-UE mutable codec state owned by the caller. Holds only tensors, ints and floats (flat keys),
+#: so it can be checkpointed with ``torch.save``.
+CodecState = dict[str, Any]
+
+
+class Codec(ABC):
+    """Encode a list of tensors to bytes and decode them back.
+
+    Attributes:
+        spec: canonical spec string, e.g. ``"uniform:8"`` or ``"ef(topk:0.01)"``.
+        unbiased: ``E[decode(encode(x))] == x`` over the generator's randomness.
+        exact: lossless (for float32, float16 and bfloat16 inputs).
+        stateful: uses a :data:`CodecState` between calls (``ef``, ``powersgd``).
+    """
+
+    spec: str
+    unbiased: bool = False
+    exact: bool = False
+    stateful: bool = False
+
+    @abstractmethod
+    def encode(
+        self,
+        tensors: Sequence[torch.Tensor],
+        *,
+        rng: torch.Generator,
+        state: CodecState | None = None,
+    ) -> bytes:
+        """Encode ``tensors`` (floating point, on the CPU) to a self-describing payload.
+
+        Args:
+            tensors: the update; float32 is the main case, float16/bfloat16/float64 are accepted.
+            rng: the only source of randomness; same inputs and generator state give the same bytes.
+            state: per-UE state of a stateful codec, updated in place (``None``: start afresh and
+                keep nothing).
+
+        Returns:
+            The payload; ``len(payload)`` bytes (header and checksum included) is what is sent.
+        """
+
+    @abstractmethod
+    def decode(self, payload: bytes) -> list[torch.Tensor]:
+        """Decode a payload to tensors of the encoded shapes and dtypes.
+
+        Raises:
+            PayloadError: the bytes were not produced by this codec's ``encode``.
+        """
+
+    def __repr__(self) -> str:
+        return f"<codec {self.spec}>"
+
+
+def prepare(tensors: Sequence[torch.Tensor]) -> tuple[list[TensorMeta], list[torch.Tensor]]:
+    """Check the tensors to encode; return their metadata and flat float32 CPU views.
+
+    Raises:
+        TypeError: not a sequence of tensors, or not float32/float16/bfloat16/float64.
+        ValueError: more than 31 dimensions, or more than ``MAX_ELEMENTS`` elements in all.
+    """
+    if isinstance(tensors, torch.Tensor):
+        raise TypeError("codecs encode a sequence of tensors; wrap a single tensor in a list")
+    metas: list[TensorMeta] = []
+    flats: list[torch.Tensor] = []
+    total = 0
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"codecs encode torch tensors, got {type(t).__name__}")
+        if t.dtype not in DTYPE_CODES:
+            raise TypeError(f"codecs encode float32/float16/bfloat16/float64 tensors, got {t.dtype}")
+        if t.dim() > MAX_NDIM:
+            raise ValueError(f"tensor with {t.dim()} dimensions (at most {MAX_NDIM})")
+        total += t.numel()
+        if total > MAX_ELEMENTS:
+            raise ValueError(f"update of more than {MAX_ELEMENTS} elements")
+        metas.append(TensorMeta(tuple(t.shape), t.dtype))
+        flats.append(t.detach().reshape(-1).to(device="cpu", dtype=torch.float32).contiguous())
+    return metas, flats
+
+
+class FramedCodec(Codec):
+    """A codec whose payload is the frame of :mod:`fedwave.codecs.header` around its own body.
+
+    Subclasses set ``codec_id`` and implement :meth:`_params`, :meth:`_encode_body` and
+    :meth:`_decode_body`; this class validates inputs, writes and checks the header and checksum, and
+    turns any failure while decoding into :class:`~fedwave.errors.PayloadError`.
+    """
+
+    codec_id: ClassVar[CodecId]
+    #: Family name in the registry (``"uniform"``), its parameters and a one-line description.
+    family: ClassVar[str]
+    params_help: ClassVar[str] = "-"
+    description: ClassVar[str] = ""
+
+    @classmethod
+    @abstractmethod
+    def from_args(cls, args: list[str]) -> FramedCodec:
+        """Build the codec from the ``:``-separated arguments of its spec string.
+
+        Raises:
+            ConfigError: wrong number or values of arguments.
+        """
+
+    def _params(self) -> bytes:
+        """The codec parameters written in the header (checked on decode)."""
+        return b""
+
+    @abstractmethod
+    def _encode_body(
+        self,
+        w: Writer,
+        flats: list[torch.Tensor],
+        metas: list[TensorMeta],
+        rng: torch.Generator,
+        state: CodecState | None,
+    ) -> None:
+        """Write the body for the flat float32 tensors ``flats``."""
+
+    @abstractmethod
+    def _decode_body(self, r: Reader, metas: list[TensorMeta]) -> list[torch.Tensor]:
+        """Read the body; return one flat float32 tensor per entry of ``metas``."""
+
+    def encode(
+        self,
+        tensors: Sequence[torch.Tensor],
+        *,
+        rng: torch.Generator,
+        state: CodecState | None = None,
+    ) -> bytes:
+        """See :meth:`Codec.encode`."""
+        if not isinstance(rng, torch.Generator):
+            raise TypeError(f"rng must be a torch.Generator, got {type(rng).__name__}")
+        metas, flats = prepare(tensors)
+        w = Writer()
+        with torch.no_grad():
+            self._encode_body(w, flats, metas, rng, state)
+        return frame(self.codec_id, self._params(), metas, w.getvalue())
+
+    def decode(self, payload: bytes) -> list[torch.Tensor]:
+        """See :meth:`Codec.decode`."""
+        metas, r = unframe(payload, self.codec_id, self._params(), self.spec)
+        try:
+            with torch.no_grad():
+                flats = self._decode_body(r, metas)
+        except PayloadError:
+            raise
+        except (IndexError, ValueError, TypeError, RuntimeError, ArithmeticError, struct.error) as exc:
+            raise PayloadError(f"malformed {self.spec} payload: {exc}") from exc
+        r.expect_end()
+        return [f.reshape(m.shape).to(m.dtype) for f, m in zip(flats, metas, strict=True)]
+
+
+# --- spec arguments -------------------------------------------------------------------------------
+
+
+def expect_args(family: str, args: list[str], low: int, high: int, usage: str) -> None:
+    """Raise :class:`ConfigError` unless ``low <= len(args) <= high``."""
+    if not low <= len(args) <= high:
+        raise ConfigError(f"codec {family!r} takes {usage}; got {':'.join([family, *args])!r}")
+
+
+def parse_int(text: str, what: str, low: int, high: int) -> int:
+    """Parse an integer argument in ``[low, high]`` or raise :class:`ConfigError`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{what} must be an integer in {low}..{high}, got {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{what} must be an integer in {low}..{high}, got {value}")
+    return value
+
+
+def parse_fraction(text: str, what: str) -> float:
+    """Parse a fraction in ``(0, 1]`` or raise :class:`ConfigError`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{what} must be a number in (0, 1], got {text!r}") from None
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ConfigError(f"{what} must be a number in (0, 1], got {text!r}")
+    return value
+
+
+def kept_count(fraction: float, numel: int) -> int:
+    """Entries kept by a sparsifier keeping ``fraction`` of ``numel``: ``ceil(fraction*numel)``, >= 1."""
+    if numel == 0:
+        return 0
+    # the small slack keeps float error (0.1 * 30 = 3.0000000000000004) from adding an entry
+    return min(numel, max(1, math.ceil(fraction * numel - 1e-9)))
+
+
+def draw_seed(rng: torch.Generator) -> int:
+    """A 63-bit seed for shared randomness, drawn from ``rng``."""
+    return int(torch.randint(0, 2**63 - 1, (1,), generator=rng, dtype=torch.int64).item())
+
+
+def seeded(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (shared randomness regenerated by the decoder)."""
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed)
+    return g

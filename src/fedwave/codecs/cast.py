@@ -1,0 +1,86 @@
+"""Casts: ``fp32`` (lossless), ``fp16`` and ``bf16`` (round to nearest).
+
+Body: every tensor's values in order, 4 bytes (``fp32``) or 2 bytes (``fp16``, ``bf16``) each,
+little-endian. Size: ``32 d`` or ``16 d`` bits for ``d`` coordinates.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from fedwave.codecs.base import CodecState, FramedCodec, expect_args
+from fedwave.codecs.header import CodecId, Reader, TensorMeta, Writer
+
+
+class _CastCodec(FramedCodec):
+    """Send every value as ``wire_dtype``."""
+
+    wire_dtype: ClassVar[torch.dtype]
+    np_dtype: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.spec = self.family
+
+    @classmethod
+    def from_args(cls, args: list[str]) -> _CastCodec:
+        expect_args(cls.family, args, 0, 0, "no arguments")
+        return cls()
+
+    def _encode_body(
+        self,
+        w: Writer,
+        flats: list[torch.Tensor],
+        metas: list[TensorMeta],
+        rng: torch.Generator,
+        state: CodecState | None,
+    ) -> None:
+        for flat in flats:
+            wire = flat.to(self.wire_dtype)
+            if self.wire_dtype == torch.bfloat16:
+                wire = wire.view(torch.int16)
+            w.raw(wire.numpy().astype(self.np_dtype, copy=False).tobytes())
+
+    def _decode_body(self, r: Reader, metas: list[TensorMeta]) -> list[torch.Tensor]:
+        out = []
+        for meta in metas:
+            arr = r.array(meta.numel, self.np_dtype, "values")
+            t = torch.from_numpy(arr.astype(np.dtype(self.np_dtype).newbyteorder("="), copy=False))
+            if self.wire_dtype == torch.bfloat16:
+                t = t.view(torch.bfloat16)
+            out.append(t.to(torch.float32))
+        return out
+
+
+class FP32(_CastCodec):
+    """Raw float32: 32 bits per coordinate, lossless."""
+
+    codec_id = CodecId.FP32
+    family = "fp32"
+    description = "raw float32 (32 bits/coordinate, lossless)"
+    wire_dtype = torch.float32
+    np_dtype = "<f4"
+    unbiased = True
+    exact = True
+
+
+class FP16(_CastCodec):
+    """IEEE half precision: 16 bits per coordinate, round to nearest (overflow to inf above 65504)."""
+
+    codec_id = CodecId.FP16
+    family = "fp16"
+    description = "cast to IEEE float16 (16 bits/coordinate, round to nearest)"
+    wire_dtype = torch.float16
+    np_dtype = "<f2"
+
+
+class BF16(_CastCodec):
+    """bfloat16: 16 bits per coordinate, float32's range with 8 significant bits."""
+
+    codec_id = CodecId.BF16
+    family = "bf16"
+    description = "cast to bfloat16 (16 bits/coordinate, round to nearest)"
+    wire_dtype = torch.bfloat16
+    np_dtype = "<i2"
