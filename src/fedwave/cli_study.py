@@ -68,6 +68,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return _summarize(study_dir, args.target, report=not args.no_report)
 
 
+DEMO_CODECS = "fp32,uniform:8,qsgd:16,ef(sign),ef(topk:0.01)"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo study: the default scenario, five codecs, two seeds, a table and an HTML report."""
+    args.config = None
+    args.vary = [f"codec={DEMO_CODECS}"]
+    args.seeds = 2
+    args.target = args.target if args.target is not None else 0.9
+    args.no_report = False
+    return cmd_compare(args)
+
+
 def _summarize(study_dir: Path, target: float | None, *, report: bool) -> int:
     from fedwave.report.study import load_study
     from fedwave.report.tables import format_table, summary_table, write_csv
@@ -112,6 +125,21 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
     p.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9 x best)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "demo", help=f"the demo study: default scenario, codecs {DEMO_CODECS}, 2 seeds, table and report"
+    )
+    p.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one value of the default scenario (repeatable)",
+    )
+    p.add_argument("--study", default="studies/demo", help="study directory (default: studies/demo)")
+    p.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("report", help="write the self-contained HTML report of a study directory")
     p.add_argument("study_dir", help="a directory made by 'fedwave compare'")

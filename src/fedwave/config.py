@@ -64,7 +64,7 @@ class FLConfig(Section):
     )
     local_epochs: int = Field(1, ge=1, description="E: local epochs per round (fedavg)")
     batch_size: int = Field(10, ge=1, description="B: local batch size (fedavg)")
-    lr: float = Field(0.05, ge=0.0, description="local SGD learning rate (fedavg)")
+    lr: float = Field(0.1, ge=0.0, description="local SGD learning rate (fedavg)")
     shuffle: bool = Field(True, description="reshuffle each UE's data every local epoch")
     weighting: Literal["samples", "uniform"] = Field(
         "samples", description="aggregation weights: by UE sample count or uniform"
@@ -108,7 +108,12 @@ class EngineConfig(Section):
 
     executor: Literal["sequential"] = Field("sequential", description="sequential: one UE after another")
     device: str = Field("cpu", description="torch device for local training, e.g. cpu or cuda")
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads (null = torch's default)")
+    threads: int | None = Field(
+        1,
+        ge=1,
+        description="torch intra-op threads; 1 keeps results bit-identical across machines "
+        "(float reductions depend on the thread count); null = torch's default",
+    )
 
 
 class OutputConfig(Section):

@@ -218,7 +218,7 @@ class FederatedDriver:
         message = self.uplink.encode(update, rng=torch_generator(self.seed, "codec", round, ue), state=state)
         bufs = shared["buffers"]
         buf_bytes = None
-        if bufs is not None:
+        if bufs:  # models without buffers send no buffer message at all
             buf_bytes = self.raw.encode(
                 [b.detach().cpu().float() for b in bufs], rng=torch_generator(self.seed, "buf")
             )

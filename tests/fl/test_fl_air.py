@@ -1,0 +1,168 @@
+"""The update path through codecs and the air: bytes, airtime, skips, staleness, downlink."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fedwave.cli import main
+from fedwave.codecs import get_codec
+from fedwave.config import load_config
+from fedwave.fl.run import run
+from fedwave.rng import torch_generator
+from fedwave.server import ReceivedUpdate
+
+SMALL = ["data.max_train=300", "fl.num_ues=5", "fl.rounds=2", "model.name=mlp"]
+CODECS = [
+    "fp32",
+    "fp16",
+    "bf16",
+    "uniform:4",
+    "qsgd:16",
+    "qsgd:16:elias",
+    "terngrad",
+    "sign",
+    "topk:0.05",
+    "randk:0.1",
+    "eden:2",
+    "drive",
+    "powersgd:2",
+    "ef(topk:0.05)",
+    "ef(sign)",
+]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_every_codec_runs_and_uplink_bytes_are_payload_lengths(codec: str) -> None:
+    result = run(load_config(None, [*SMALL, f"codec={codec}"]))
+    assert all(r.accuracy == r.accuracy for r in result.records)
+    payloads = []
+    for ev in result.events:
+        assert ev.status == "arrived"
+        payloads.append(ev.bytes_up)
+    assert sum(r.bytes_up for r in result.records) == sum(payloads) > 0
+
+
+def test_uplink_bytes_equal_encoded_length_of_the_update() -> None:
+    """For a codec of fixed size, each UE's uplink bytes are exactly len(encode(update))."""
+    cfg = load_config(None, [*SMALL, "codec=uniform:8"])
+    result = run(cfg)
+    from fedwave.models import build_model
+
+    model = build_model("mlp", (1, 8, 8), 10)
+    shapes = [torch.zeros_like(p) for p in model.parameters()]
+    expected = len(get_codec("uniform:8").encode(shapes, rng=torch_generator(0, "x")))
+    assert {e.bytes_up for e in result.events} == {expected}
+
+
+def test_uniform8_is_about_a_quarter_of_fp32() -> None:
+    fp32 = run(load_config(None, [*SMALL, "fl.rounds=1"])).summary["bytes_up"]
+    u8 = run(load_config(None, [*SMALL, "fl.rounds=1", "codec=uniform:8"])).summary["bytes_up"]
+    assert 0.24 < u8 / fp32 < 0.27
+
+
+def test_smaller_payload_shortens_airtime_by_the_size_ratio() -> None:
+    """Same cell, seed and selection: each upload's airtime scales with its message bits."""
+    a = run(load_config(None, [*SMALL, "codec=fp32"]))
+    b = run(load_config(None, [*SMALL, "codec=uniform:4"]))
+    header = load_config(None, SMALL).wireless.access.header_bytes
+    for ea, eb in zip(a.events, b.events):
+        assert (ea.round, ea.ue) == (eb.round, eb.ue)
+        ta, tb = ea.t_upload_end - ea.t_upload_start, eb.t_upload_end - eb.t_upload_start
+        assert tb / ta == pytest.approx((eb.bytes_up + header) / (ea.bytes_up + header), rel=1e-9)
+    ratio = b.summary["time_uplink_s"] / a.summary["time_uplink_s"]
+    assert ratio == pytest.approx(b.summary["bytes_up"] / a.summary["bytes_up"], rel=0.01)
+
+
+def test_event_trigger_skips_exactly_when_below_threshold() -> None:
+    never = run(
+        load_config(
+            None,
+            [
+                *SMALL,
+                "fl.rounds=3",
+                "wireless.event_trigger.enabled=true",
+                "wireless.event_trigger.threshold=1e9",
+            ],
+        )
+    )
+    # The first upload of each UE always goes (nothing uploaded yet); later ones are all skipped.
+    first = {}
+    for ev in never.events:
+        first.setdefault(ev.ue, ev.round)
+        assert ev.status == ("arrived" if ev.round == first[ev.ue] else "skipped")
+    always = run(
+        load_config(
+            None,
+            [
+                *SMALL,
+                "fl.rounds=3",
+                "wireless.event_trigger.enabled=true",
+                "wireless.event_trigger.threshold=0",
+            ],
+        )
+    )
+    assert sum(r.skipped for r in always.records) == 0
+    assert sum(r.skipped for r in never.records) == sum(1 for e in never.events if e.status == "skipped") > 0
+
+
+def test_downlink_codec_changes_broadcast_bytes() -> None:
+    fp32 = run(load_config(None, SMALL)).summary["bytes_down"]
+    fp16 = run(load_config(None, [*SMALL, "codec.downlink=fp16"])).summary["bytes_down"]
+    assert 0.49 < fp16 / fp32 < 0.51
+
+
+def test_async_policy_runs_and_weights_stale_updates() -> None:
+    from fedwave.server import BaseStation
+
+    result = run(
+        load_config(
+            None,
+            [
+                *SMALL,
+                "fl.rounds=4",
+                "wireless.policy.name=async",
+                "wireless.policy.buffer_k=2",
+                "fl.clients_per_round=4",
+            ],
+        )
+    )
+    assert len(result.records) == 4
+    assert any(e.staleness > 0 for e in result.events)
+    # The BS multiplies each update's weight by its staleness factor.
+    from types import SimpleNamespace
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    cfg = SimpleNamespace(optimizer="sgd", lr=1.0, momentum=0.0, nesterov=False)
+    bs = BaseStation(
+        model,
+        cfg,
+        algorithm="fedavg",
+        weighting="uniform",
+        x_test=torch.zeros(1, 2),
+        y_test=torch.zeros(1, dtype=torch.long),
+    )
+    w0 = model.weight.detach().clone()
+    fresh, stale = [torch.ones(1, 2)], [torch.full((1, 2), 4.0)]
+    bs.aggregate([ReceivedUpdate(0, fresh, 1, weight=1.0), ReceivedUpdate(1, stale, 1, weight=1 / 3**0.5)])
+    w = 1 / 3**0.5
+    torch.testing.assert_close(bs.model.weight.detach(), w0 + (1 + 4 * w) / (1 + w))
+
+
+def test_codecs_command_lists_every_codec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["codecs"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "fp32",
+        "uniform",
+        "qsgd",
+        "terngrad",
+        "sign",
+        "topk",
+        "randk",
+        "eden",
+        "drive",
+        "powersgd",
+        "ef",
+    ):
+        assert name in out
