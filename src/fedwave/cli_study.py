@@ -88,6 +88,7 @@ def _summarize(study_dir: Path, target: float | None, *, report: bool) -> int:
     study = load_study(study_dir)
     table = summary_table(study, target_accuracy=target)
     print(format_table(table))
+    print(_air_vs_compute(study.ue_events))
     csv_path = write_csv(table, study_dir / "summary.csv")
     console.print(f"table: {csv_path}")
     if report:
@@ -95,6 +96,24 @@ def _summarize(study_dir: Path, target: float | None, *, report: bool) -> int:
 
         console.print(f"report: {write_report(study_dir, target_accuracy=target)}")
     return 0
+
+
+def _air_vs_compute(events: Any) -> str:
+    """Per method: mean uplink airtime and compute time per UE and round, and their ratio."""
+    if events.empty:
+        return ""
+    ev = events.assign(
+        airtime=events["t_upload_end"] - events["t_upload_start"],
+        compute=events["t_compute_end"] - events["t_compute_start"],
+    )
+    lines = ["uplink airtime vs compute time per UE and round (simulated, mean over UEs, rounds, seeds):"]
+    for method, g in ev.groupby("method", sort=True):
+        air = float(g.loc[g["attempts"] > 0, "airtime"].mean())
+        comp = float(g.loc[g["status"] != "skipped", "compute"].mean())
+        ratio = air / comp if comp > 0 else float("inf")
+        same = "yes" if 0.1 <= ratio <= 10 else "no"
+        lines.append(f"  {method:<28} {air:8.3f} s / {comp:6.3f} s = {ratio:6.2f}  (within 10x: {same})")
+    return "\n".join(lines)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
