@@ -154,6 +154,14 @@ class User:
         """
         raise NotImplementedError
 
+    def _true_data(self, x: torch.Tensor, y: torch.Tensor) -> TrueData:
+        """``true_user_data``: the inputs and labels actually used, and the local buffers (attacks only)."""
+        return {
+            "data": x.detach().clone(),
+            "labels": y.detach().clone(),
+            "buffers": snapshot(persistent_buffers(self.model)),
+        }
+
     def _threat_model_lines(self) -> list[str]:
         dp = self.cfg.local_diff_privacy
         shares = ["gradients" if self.kind == "single step" else "parameter differences"]

@@ -65,54 +65,47 @@ def _resolve_points(cfg: UserConfig, user_type: str) -> int | Literal["all"]:
     return _DEFAULT_POINTS.get(user_type, _DEFAULT_POINTS["local_update"])
 
 
-def _single(
-    model: nn.Module,
-    loss_fn: LossFn,
-    cfg: UserConfig,
-    setup: dict[str, Any],
-    data: UserDataSource,
-    seed: int,
-    working: nn.Module | None,
-    points: int | Literal["all"],
-) -> User:
-    x, y = data.user_data(cfg.user_idx, points)
-    return UserSingleStep(
-        model,
-        loss_fn,
-        x,
-        y,
-        cfg,
-        setup,
-        user_idx=cfg.user_idx,
-        seed=seed,
-        data_key=data.data_key,
-        working_model=working,
-    )
+_Factory = Callable[
+    [
+        nn.Module,
+        LossFn,
+        UserConfig,
+        dict[str, Any],
+        UserDataSource,
+        int,
+        "nn.Module | None",
+        "int | Literal['all']",
+    ],
+    User,
+]
 
 
-def _multi(
-    model: nn.Module,
-    loss_fn: LossFn,
-    cfg: UserConfig,
-    setup: dict[str, Any],
-    data: UserDataSource,
-    seed: int,
-    working: nn.Module | None,
-    points: int | Literal["all"],
-) -> User:
-    x, y = data.user_data(cfg.user_idx, points)
-    return UserMultiStep(
-        model,
-        loss_fn,
-        x,
-        y,
-        cfg,
-        setup,
-        user_idx=cfg.user_idx,
-        seed=seed,
-        data_key=data.data_key,
-        working_model=working,
-    )
+def _one_user(cls: type[UserSingleStep] | type[UserMultiStep]) -> _Factory:
+    def build(
+        model: nn.Module,
+        loss_fn: LossFn,
+        cfg: UserConfig,
+        setup: dict[str, Any],
+        data: UserDataSource,
+        seed: int,
+        working: nn.Module | None,
+        points: int | Literal["all"],
+    ) -> User:
+        x, y = data.user_data(cfg.user_idx, points)
+        return cls(
+            model,
+            loss_fn,
+            x,
+            y,
+            cfg,
+            setup,
+            user_idx=cfg.user_idx,
+            seed=seed,
+            data_key=data.data_key,
+            working_model=working,
+        )
+
+    return build
 
 
 def _aggregate(
@@ -129,22 +122,9 @@ def _aggregate(
     return MultiUserAggregate(model, loss_fn, user_data, cfg, setup, seed=seed, data_key=data.data_key)
 
 
-_Factory = Callable[
-    [
-        nn.Module,
-        LossFn,
-        UserConfig,
-        dict[str, Any],
-        UserDataSource,
-        int,
-        "nn.Module | None",
-        "int | Literal['all']",
-    ],
-    User,
-]
 USER_TYPES: dict[str, _Factory] = {
-    "local_gradient": _single,
-    "local_update": _multi,
+    "local_gradient": _one_user(UserSingleStep),
+    "local_update": _one_user(UserMultiStep),
     "multiuser_aggregate": _aggregate,
 }
 

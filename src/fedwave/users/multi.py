@@ -7,7 +7,7 @@ import torch
 from fedwave.users.base import Payload, SharedData, TrueData, User
 from fedwave.users.privacy import clip_
 from fedwave.users.schedule import cycling_batches, epoch_batches
-from fedwave.users.tensors import persistent_buffers, snapshot
+from fedwave.users.tensors import snapshot
 
 
 class UserMultiStep(User):
@@ -73,12 +73,7 @@ class UserMultiStep(User):
             "buffers": self._shared_buffers(server_payload),
             "metadata": self._metadata(y, int(y.shape[0]), hyper),
         }
-        true_data: TrueData = {
-            "data": x.detach().clone(),
-            "labels": y.detach().clone(),
-            "buffers": snapshot(persistent_buffers(self.model)),
-        }
-        return shared, true_data
+        return shared, self._true_data(x, y)
 
     def _threat_model_lines(self) -> list[str]:
         cfg = self.cfg

@@ -9,7 +9,6 @@ from torch.func import functional_call, grad, vmap
 
 from fedwave.users.base import Payload, SharedData, TrueData, User
 from fedwave.users.privacy import global_norm
-from fedwave.users.tensors import persistent_buffers, snapshot
 
 
 class UserSingleStep(User):
@@ -75,12 +74,7 @@ class UserSingleStep(User):
             "buffers": self._shared_buffers(server_payload),
             "metadata": self._metadata(y, int(y.shape[0]), None),
         }
-        true_data: TrueData = {
-            "data": x.detach().clone(),
-            "labels": y.detach().clone(),
-            "buffers": snapshot(persistent_buffers(self.model)),
-        }
-        return shared, true_data
+        return shared, self._true_data(x, y)
 
     def gradient_norm(self, shared: dict[str, Any]) -> float:
         """Global L2 norm of a shared update (convenience for analysis)."""
