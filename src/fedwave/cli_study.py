@@ -62,7 +62,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 tail = f": accuracy {last.accuracy:.4f}, simulated time {last.t_end:,.1f} s"
             if info.get("resumed_from") is not None:
                 tail += f" (resumed at round {info['resumed_from']})"
-            progress.console.print(f"  {run.method:<34} seed {run.seed}  {what}{tail}")
+            progress.console.print(f"  {run.method:<34} seed {run.seed}  {what}{tail}", soft_wrap=True)
 
         run_study(study_dir, base, vary, args.seeds, on_round=on_round, on_run=on_run)
     return _summarize(study_dir, args.target, report=not args.no_report)

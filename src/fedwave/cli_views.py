@@ -13,7 +13,7 @@ from rich.table import Table
 
 from fedwave.records import RoundRecord, UEEvent
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @contextlib.contextmanager
