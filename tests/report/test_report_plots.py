@@ -79,6 +79,10 @@ def test_ue_timeline(study: Study, tmp_path: Path, synth: Any) -> None:
     ax = fig.axes[0]
     assert ax.get_xlabel() == "time since round start (simulated s)"
     assert ax.get_ylabel() == "UE"
+    runs = study.runs.set_index("run_id")
+    assert ax.get_title() == (
+        f"UE timeline: {runs.loc[run_id, 'method']}, seed {int(runs.loc[run_id, 'seed'])}, round {rnd}"
+    )
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(u) for u in range(synth.N_UES)]
     texts = legend_texts(fig)
     assert texts[:4] == ["download", "compute", "wait", "upload"] and texts[-1] == "round closes"

@@ -132,12 +132,18 @@ def test_step_mean_on_hand_made_curves() -> None:
     a = (np.array([1.0, 3.0]), np.array([0.1, 0.3]))
     b = (np.array([2.0, 4.0]), np.array([0.2, 0.4]))
     s = step_mean([a, b])
-    # common range [2, 3]: at 2, a holds 0.1 and b is 0.2; at 3, a is 0.3 and b holds 0.2
-    assert s.x.tolist() == [2.0, 3.0]
-    assert s.mean.tolist() == pytest.approx([0.15, 0.25])
-    assert s.lo.tolist() == pytest.approx([0.1, 0.2]) and s.hi.tolist() == pytest.approx([0.2, 0.3])
+    # The grid covers every seed's whole range (1 to 4): at 1 only a has a value (0.1); at 2, a holds 0.1
+    # and b is 0.2; at 3, a is 0.3 and b holds 0.2; at 4, a has ended (never extrapolated) and b is 0.4.
+    assert s.x.tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert s.count.tolist() == [1, 2, 2, 1]
+    assert s.mean.tolist() == pytest.approx([0.1, 0.15, 0.25, 0.4])
+    assert s.lo.tolist() == pytest.approx([0.1, 0.1, 0.2, 0.4]) and s.hi.tolist() == pytest.approx(
+        [0.1, 0.2, 0.3, 0.4]
+    )
+    assert s.ends.tolist() == [3.0, 4.0]
     sd = step_mean([a, b], band="std")
-    assert sd.hi - sd.mean == pytest.approx(np.full(2, np.std([0.1, 0.2], ddof=1)))
+    assert (sd.hi - sd.mean)[1:3] == pytest.approx(np.full(2, np.std([0.1, 0.2], ddof=1)))
+    assert (sd.hi - sd.mean)[[0, 3]] == pytest.approx([0.0, 0.0])  # one seed: no spread
     with pytest.raises(ValueError):
         step_mean([a], band="iqr")
     # NaN points are dropped; a curve without values is left out

@@ -1,10 +1,11 @@
 """Averaging step curves over seeds whose x values (simulated s, bytes) differ.
 
 A run's accuracy is known only at its round ends and holds until the next round end, so a seed's curve
-is a right-continuous step function ``y(x) = y_i`` for ``x_i <= x < x_{i+1}``. Seeds are put on a common
-grid, the sorted union of their x values restricted to ``[max_s x_first, min_s x_last]`` (the range where
-every seed has a value), each seed is read off its step function there, and the mean and the band
-(min–max, or mean ± sample std) are taken point-wise. The result is again exact as a step function.
+is a right-continuous step function ``y(x) = y_i`` for ``x_i <= x < x_{i+1}``, defined from its first to its
+last round end (a finished seed is never extrapolated). Seeds are put on a common grid, the sorted union of
+their x values; at each grid point the mean and the band (min–max, or mean ± sample std) are taken over the
+seeds that have a value there, and ``count`` says how many do. Where ``count`` equals the number of seeds
+the statistics cover every seed; beyond the shortest seed they cover the seeds still running.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class StepStats:
     lo: Array
     hi: Array
     n: int
+    count: npt.NDArray[np.int64]
+    ends: Array  # the last x of every seed, ascending
 
 
 def step_value(x: Array, y: Array, at: Array) -> Array:
@@ -55,16 +58,20 @@ def step_mean(curves: Sequence[tuple[Array, Array]], band: str = "minmax") -> St
             clean.append((x[keep][order], y[keep][order]))
     empty = np.empty(0, dtype=np.float64)
     if not clean:
-        return StepStats(empty, empty, empty, empty, 0)
-    start = max(float(x[0]) for x, _ in clean)
-    stop = min(float(x[-1]) for x, _ in clean)
+        return StepStats(empty, empty, empty, empty, 0, np.empty(0, dtype=np.int64), empty)
     grid = np.unique(np.concatenate([x for x, _ in clean]))
-    grid = grid[(grid >= start) & (grid <= stop)]
-    values = np.vstack([step_value(x, y, grid) for x, y in clean])
-    mean = values.mean(axis=0)
+    values = np.vstack([np.where(grid <= x[-1], step_value(x, y, grid), np.nan) for x, y in clean])
+    present = ~np.isnan(values)
+    count = present.sum(axis=0).astype(np.int64)
+    keep = count > 0
+    grid, values, present, count = grid[keep], values[:, keep], present[:, keep], count[keep]
+    mean = np.nanmean(values, axis=0)
     if band == "minmax":
-        lo, hi = values.min(axis=0), values.max(axis=0)
+        lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
     else:
-        sd = values.std(axis=0, ddof=1) if len(clean) > 1 else np.zeros_like(mean)
+        dev = np.where(present, values - mean, 0.0)
+        var = (dev**2).sum(axis=0) / np.maximum(count - 1, 1)
+        sd = np.where(count > 1, np.sqrt(var), 0.0)
         lo, hi = mean - sd, mean + sd
-    return StepStats(grid, mean, lo, hi, len(clean))
+    ends = np.sort(np.array([float(x[-1]) for x, _ in clean]))
+    return StepStats(grid, mean, lo, hi, len(clean), count, ends)

@@ -140,8 +140,9 @@ def _definitions() -> str:
         "uplink, energy, sim. time": "totals per run (MB = 10^6 bytes, joules, simulated s), "
         "mean over seeds.",
         "curves": "a seed's accuracy holds from one round end to the next (a step function); seeds are "
-        "averaged on the union of their round ends, over the range where every seed has a value. "
-        "The band spans the seeds' minimum to maximum; a dot marks where the shortest seed ends.",
+        "averaged on the union of their round ends over the seeds that have a value there. "
+        "The line is solid where every seed contributes and dashed where only some seeds are still "
+        "running; the band spans the seeds' minimum to maximum; a dot marks where each seed ends.",
     }
     body = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items.items())
     return f'<details><summary>Definitions</summary><dl class="defs">{body}</dl></details>'
@@ -249,12 +250,13 @@ def _figures_section(study: Study, target: float) -> str:
     chosen = plots.pick_timeline_round(study)
     if chosen is not None:
         run_id, rnd = chosen
+        label = plots.run_label(study, run_id)
         figs.append(
             (
                 plots.fig_ue_timeline(study, run_id, rnd),
                 "fig-timeline",
-                f"Timeline of the UEs in round {rnd} of {run_id}",
-                f"Round {rnd} of {run_id}: the first run's round with the most UEs that did not "
+                f"Timeline of the UEs in round {rnd} of {label}",
+                f"Round {rnd} of {label}: the first run's round with the most UEs that did not "
                 "arrive. Markers on the right give each such UE's outcome.",
             )
         )

@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from fedwave.report import style
-from fedwave.report.curves import step_mean
+from fedwave.report.curves import step_mean, step_value
 from fedwave.report.study import Study
 
 # boxplot(orientation=...) replaced vert= in matplotlib 3.10
@@ -116,9 +116,32 @@ def fig_accuracy(
             if not len(stats.x):
                 continue
             color = colors[str(method)]
-            ax.step(stats.x, stats.mean, where="post", color=color, label=f"{method} (n={stats.n})")
-            # a dot where the shortest seed ends (the mean stops there)
-            ax.plot(stats.x[-1:], stats.mean[-1:], "o", color=color, ms=4, label="_end")
+            full = stats.count == stats.n
+            # Solid where every seed has a value; dashed and thinner where only some seeds remain
+            # (before the slowest seed's first round end, after the shortest seed's last).
+            partial = ~full
+            partial[:-1] |= partial[1:]  # join each dashed stretch to the solid one it continues
+            ax.step(
+                stats.x,
+                np.where(full, stats.mean, np.nan),
+                where="post",
+                color=color,
+                label=f"{method} (n={stats.n})",
+            )
+            if partial.any() and stats.n > 1:
+                ax.step(
+                    stats.x,
+                    np.where(partial, stats.mean, np.nan),
+                    where="post",
+                    color=color,
+                    lw=1.0,
+                    ls="--",
+                    label="_partial",
+                )
+            # a dot where each seed ends
+            ax.plot(
+                stats.ends, step_value(stats.x, stats.mean, stats.ends), "o", color=color, ms=4, label="_end"
+            )
             if stats.n > 1:
                 ax.fill_between(
                     stats.x, stats.lo, stats.hi, step="post", color=color, alpha=style.BAND_ALPHA, lw=0
@@ -230,6 +253,15 @@ def _phases(e: pd.DataFrame, t0: float) -> dict[str, list[tuple[float, float]]]:
     }
 
 
+def run_label(study: Study, run_id: str) -> str:
+    """``"<method>, seed <seed>"`` for a run id (the id itself if the run is unknown)."""
+    runs = study.runs
+    row = runs[runs["run_id"] == run_id]
+    if row.empty:
+        return run_id
+    return f"{row.iloc[0]['method']}, seed {int(row.iloc[0]['seed'])}"
+
+
 def fig_ue_timeline(study: Study, run_id: str, round: int) -> Figure:
     """Gantt chart of one round of one run: a row per UE, coloured download / compute / wait / upload
     segments (simulated s since the round started) and a marker for UEs that did not arrive."""
@@ -281,7 +313,7 @@ def fig_ue_timeline(study: Study, run_id: str, round: int) -> Figure:
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("time since round start (simulated s)")
         ax.set_ylabel("UE")
-        ax.set_title(f"UE timeline: {run_id}, round {round}")
+        ax.set_title(f"UE timeline: {run_label(study, run_id)}, round {round}")
         _legend(fig, handles)
         return fig
 
