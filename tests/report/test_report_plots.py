@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from fedwave.report import plots, style
+from fedwave.report.curves import step_mean, step_value
 from fedwave.report.study import Study, load_study
 
 
@@ -37,13 +41,67 @@ def test_accuracy_vs_time(study: Study, tmp_path: Path) -> None:
     assert ax.get_ylabel() == "test accuracy"
     assert "time" in ax.get_title()
     texts = legend_texts(fig)
-    assert texts == ["codec=fp32 (n=2)", "codec=qsgd:16 (n=2)", "target 0.80"]
+    assert texts == [
+        "codec=fp32 (n=2)",
+        "codec=qsgd:16 (n=2)",
+        "mean of the seeds left",
+        "a seed's last round",
+        "target 0.80",
+    ]
     colors = style.method_colors(study.methods)
     by_label = {line.get_label(): to_hex(line.get_color()) for line in ax.lines}
     assert by_label["codec=fp32 (n=2)"] == colors["codec=fp32"]
     assert by_label["codec=qsgd:16 (n=2)"] == colors["codec=qsgd:16"]
     assert ax.collections, "a band over seeds is drawn"
+    assert ax.get_xscale() == "linear"
     check_written(plots.save_figure(fig, tmp_path, "acc_time"))
+
+
+def test_accuracy_curve_spans_every_seed(study: Study) -> None:
+    """Each method's line runs to its longest seed's last round end; solid while every seed has a value,
+    dotted (thinner) where only some do, with a dot at each seed's end."""
+    fig = plots.fig_accuracy(study, "time", target=0.8)
+    ax = fig.axes[0]
+    colors = style.method_colors(study.methods)
+    for method, g in study.rounds.groupby("method"):
+        ends = sorted(g.groupby("run_id")["t_end"].max())
+        assert ends[0] < ends[-1], "the synthetic seeds end at different times"
+        mine = [line for line in ax.lines if to_hex(line.get_color()) == colors[str(method)]]
+        solid = next(line for line in mine if line.get_label() == f"{method} (n=2)")
+        dotted = next(line for line in mine if line.get_label() == "_partial")
+        dots = next(line for line in mine if line.get_label() == "_end")
+        sx, sy = np.asarray(solid.get_xdata()), np.asarray(solid.get_ydata())
+        dx, dy = np.asarray(dotted.get_xdata()), np.asarray(dotted.get_ydata())
+        # the solid part stops at the shortest seed's end, the dotted one goes on to the longest's
+        assert sx[~np.isnan(sy)].max() == pytest.approx(ends[0])
+        assert dx[~np.isnan(dy)].max() == pytest.approx(ends[-1])
+        assert dotted.get_linestyle() == ":" and dotted.get_linewidth() < solid.get_linewidth()
+        assert np.asarray(dots.get_xdata()).tolist() == pytest.approx(ends)
+    # the same on the curve itself: the grid reaches the longest seed, and count says how many seeds
+    # contribute at each point (both from the first round end on, one after the shorter seed ended)
+    g = study.rounds[study.rounds["method"] == "codec=fp32"].sort_values("round")
+    curves = [
+        (r["t_end"].to_numpy(dtype=float), r["accuracy"].to_numpy(dtype=float))
+        for _, r in g.groupby("run_id")
+    ]
+    stats = step_mean(curves)
+    ends = sorted(float(x[-1]) for x, _ in curves)
+    assert stats.x[-1] == pytest.approx(ends[-1]) and stats.ends.tolist() == pytest.approx(ends)
+    assert (stats.count[stats.x > ends[0]] == 1).all()
+    assert (stats.count[(stats.x >= max(x[0] for x, _ in curves)) & (stats.x <= ends[0])] == 2).all()
+    tail = stats.x > ends[0]
+    longest = curves[int(np.argmax([x[-1] for x, _ in curves]))]
+    assert stats.mean[tail] == pytest.approx(step_value(*longest, stats.x[tail]))
+
+
+def test_time_axis_goes_log_when_runs_differ_in_length(study: Study) -> None:
+    assert not plots.time_axis_is_log(study)  # the synthetic runs last about as long as each other
+    rounds = pd.DataFrame({"run_id": ["a", "a", "b", "b"], "t_end": [0.1, 1.0, 2.0, 30.0]})
+    assert plots.time_axis_is_log(cast(Study, SimpleNamespace(rounds=rounds)))
+    fig = plots.fig_accuracy(study, "time", logx=True)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "simulated time (s), log scale"
 
 
 def test_accuracy_vs_bytes_log(study: Study, tmp_path: Path) -> None:

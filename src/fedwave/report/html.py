@@ -141,8 +141,9 @@ def _definitions() -> str:
         "mean over seeds.",
         "curves": "a seed's accuracy holds from one round end to the next (a step function); seeds are "
         "averaged on the union of their round ends over the seeds that have a value there. "
-        "The line is solid where every seed contributes and dashed where only some seeds are still "
-        "running; the band spans the seeds' minimum to maximum; a dot marks where each seed ends.",
+        "A method's line spans all its seeds: it is solid where every seed contributes and thin and dotted "
+        "where only some seeds are still running (their mean; a finished seed is not extended). The band "
+        "spans the seeds' minimum to maximum; a dot on the line marks where each seed ends.",
     }
     body = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items.items())
     return f'<details><summary>Definitions</summary><dl class="defs">{body}</dl></details>'
@@ -220,12 +221,15 @@ def _versions_section(study: Study) -> str:
 def _figures_section(study: Study, target: float) -> str:
     tgt = target if math.isfinite(target) else None
     logx = plots.bytes_axis_is_log(study)
+    logt = plots.time_axis_is_log(study)
     figs = [
         (
-            plots.fig_accuracy(study, "time", target=tgt),
+            plots.fig_accuracy(study, "time", logx=logt, target=tgt),
             "fig-acc-time",
             "Test accuracy against simulated time",
-            "Mean over seeds (line) and min–max over seeds (band); accuracy steps at round ends.",
+            "Mean over seeds (line) and min–max over seeds (band); accuracy steps at round ends. "
+            "Dotted where only some seeds are still running; a dot marks where each seed ends"
+            + ("; log time scale." if logt else "."),
         ),
         (
             plots.fig_accuracy(study, "bytes", logx=logx, target=tgt),

@@ -96,8 +96,11 @@ def fig_accuracy(
     """Test accuracy against simulated time (s) or cumulative uplink (MB), one line per method.
 
     The line is the mean over seeds, the band their min–max (``band="minmax"``) or ± one sample std
-    (``band="std"``), both on the common step grid of :func:`~fedwave.report.curves.step_mean`.
-    ``target`` draws a dashed horizontal line.
+    (``band="std"``), both on the common step grid of :func:`~fedwave.report.curves.step_mean`, and
+    each method's line spans all its seeds, from the first round end of any seed to the last. It is
+    solid where every seed has a value and thin and dotted where only some do (mostly after the
+    shortest seed's end: the mean of the seeds still running); a dot on the line marks where each seed
+    ends. ``logx`` puts x on a log scale; ``target`` draws a dashed horizontal line.
     """
     if x not in ("time", "bytes"):
         raise ValueError(f"x must be 'time' or 'bytes', got {x!r}")
@@ -107,6 +110,7 @@ def fig_accuracy(
         rounds = study.rounds.dropna(subset=["accuracy"])
         colors = style.method_colors(study.methods)
         column, scale = ("t_end", 1.0) if x == "time" else ("cum_bytes_up", 1e-6)
+        some_seeds = False  # whether some method's line has a stretch covering only some seeds
         for method, g in rounds.groupby("method", sort=True):
             curves = [
                 (r[column].to_numpy(dtype=float) * scale, r["accuracy"].to_numpy(dtype=float))
@@ -117,10 +121,12 @@ def fig_accuracy(
                 continue
             color = colors[str(method)]
             full = stats.count == stats.n
-            # Solid where every seed has a value; dashed and thinner where only some seeds remain
-            # (before the slowest seed's first round end, after the shortest seed's last).
+            # Solid where every seed has a value; thinner and dotted where only some do (before the
+            # slowest seed's first round end, after the shortest seed's last). Each dotted stretch
+            # shares its end points with the solid line it continues, so no step riser is lost.
             partial = ~full
-            partial[:-1] |= partial[1:]  # join each dashed stretch to the solid one it continues
+            partial[:-1] |= ~full[1:]
+            partial[1:] |= ~full[:-1]
             ax.step(
                 stats.x,
                 np.where(full, stats.mean, np.nan),
@@ -128,50 +134,80 @@ def fig_accuracy(
                 color=color,
                 label=f"{method} (n={stats.n})",
             )
-            if partial.any() and stats.n > 1:
+            if (~full).any():
+                some_seeds = True
                 ax.step(
                     stats.x,
                     np.where(partial, stats.mean, np.nan),
                     where="post",
                     color=color,
-                    lw=1.0,
-                    ls="--",
+                    lw=style.PARTIAL_LW,
+                    ls=style.PARTIAL_LS,
                     label="_partial",
                 )
-            # a dot where each seed ends
-            ax.plot(
-                stats.ends, step_value(stats.x, stats.mean, stats.ends), "o", color=color, ms=4, label="_end"
-            )
+            # a dot on the mean line where each seed ends
+            ends_y = step_value(stats.x, stats.mean, stats.ends)
+            ax.plot(stats.ends, ends_y, "o", color=color, ms=style.SEED_END_MS, label="_end")
             if stats.n > 1:
                 ax.fill_between(
                     stats.x, stats.lo, stats.hi, step="post", color=color, alpha=style.BAND_ALPHA, lw=0
                 )
         if not ax.lines:
             return _no_data(fig, "accuracy")
+        # legend: the methods, then keys to the dotted stretches and the dots, then the target
+        handles = ax.get_legend_handles_labels()[0]
+        if some_seeds:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=style.KEY_COLOR,
+                    lw=style.PARTIAL_LW,
+                    ls=style.PARTIAL_LS,
+                    label="mean of the seeds left",
+                )
+            )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=style.KEY_COLOR,
+                ls="none",
+                marker="o",
+                ms=style.SEED_END_MS,
+                label="a seed's last round",
+            )
+        )
         if target is not None and math.isfinite(target):
-            ax.axhline(target, color="#444444", ls="--", lw=1, label=f"target {target:.2f}")
+            handles.append(ax.axhline(target, color="#444444", ls="--", lw=1, label=f"target {target:.2f}"))
+        log = ", log scale" if logx else ""
         if x == "time":
-            ax.set_xlabel("simulated time (s)")
+            ax.set_xlabel("simulated time (s)" + log)
             ax.set_title("Test accuracy vs simulated time")
         else:
-            ax.set_xlabel("cumulative uplink (MB)" + (", log scale" if logx else ""))
+            ax.set_xlabel("cumulative uplink (MB)" + log)
             ax.set_title("Test accuracy vs uplink bytes")
-            if logx:
-                ax.set_xscale("log")
-                _plain_log_ticks(ax)
-        if not logx:
+        if logx:
+            ax.set_xscale("log")
+            _plain_log_ticks(ax)
+        else:
             ax.set_xlim(left=0)
         ax.set_ylabel("test accuracy")
         what = "min–max" if band == "minmax" else "± 1 std"
-        _legend(fig, title=f"method (mean over seeds)\nband: {what} over seeds")
+        _legend(fig, handles, title=f"method (mean over seeds)\nband: {what} over seeds")
         return fig
 
 
 def plot_accuracy_vs_time(
-    study: Study, out_dir: str | os.PathLike[str], band: str = "minmax", target: float | None = None
+    study: Study,
+    out_dir: str | os.PathLike[str],
+    band: str = "minmax",
+    logx: bool = False,
+    target: float | None = None,
 ) -> FigurePaths:
-    """Write ``accuracy_vs_time.png/.svg`` (see :func:`fig_accuracy`)."""
-    return save_figure(fig_accuracy(study, "time", band, target=target), out_dir, "accuracy_vs_time")
+    """Write ``accuracy_vs_time.png/.svg`` (see :func:`fig_accuracy`); ``logx`` for a log time axis."""
+    fig = fig_accuracy(study, "time", band, logx=logx, target=target)
+    return save_figure(fig, out_dir, "accuracy_vs_time")
 
 
 def plot_accuracy_vs_bytes(
@@ -385,6 +421,17 @@ def bytes_axis_is_log(study: Study, ratio: float = 10.0) -> bool:
     return bool(totals.max() / totals.min() > ratio)
 
 
+def time_axis_is_log(study: Study, ratio: float = 10.0) -> bool:
+    """True when runs' last round ends (simulated s) differ by more than ``ratio``: on a linear axis the
+    short runs would be squeezed against zero by the long ones, so a log axis reads better."""
+    if study.rounds.empty:
+        return False
+    ends = study.rounds.groupby("run_id")["t_end"].max().dropna()
+    if len(ends) < 2 or (ends <= 0).any():
+        return False
+    return bool(ends.max() / ends.min() > ratio)
+
+
 def pick_timeline_round(study: Study) -> tuple[str, int] | None:
     """The run and round the report's UE timeline shows: the first run (by method, seed) with UE events
     and its round with the most UEs that did not arrive (earliest on ties); ``None`` without events."""
@@ -402,7 +449,9 @@ def plot_all(
 ) -> dict[str, FigurePaths]:
     """Write every figure of the report into ``out_dir``; return name -> paths."""
     out = {
-        "accuracy_vs_time": plot_accuracy_vs_time(study, out_dir, target=target),
+        "accuracy_vs_time": plot_accuracy_vs_time(
+            study, out_dir, logx=time_axis_is_log(study), target=target
+        ),
         "accuracy_vs_bytes": plot_accuracy_vs_bytes(
             study, out_dir, logx=bytes_axis_is_log(study), target=target
         ),

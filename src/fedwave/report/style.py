@@ -42,6 +42,13 @@ WIDE = (9.0, 4.6)
 PNG_DPI = 130
 #: Opacity of the band around a mean line.
 BAND_ALPHA = 0.18
+#: Where only some seeds still have a value, a method's mean line is drawn thinner and dotted.
+PARTIAL_LW = 1.2
+PARTIAL_LS = ":"
+#: Size of the dot marking where a seed's curve ends (points).
+SEED_END_MS = 4.0
+#: Colour of legend keys that explain a line or marker style rather than name a method.
+KEY_COLOR = "#555555"
 
 #: Legends go right of the plot unless a label is longer than this (characters); then below it.
 LEGEND_RIGHT_MAX_CHARS = 30
