@@ -12,7 +12,7 @@ import math
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
@@ -181,6 +181,18 @@ class FramedCodec(Codec):
 
 
 # --- spec arguments -------------------------------------------------------------------------------
+
+
+class ParameterlessCodec(FramedCodec):
+    """A framed codec without spec arguments: its spec string is its family name."""
+
+    def __init__(self) -> None:
+        self.spec = self.family
+
+    @classmethod
+    def from_args(cls, args: list[str]) -> Self:
+        expect_args(cls.family, args, 0, 0, "no arguments")
+        return cls()
 
 
 def expect_args(family: str, args: list[str], low: int, high: int, usage: str) -> None:

@@ -11,23 +11,15 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from fedwave.codecs.base import CodecState, FramedCodec, expect_args
+from fedwave.codecs.base import CodecState, ParameterlessCodec
 from fedwave.codecs.header import CodecId, Reader, TensorMeta, Writer
 
 
-class _CastCodec(FramedCodec):
+class _CastCodec(ParameterlessCodec):
     """Send every value as ``wire_dtype``."""
 
     wire_dtype: ClassVar[torch.dtype]
     np_dtype: ClassVar[str]
-
-    def __init__(self) -> None:
-        self.spec = self.family
-
-    @classmethod
-    def from_args(cls, args: list[str]) -> _CastCodec:
-        expect_args(cls.family, args, 0, 0, "no arguments")
-        return cls()
 
     def _encode_body(
         self,

@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import torch
 
-from fedwave.codecs.base import CodecState, FramedCodec, expect_args
+from fedwave.codecs.base import CodecState, ParameterlessCodec
 from fedwave.codecs.bits import pack_bits, packed_size, unpack_codes
 from fedwave.codecs.header import CodecId, Reader, TensorMeta, Writer
 
 
-class Sign(FramedCodec):
+class Sign(ParameterlessCodec):
     """One bit per coordinate and the mean magnitude of the tensor."""
 
     codec_id = CodecId.SIGN
     family = "sign"
     description = "scaled sign: (||x||_1/d) * sign(x) per tensor (1 bit/coordinate)"
-
-    def __init__(self) -> None:
-        self.spec = "sign"
-
-    @classmethod
-    def from_args(cls, args: list[str]) -> Sign:
-        expect_args(cls.family, args, 0, 0, "no arguments")
-        return cls()
 
     def _encode_body(
         self,

@@ -12,26 +12,18 @@ from __future__ import annotations
 
 import torch
 
-from fedwave.codecs.base import CodecState, FramedCodec, expect_args
+from fedwave.codecs.base import CodecState, ParameterlessCodec
 from fedwave.codecs.bits import pack_trits, unpack_trits
 from fedwave.codecs.header import CodecId, Reader, TensorMeta, Writer
 
 
-class TernGrad(FramedCodec):
+class TernGrad(ParameterlessCodec):
     """Scale by the largest magnitude, keep each sign with probability ``|x_i| / max|x|``."""
 
     codec_id = CodecId.TERNGRAD
     family = "terngrad"
     description = "TernGrad: max|x| * sign * Bernoulli(|x|/max|x|), ternary packed 5/byte (1.6 bits/coord.)"
     unbiased = True
-
-    def __init__(self) -> None:
-        self.spec = "terngrad"
-
-    @classmethod
-    def from_args(cls, args: list[str]) -> TernGrad:
-        expect_args(cls.family, args, 0, 0, "no arguments")
-        return cls()
 
     def _encode_body(
         self,
