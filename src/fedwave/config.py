@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from fedwave.adversary.config import FaultsConfig
 from fedwave.configbase import Section
 from fedwave.errors import ConfigError
 from fedwave.sim.config import WirelessConfig
@@ -94,6 +95,23 @@ class ServerConfig(Section):
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="adam beta1")
     beta2: float = Field(0.99, ge=0.0, lt=1.0, description="adam beta2")
     eps: float = Field(1e-3, gt=0.0, description="adam epsilon (FedAdam's adaptivity tau)")
+    norm_bound: float | None = Field(
+        None,
+        gt=0.0,
+        description="scale each received update to at most this L2 norm (norm bounding); null = off",
+    )
+    divergence_factor: float | None = Field(
+        1e3,
+        gt=0.0,
+        description="roll back an aggregation that moves the model by more than this times max(1, ||w||) "
+        "(non-finite models are always rolled back); null = only non-finite",
+    )
+    max_idle_rounds: int | None = Field(
+        10,
+        ge=1,
+        description="stop with an error after this many consecutive rounds that aggregate no update "
+        "(every update lost, dropped, rejected or rolled back); null = never",
+    )
 
 
 class CodecConfig(Section):
@@ -137,6 +155,9 @@ class Config(Section):
     )
     codec: CodecConfig = Field(default_factory=CodecConfig)
     wireless: WirelessConfig = Field(default_factory=WirelessConfig)
+    faults: FaultsConfig = Field(
+        default_factory=FaultsConfig, description="faulty UEs: NaN, Inf, huge or zero updates, silence"
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
@@ -144,6 +165,18 @@ class Config(Section):
     @classmethod
     def _codec_shorthand(cls, v: Any) -> Any:
         return {"uplink": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check_faults(self) -> Config:
+        f = self.faults
+        if f.active and f.kind == "silent" and self.wireless.policy.name == "sync":
+            raise ValueError(
+                "faults.kind 'silent' under wireless.policy.name 'sync' would stall every round a silent UE "
+                "is selected in (sync waits for every UE); use policy 'deadline' (set deadline_s) or first_k"
+            )
+        if f.ues is not None and any(u >= self.fl.num_ues for u in f.ues):
+            raise ValueError(f"faults.ues {f.ues} name UEs outside 0..{self.fl.num_ues - 1} (fl.num_ues)")
+        return self
 
     @model_validator(mode="after")
     def _check_codecs(self) -> Config:

@@ -18,12 +18,20 @@ UE_STATUSES = (
     "skipped",  # event-triggered: the UE sent a short "no update" message instead
     "rejected",  # the update decoded but held NaN or Inf: never aggregated
     "undecodable",  # the payload did not decode (PayloadError): treated as lost
+    "silent",  # the UE received the model but never answered (a fault)
+    "rolled_back",  # aggregated, but the BS undid that aggregation (non-finite or exploding model)
 )
 
 
 @dataclass
 class RoundRecord:
-    """Everything recorded about one round (simulated seconds, bytes, joules)."""
+    """Everything recorded about one round (simulated seconds, bytes, joules).
+
+    The time split follows the UE that closed the round: ``time_downlink`` (receiving the model),
+    ``time_compute``, ``time_queue`` (waiting for the TDMA channel or a unicast turn), ``time_uplink``
+    (airtime, all attempts) and ``time_wait`` (the rest); the five sum to ``t_end - t_start``. Counts:
+    ``arrived`` updates were aggregated; the others say why an update was not.
+    """
 
     round: int
     t_start: float = 0.0
@@ -31,6 +39,7 @@ class RoundRecord:
     time_compute: float = 0.0
     time_uplink: float = 0.0
     time_downlink: float = 0.0
+    time_queue: float = 0.0
     time_wait: float = 0.0
     bytes_up: int = 0
     bytes_down: int = 0
@@ -40,6 +49,8 @@ class RoundRecord:
     lost: int = 0
     skipped: int = 0
     rejected: int = 0
+    silent: int = 0
+    rolled_back: int = 0
     samples: int = 0
     energy_j: float = 0.0
     accuracy: float = float("nan")
@@ -66,7 +77,9 @@ class UEEvent:
 
     Phase boundaries: the UE receives the broadcast during ``[t_download_start, t_download_end]``,
     computes during ``[t_compute_start, t_compute_end]``, waits for the channel until
-    ``t_upload_start`` and transmits until ``t_upload_end`` (all attempts included).
+    ``t_upload_start`` and transmits until ``t_upload_end`` (all attempts included). ``rate_up_bps`` is
+    the mean rate achieved (bits of all attempts / airtime), ``snr_up_db`` the mean (large-scale) SNR of
+    the UE's band; ``behaviour`` is ``honest`` or the fault or attack the UE was given.
     """
 
     round: int
@@ -87,6 +100,7 @@ class UEEvent:
     staleness: int = 0
     energy_compute_j: float = 0.0
     energy_radio_j: float = 0.0
+    behaviour: str = "honest"
 
     def as_dict(self) -> dict[str, Any]:
         """A flat dict of the fields."""

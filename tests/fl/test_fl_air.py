@@ -107,9 +107,11 @@ def test_event_trigger_skips_exactly_when_below_threshold() -> None:
 
 
 def test_downlink_codec_changes_broadcast_bytes() -> None:
-    fp32 = run(load_config(None, SMALL)).summary["bytes_down"]
-    fp16 = run(load_config(None, [*SMALL, "codec.downlink=fp16"])).summary["bytes_down"]
-    assert 0.49 < fp16 / fp32 < 0.51
+    fp32 = run(load_config(None, SMALL)).records
+    fp16 = run(load_config(None, [*SMALL, "codec.downlink=fp16"])).records
+    # version 0 (the initial model) always goes out exactly, as fp32; later versions through the codec
+    assert fp16[0].bytes_down == fp32[0].bytes_down
+    assert 0.49 < fp16[1].bytes_down / fp32[1].bytes_down < 0.51
 
 
 def test_async_policy_runs_and_weights_stale_updates() -> None:
@@ -146,7 +148,8 @@ def test_async_policy_runs_and_weights_stale_updates() -> None:
     fresh, stale = [torch.ones(1, 2)], [torch.full((1, 2), 4.0)]
     bs.aggregate([ReceivedUpdate(0, fresh, 1, weight=1.0), ReceivedUpdate(1, stale, 1, weight=1 / 3**0.5)])
     w = 1 / 3**0.5
-    torch.testing.assert_close(bs.model.weight.detach(), w0 + (1 + 4 * w) / (1 + w))
+    # FedBuff: the staleness factor damps the update; it is not normalised away by the weights' sum
+    torch.testing.assert_close(bs.model.weight.detach(), w0 + (1 + 4 * w) / 2)
 
 
 def test_codecs_command_lists_every_codec(capsys: pytest.CaptureFixture[str]) -> None:

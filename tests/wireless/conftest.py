@@ -36,6 +36,8 @@ class FakeDriver:
         self.aggregations: list[tuple[int, list[Arrival]]] = []
         self.records: list[RoundRecord] = []
         self.events: list[list[UEEvent]] = []
+        self.discarded: list[tuple[str, list[object]]] = []
+        self._handles = 0
 
     def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
         self.selections.append((round, list(available), count))
@@ -44,12 +46,23 @@ class FakeDriver:
     def broadcast_bytes(self) -> int:
         return self._broadcast
 
-    def local_update(self, round: int, ue: int, version: int) -> LocalResult:
-        self.updates.append((round, ue, version))
-        p = self._payload(round, ue) if callable(self._payload) else self._payload
-        s = self._samples(round, ue) if callable(self._samples) else self._samples
-        k = self._skip(round, ue) if callable(self._skip) else ue in self._skip
-        return LocalResult(payload_bytes=p, samples_processed=s, skip=k, handle=("h", round, ue))
+    def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
+        out = []
+        for ue in ues:
+            self.updates.append((round, ue, version))
+            p = self._payload(round, ue) if callable(self._payload) else self._payload
+            s = self._samples(round, ue) if callable(self._samples) else self._samples
+            k = self._skip(round, ue) if callable(self._skip) else ue in self._skip
+            self._handles += 1
+            out.append(
+                LocalResult(
+                    payload_bytes=p, samples_processed=s, skip=k, handle=("h", round, ue, self._handles)
+                )
+            )
+        return out
+
+    def discard(self, handles: list[object], reason: str) -> None:
+        self.discarded.append((reason, list(handles)))
 
     def aggregate(self, round: int, arrivals: list[Arrival]) -> None:
         self.aggregations.append((round, list(arrivals)))

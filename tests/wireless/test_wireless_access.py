@@ -46,7 +46,7 @@ def test_fdma_upload_phase_is_the_max_on_a_third_of_the_band(make_quiet_cell, fa
     assert rec.time_uplink == pytest.approx(max(air))
     assert rec.time_downlink == pytest.approx(bcast)
     assert rec.time_compute == pytest.approx(1.0)
-    assert rec.time_wait == pytest.approx(0.0, abs=1e-12)
+    assert rec.time_wait == pytest.approx(0.0, abs=1e-12) and rec.time_queue == 0.0
     assert rec.bytes_up == 3 * PAYLOAD and rec.bytes_down == BCAST
 
 
@@ -60,10 +60,11 @@ def test_tdma_upload_phase_is_the_sum_in_ue_order(make_quiet_cell, fake_driver) 
     assert ev[2].t_upload_start == pytest.approx(t_ready + air[0] + air[1])
     assert ev[2].t_upload_end - t_ready == pytest.approx(sum(air))
     assert rec.t_end - t_ready == pytest.approx(sum(air))
-    # critical path: UE 2 waited for the two others
+    # critical path: UE 2 queued for the channel while the two others sent: queueing, not idle waiting
     assert rec.time_uplink == pytest.approx(air[2])
-    assert rec.time_wait == pytest.approx(air[0] + air[1])
-    total = rec.time_compute + rec.time_uplink + rec.time_downlink + rec.time_wait
+    assert rec.time_queue == pytest.approx(air[0] + air[1])
+    assert rec.time_wait == pytest.approx(0.0, abs=1e-12)
+    total = rec.time_compute + rec.time_uplink + rec.time_downlink + rec.time_queue + rec.time_wait
     assert total == pytest.approx(rec.duration)
 
 
@@ -85,6 +86,8 @@ def test_unicast_downlink_is_sequential_by_ue_id(make_quiet_cell, fake_driver) -
     assert ev[1].t_download_start == pytest.approx(dl[0])
     assert ev[2].t_download_end == pytest.approx(sum(dl))
     assert rec.bytes_down == 3 * BCAST
+    # the critical UE (UE 2, farthest) queued for its unicast turn while UEs 0 and 1 received theirs
+    assert rec.time_queue == pytest.approx(dl[0] + dl[1])
 
 
 def test_fdma_shares_split_the_band(make_quiet_cell, fake_driver) -> None:
@@ -96,11 +99,11 @@ def test_fdma_shares_split_the_band(make_quiet_cell, fake_driver) -> None:
 def test_time_split_sums_to_duration_and_ratio_is_recorded(make_quiet_cell, fake_driver) -> None:
     for overrides in ({}, {"access__scheme": "tdma"}, {"downlink__mode": "unicast"}):
         rec, ev = run(make_quiet_cell, fake_driver, **overrides)
-        parts = rec.time_compute + rec.time_uplink + rec.time_downlink + rec.time_wait
+        parts = rec.time_compute + rec.time_uplink + rec.time_downlink + rec.time_queue + rec.time_wait
         assert parts == pytest.approx(rec.duration, rel=1e-12)
         up = sum(e.t_upload_end - e.t_upload_start for e in ev.values()) / 3
         cp = sum(e.t_compute_end - e.t_compute_start for e in ev.values()) / 3
-        assert rec.extra["uplink_compute_ratio"] == pytest.approx(up / cp)
+        assert rec.extra["uplink_compute_ratio"] == pytest.approx(up / cp, rel=1e-12)
         assert rec.energy_j == pytest.approx(sum(e.energy_compute_j + e.energy_radio_j for e in ev.values()))
 
 

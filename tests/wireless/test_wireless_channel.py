@@ -46,9 +46,9 @@ def test_pathloss_models_by_hand() -> None:
     assert float(pathloss_db("tr36814", 1000.0, p)) == pytest.approx(128.1)
     assert float(pathloss_db("tr36814", 100.0, p)) == pytest.approx(128.1 - 37.6)
     assert float(pathloss_db("tr36814", 250.0, p)) == pytest.approx(128.1 + 37.6 * math.log10(0.25))
-    fs = PathLossConfig(model="free_space", carrier_hz=2.4e9)
+    fs = PathLossConfig(model="free_space")
     expected = 20 * math.log10(4 * math.pi * 100.0 * 2.4e9 / 299_792_458.0)  # ~80.05 dB
-    assert float(pathloss_db("free_space", 100.0, fs)) == pytest.approx(expected)
+    assert float(pathloss_db("free_space", 100.0, fs, 2.4e9)) == pytest.approx(expected)
     assert expected == pytest.approx(80.05, abs=0.01)
     pl = PathLossConfig(model="power_law", exponent=3.0, reference_distance_m=1.0, reference_loss_db=40.0)
     assert float(pathloss_db("power_law", 100.0, pl)) == pytest.approx(40.0 + 30.0 * 2)
@@ -118,7 +118,6 @@ def test_cell_streams_and_shadowing() -> None:
     expected = numpy_generator(7, "cell", "shadowing").normal(0.0, 8.0, 50)
     assert np.array_equal(a.shadowing_db, expected)
     assert a.shadowing_db.std() == pytest.approx(8.0, rel=0.3)
-    assert np.array_equal(a.fading_power(7, 3), numpy_generator(7, "fading", 3).standard_exponential(50))
 
 
 def _hand_rate(
@@ -146,16 +145,34 @@ def test_ue_at_known_distance_gets_the_formula_rate(fake_driver, make_quiet_cell
         assert ev[ue].attempts == 1 and ev[ue].bytes_up == 5000
 
 
-def test_known_shadowing_and_fading_enter_the_rate(fake_driver) -> None:
-    cfg = WirelessConfig.model_validate({"cell": {"positions_m": [[300.0, 0.0]], "shadowing_db": 8.0}})
+def _hand_airtime(bits: float, snr: float, bandwidth_hz: float, block_s: float, fades: list[float]) -> float:
+    """Seconds to send ``bits`` when block j (``block_s`` long) carries b log2(1 + snr x_j) T_c bits."""
+    t = 0.0
+    for x in fades:
+        rate = bandwidth_hz * math.log2(1 + snr * x)
+        if rate * block_s >= bits:
+            return t + bits / rate
+        bits -= rate * block_s
+        t += block_s
+    raise AssertionError("not enough fading draws")
+
+
+def test_known_shadowing_and_per_block_fading_give_the_airtime(fake_driver) -> None:
+    cfg = WirelessConfig.model_validate(
+        {"cell": {"positions_m": [[300.0, 0.0]], "shadowing_db": 8.0, "fading": {"coherence_time_s": 0.002}}}
+    )
     seed = 11
-    drv = fake_driver(payload=1000, samples=0)
+    drv = fake_driver(payload=100_000, samples=0)
     Clock(cfg, 1, 1e6, seed=seed).run(drv, 2, 1)
     shadow = float(numpy_generator(seed, "cell", "shadowing").normal(0.0, 8.0, 1)[0])
+    snr, _ = _hand_rate(300.0, 20e6, shadow)
     for rnd in (0, 1):
-        fade = float(numpy_generator(seed, "fading", rnd).standard_exponential(1)[0])
-        _, rate = _hand_rate(300.0, 20e6, shadow, fade)
-        assert drv.events[rnd][0].rate_up_bps == pytest.approx(rate, rel=1e-12)
+        fades = numpy_generator(seed, "fading", "up", rnd, 0).standard_exponential(2000).tolist()
+        ev = drv.events[rnd][0]
+        air = _hand_airtime(8 * (100_000 + 40), snr, 20e6, 0.002, fades)
+        assert ev.t_upload_end - ev.t_upload_start == pytest.approx(air, rel=1e-12)
+        assert air > 0.004  # the upload spans several blocks
+        assert ev.snr_up_db == pytest.approx(10 * math.log10(snr), rel=1e-12)  # the mean SNR
 
 
 def test_gap_to_capacity(fake_driver, make_quiet_cell) -> None:

@@ -23,7 +23,7 @@ from fedwave.sim import Clock, WirelessConfig, describe_cell, format_cell, shoul
         ({"access": {"bandwith_hz": 1e6}}, ["bandwith_hz"]),
         ({"access": {"shares": [1.0, -1.0]}}, ["shares"]),
         ({"access": {"scheme": "tdma", "shares": [1.0]}}, ["access.shares", "fdma"]),
-        ({"access": {"packet_errors": {"max_retransmissions": -1}}}, ["max_retransmissions"]),
+        ({"access": {"max_retransmissions": -1}}, ["max_retransmissions"]),
         ({"policy": {"name": "deadline"}}, ["deadline_s"]),
         ({"policy": {"name": "first_k"}}, ["policy.k"]),
         ({"policy": {"name": "fedbuff"}}, ["name", "fedbuff"]),
@@ -48,11 +48,20 @@ def test_validation_errors_name_the_field(data: dict, names: list[str]) -> None:
 def test_defaults_are_the_spec_defaults() -> None:
     cfg = WirelessConfig()
     assert (cfg.cell.radius_m, cfg.cell.d_min_m, cfg.cell.shadowing_db) == (500.0, 10.0, 8.0)
-    assert (cfg.cell.fading, cfg.cell.noise_psd_dbm_hz, cfg.cell.ue_power_dbm) == ("rayleigh", -174.0, 23.0)
+    assert (cfg.cell.fading.model, cfg.cell.noise_psd_dbm_hz, cfg.cell.ue_power_dbm) == (
+        "rayleigh",
+        -174.0,
+        23.0,
+    )
+    assert (cfg.cell.fading.block, cfg.cell.fading.ue_speed_kmh, cfg.cell.carrier_hz) == (
+        "coherence",
+        3.0,
+        2e9,
+    )
     assert (cfg.cell.bs_power_dbm, cfg.cell.pathloss.model) == (43.0, "tr36814")
     assert (cfg.access.scheme, cfg.access.bandwidth_hz) == ("fdma", 20e6)
     assert (cfg.policy.name, cfg.downlink.mode, cfg.devices.kappa) == ("sync", "broadcast", 1e-28)
-    for section in (cfg.cell, cfg.access, cfg.devices, cfg.policy, cfg.event_trigger):
+    for section in (cfg.cell, cfg.cell.fading, cfg.access, cfg.devices, cfg.policy, cfg.event_trigger):
         for name, field in type(section).model_fields.items():
             assert field.description, f"{type(section).__name__}.{name} has no description"
 

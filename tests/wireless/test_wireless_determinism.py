@@ -16,7 +16,8 @@ from fedwave.sim import Clock, WirelessConfig
 SIM_ROOT = Path(__file__).resolve().parents[2] / "src" / "fedwave"
 
 CONFIGS = {
-    "fdma": {"access": {"packet_errors": {"enabled": True, "waterfall_threshold": 2.0}}},
+    "fdma": {"access": {"packet_errors": {"enabled": True, "waterfall_threshold_db": 20.0}}},
+    "round-outage": {"cell": {"fading": {"block": "round", "outage_snr_db": 25.0}}},
     "tdma-unicast": {"access": {"scheme": "tdma"}, "downlink": {"mode": "unicast"}},
     "deadline": {"policy": {"name": "deadline", "deadline_s": 1.0}, "devices": {"profile": "distribution"}},
     "first_k": {"policy": {"name": "first_k", "k": 5}, "cell": {"fading": "rician"}},
@@ -51,7 +52,7 @@ def test_same_seed_same_timeline(fake_driver, name: str) -> None:
     c, _ = timeline(fake_driver, CONFIGS[name], seed=2)
     assert a != c
     for r in drv.records:
-        total = r.time_compute + r.time_uplink + r.time_downlink + r.time_wait
+        total = r.time_compute + r.time_uplink + r.time_downlink + r.time_queue + r.time_wait
         assert total == pytest.approx(r.duration, rel=1e-9, abs=1e-12)
         assert r.time_wait >= 0.0
 

@@ -73,7 +73,8 @@ def test_retransmissions_force_loss_and_multiply_airtime(make_quiet_cell, fake_d
         NEAR[:2],
         access={
             "header_bytes": 40,
-            "packet_errors": {"enabled": True, "waterfall_threshold": 1e12, "max_retransmissions": 3},
+            "max_retransmissions": 3,
+            "packet_errors": {"enabled": True, "waterfall_threshold_db": 80.0},
         },
     )
     drv = fake_driver(payload=10_000, samples=100)
@@ -88,7 +89,9 @@ def test_retransmissions_force_loss_and_multiply_airtime(make_quiet_cell, fake_d
 
 
 def test_no_errors_means_one_attempt(make_quiet_cell, fake_driver) -> None:
-    cfg = make_quiet_cell(NEAR[:2], access={"packet_errors": {"enabled": True, "waterfall_threshold": 0.0}})
+    cfg = make_quiet_cell(
+        NEAR[:2], access={"packet_errors": {"enabled": True, "waterfall_threshold_db": -30.0}}
+    )
     drv = fake_driver(payload=10_000, samples=100)
     Clock(cfg, 2, 1e6, seed=0).run(drv, 1, 2)
     for e in drv.events[0]:
@@ -104,7 +107,8 @@ def test_attempts_come_from_the_errors_stream(fake_driver) -> None:
     cfg = WirelessConfig.model_validate(
         {
             "access": {
-                "packet_errors": {"enabled": True, "waterfall_threshold": 30.0, "max_retransmissions": 2}
+                "max_retransmissions": 2,
+                "packet_errors": {"enabled": True, "waterfall_threshold_db": 14.0},
             }
         }
     )
@@ -113,7 +117,8 @@ def test_attempts_come_from_the_errors_stream(fake_driver) -> None:
     seen = set()
     for rnd in (0, 1):
         for e in drv.events[rnd]:
-            q = float(packet_error_probability(10 ** (e.snr_up_db / 10), 30.0))
+            # q on the MEAN SNR of the UE's band (the waterfall formula already averages the fading)
+            q = float(packet_error_probability(10 ** (e.snr_up_db / 10), 10**1.4))
             a, ok = sample_attempts(numpy_generator(5, "errors", rnd, e.ue), q, 2)
             assert e.attempts == a and e.status == ("arrived" if ok else "lost")
             seen.add(e.status)
@@ -129,6 +134,13 @@ def test_event_triggered_skip(make_quiet_cell, fake_driver) -> None:
     ev = {e.ue: e for e in drv.events[0]}
     assert ev[1].status == "skipped" and ev[1].bytes_up == 2
     assert ev[1].t_upload_end - ev[1].t_upload_start == pytest.approx(8 * (2 + 40) / ev[1].rate_up_bps)
+    # FDMA: the band is split between the two UEs that upload an update, not among all three
+    for ue in (0, 2):
+        d = math.hypot(*NEAR[ue])
+        snr = (
+            10 ** ((23 - 30) / 10) * 10 ** (-(128.1 + 37.6 * math.log10(d / 1000)) / 10) / (10**-20.4 * 10e6)
+        )
+        assert ev[ue].rate_up_bps == pytest.approx(10e6 * math.log2(1 + snr), rel=1e-9)
     rec = drv.records[0]
     assert (rec.arrived, rec.skipped) == (2, 1)
     assert rec.bytes_up == 2 * 30_000 + 2
@@ -170,7 +182,7 @@ def test_async_staleness_and_weights(make_quiet_cell, fake_driver) -> None:
     # each round's record holds the messages that arrived in it; the time split sums to its duration
     assert [r.arrived for r in drv.records] == [2, 2, 2]
     for r in drv.records:
-        total = r.time_compute + r.time_uplink + r.time_downlink + r.time_wait
+        total = r.time_compute + r.time_uplink + r.time_downlink + r.time_queue + r.time_wait
         assert total == pytest.approx(r.duration)
     stale = {(e.round, e.ue): e.staleness for evs in drv.events for e in evs}
     assert stale[(1, 1)] == 1 and stale[(2, 2)] == 2

@@ -1,8 +1,8 @@
-"""The cell of one run: UE positions, path loss and shadowing fixed for the run, fading per round.
+"""The cell of one run: UE positions, path loss and shadowing, fixed for the run.
 
 A :class:`Cell` is sampled once from the config and the run seed, from the streams
-``(seed, "cell", "positions")`` and ``(seed, "cell", "shadowing")``. Fading of round r comes from
-``(seed, "fading", r)``, one value per UE by index, so it depends on (seed, round, UE) only.
+``(seed, "cell", "positions")`` and ``(seed, "cell", "shadowing")``. Small-scale fading is drawn by the
+links (:mod:`fedwave.channel.blocks`) from streams keyed by (seed, round, UE).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fedwave.errors import ConfigError
 from fedwave.rng import Key, numpy_generator
 
 if TYPE_CHECKING:
-    from fedwave.sim.config import CellConfig
+    from fedwave.channel.config import CellConfig
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,13 @@ class Cell:
         return cls(
             positions_m=positions,
             distance_m=d,
-            pathloss_db=pathloss_db(cfg.pathloss.model, d, cfg.pathloss),
+            pathloss_db=pathloss_db(cfg.pathloss.model, d, cfg.pathloss, cfg.carrier_hz),
             shadowing_db=shadow,
             ue_power_w=power,
             bs_power_w=float(dbm_to_watt(cfg.bs_power_dbm)),
             noise_psd_w_hz=noise_psd_w_per_hz(cfg.noise_psd_dbm_hz, cfg.noise_figure_db),
-            fading=cfg.fading,
-            rician_k=cfg.rician_k,
+            fading=cfg.fading.model,
+            rician_k=cfg.fading.rician_k,
         )
 
     def large_scale_gain(self) -> NDArray[np.float64]:

@@ -11,9 +11,6 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-#: The smallest fading power returned (a draw of exactly 0 would make a rate of 0 bit/s).
-MIN_FADING_POWER = 1e-12
-
 
 def sample_shadowing_db(rng: np.random.Generator, num_ues: int, sigma_db: float) -> NDArray[np.float64]:
     """Log-normal shadowing in dB, N(0, sigma_db^2), one value per UE (a gain: positive is better)."""
@@ -48,7 +45,9 @@ FADING_MODELS: dict[str, Callable[[np.random.Generator, int, float], NDArray[np.
 def sample_fading_power(
     rng: np.random.Generator, num: int, model: str, k_factor: float = 0.0
 ) -> NDArray[np.float64]:
-    """Block-fading power gains |h|^2 (linear, mean 1), one per UE, for one block (round).
+    """Block-fading power gains |h|^2 (linear, mean 1): ``num`` i.i.d. draws (blocks or UEs).
+
+    A draw may be exactly 0 (a block that carries nothing); nothing downstream divides by it.
 
     Args:
         rng: the generator of this block's stream.
@@ -60,4 +59,4 @@ def sample_fading_power(
         fn = FADING_MODELS[model]
     except KeyError:
         raise ValueError(f"unknown fading model {model!r}; known: {sorted(FADING_MODELS)}") from None
-    return np.maximum(fn(rng, num, k_factor), MIN_FADING_POWER)
+    return fn(rng, num, k_factor)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from fedwave.sim.config import DevicesConfig
+    from fedwave.devices.config import DevicesConfig
 
 
 @dataclass(frozen=True)

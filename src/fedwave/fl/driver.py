@@ -2,12 +2,18 @@
 
 The clock (``fedwave.sim``) decides *when* things happen; this driver decides *what* happens:
 
-    select UEs -> UE trains (users) -> encode update (codecs) -> [air: clock]
-      -> BS decodes, rejects NaN/Inf, aggregates (server) -> evaluate -> record
+    select UEs -> UEs train (users) -> [faulty UEs misbehave] -> encode (codecs) -> [air: clock]
+      -> BS decodes, rejects NaN/Inf, aggregates, rolls back a diverging step (server) -> evaluate
 
-Randomness is derived from (seed, round, UE, purpose): selection, local training, encoding. The
-driver's state between rounds (global model, optimizer, broadcast copy, per-UE codec and trigger state)
-is captured by :meth:`FederatedDriver.state_dict` for checkpoints.
+Every dispatch of a UE gets its own handle: an update is aggregated at most once (``aggregate``) or
+discarded with its reason (``discard``: lost, dropped, silent, in flight at the end). Randomness is
+derived from (seed, round, UE, purpose). The driver's state between rounds (global model, optimizer,
+broadcast copy, per-UE codec and trigger state) is captured by :meth:`FederatedDriver.state_dict`.
+
+Event-triggered uploads compare a UE's local model with the last one the BS *received* from it: the
+reference moves when an update is aggregated, never when it is merely encoded. An error-feedback UE
+whose message never reached the BS (lost, dropped, silent, in flight) takes that message back into its
+residual, so nothing it computed is lost for good.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from fedwave.adversary import BehaviourContext, FaultPlan
 from fedwave.codecs import Codec, CodecState, get_codec
 from fedwave.config import Config
 from fedwave.engine import Executor
-from fedwave.errors import PayloadError
+from fedwave.errors import FedwaveError, PayloadError
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import numpy_generator, torch_generator
-from fedwave.server import BaseStation, ReceivedUpdate
+from fedwave.server import BaseStation, ReceivedUpdate, is_finite
 from fedwave.sim.protocol import Arrival, LocalResult
 from fedwave.sim.trigger import should_upload
 from fedwave.users import User, UserDataSource, construct_user
@@ -37,15 +44,21 @@ RoundCallback = Callable[[RoundRecord, list[UEEvent]], None]
 _FP32 = "fp32"
 
 
+class RunStalled(FedwaveError):
+    """The run aggregated no update for ``server.max_idle_rounds`` rounds in a row."""
+
+
 @dataclass
 class _Pending:
-    """An encoded update between a UE's local training and the BS's decode."""
+    """An encoded update between a UE's local training and the BS's decode (or its discard)."""
 
     ue: int
+    round: int
     message: bytes  # uplink codec bytes of the update
     buffers: bytes | None  # fp32 bytes of the UE's buffers (BatchNorm statistics), if any
     num_samples: int
     skip: bool
+    reference: list[torch.Tensor] | None  # the UE's local model, the trigger's reference once delivered
 
 
 class FederatedDriver:
@@ -106,6 +119,7 @@ class FederatedDriver:
         self.uplink: Codec = get_codec(cfg.codec.uplink)
         self.downlink: Codec = get_codec(cfg.codec.downlink)
         self.raw: Codec = get_codec(_FP32)
+        self.faults = FaultPlan(cfg.faults, cfg.fl.num_ues, cfg.seed)
         self.codec_state: dict[int, CodecState] = {}
         self.trigger = cfg.wireless.event_trigger
         self.last_uploaded: dict[int, list[torch.Tensor]] = {}
@@ -115,26 +129,35 @@ class FederatedDriver:
         self.downlink_state: CodecState = {}
         self._payloads: dict[int, dict[str, Any]] = {}
         self._downlink_bytes: dict[int, int] = {}
-        self._selected: dict[int, list[int]] = {}
         self._select_calls: dict[int, int] = {}
-        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._dispatch_calls: dict[tuple[int, int], int] = {}
+        self._next_handle = 0
+        self._pending: dict[int, _Pending] = {}
         self._round_fate: dict[int, dict[int, str]] = {}
+        self._idle_rounds = 0
+        self._round_agg: tuple[int, bool, float, int] = (0, False, 0.0, 0)
+        self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
         self.records: list[RoundRecord] = []
         self._prepare_broadcast()
 
     # ------------------------------------------------------------------ downlink
     def _prepare_broadcast(self) -> None:
-        """Encode the change of the global model since the last broadcast; update the UEs' copy."""
+        """Encode the current model for the UEs and update their copy.
+
+        Version 0 (the initial model) always goes out exactly, as fp32: a lossy codec applied to a whole
+        model (not to a change of it) would start every UE from a damaged model. Later versions send the
+        change since the last broadcast through ``codec.downlink``.
+        """
         version = self.bs.version
         current = self.bs.parameters_snapshot()
+        rng = torch_generator(self.seed, "downlink", version)
         if version == 0 or self.downlink.exact:
-            msg = self.downlink.encode(current, rng=torch_generator(self.seed, "downlink", version))
-            self.broadcast_params = current if self.downlink.exact else self.downlink.decode(msg)
+            codec = self.downlink if self.downlink.exact else self.raw
+            msg = codec.encode(current, rng=rng)
+            self.broadcast_params = current
         else:
             delta = [c - b for c, b in zip(current, self.broadcast_params)]
-            msg = self.downlink.encode(
-                delta, rng=torch_generator(self.seed, "downlink", version), state=self.downlink_state
-            )
+            msg = self.downlink.encode(delta, rng=rng, state=self.downlink_state)
             decoded = self.downlink.decode(msg)
             self.broadcast_params = [b + d for b, d in zip(self.broadcast_params, decoded)]
         payload = self.bs.payload()
@@ -162,78 +185,116 @@ class FederatedDriver:
         self._select_calls[round] = call + 1
         pool = sorted(available)
         rng = numpy_generator(self.seed, "select", round, call)
-        chosen = sorted(
-            int(pool[i]) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False)
-        )
-        self._selected.setdefault(round, []).extend(chosen)
-        return chosen
+        return sorted(int(pool[i]) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False))
 
     # ------------------------------------------------------------------ local work
-    def _train(self, task: tuple[int, int, int]) -> tuple[int, dict[str, Any]]:
-        round, ue, version = task
+    def _train(self, task: tuple[int, int, int, int]) -> tuple[int, dict[str, Any]]:
+        round, ue, version, dispatch = task
+        keys: tuple[int, ...] = (round, ue) if dispatch == 0 else (round, ue, dispatch)
         shared, _ = self.users[ue].compute_local_updates(
-            self._payloads[version], rng=torch_generator(self.seed, "train", round, ue)
+            self._payloads[version], rng=torch_generator(self.seed, "train", *keys)
         )
         return ue, shared
 
-    def local_update(self, round: int, ue: int, version: int) -> LocalResult:
-        """Train UE ``ue`` on model ``version``, decide whether to upload, encode the update."""
-        if (round, ue) not in self._pending:
-            # Run this round's selected UEs on the same version together through the executor.
-            batch = [u for u in self._selected.get(round, [ue]) if (round, u) not in self._pending]
-            batch = batch if ue in batch else [ue]
-            for u, shared in self.executor.map(self._train, [(round, u, version) for u in batch]):
-                self._pending[(round, u)] = self._encode(round, u, shared)
-        pending = self._pending[(round, ue)]
-        user = self.users[ue]
+    def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
+        """Train UEs ``ues`` on model ``version`` (through the executor), apply faults, encode."""
+        tasks = []
+        for ue in ues:
+            n = self._dispatch_calls.get((round, ue), 0)
+            self._dispatch_calls[(round, ue)] = n + 1
+            tasks.append((round, int(ue), version, n))
+        trained = self.executor.map(self._train, tasks)
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
-        return LocalResult(
-            payload_bytes=(len(pending.message) + len(pending.buffers or b"")) if not pending.skip else 0,
-            samples_processed=epochs * user.num_data_points,
-            skip=pending.skip,
-            handle=(round, ue),
-        )
+        results = []
+        for (_, ue, _, n), (_, shared) in zip(tasks, trained):
+            behaviour = self.faults.misbehaves(round, ue, n)
+            silent = behaviour is not None and behaviour.silent
+            if behaviour is not None and not silent:
+                ctx = BehaviourContext(
+                    round, ue, torch_generator(self.seed, "faults", round, ue, n), self.cfg.faults.scale
+                )
+                shared = {**shared, "gradients": behaviour.apply(list(shared["gradients"]), ctx)}
+            pending = self._encode(round, ue, version, shared, n, silent)
+            handle = self._next_handle
+            self._next_handle += 1
+            self._pending[handle] = pending
+            results.append(
+                LocalResult(
+                    payload_bytes=0 if pending.skip else len(pending.message) + len(pending.buffers or b""),
+                    samples_processed=epochs * self.users[ue].num_data_points,
+                    skip=pending.skip,
+                    handle=handle,
+                    silent=silent,
+                    behaviour="honest" if behaviour is None else behaviour.name,
+                )
+            )
+        return results
 
-    def _encode(self, round: int, ue: int, shared: dict[str, Any]) -> _Pending:
+    def _encode(
+        self, round: int, ue: int, version: int, shared: dict[str, Any], dispatch: int, silent: bool
+    ) -> _Pending:
         update: list[torch.Tensor] = [g.detach().cpu() for g in shared["gradients"]]
+        num = int(shared["metadata"]["num_data_points"] or self.users[ue].num_data_points)
+        if silent:
+            return _Pending(ue, round, b"", None, num, False, None)
+        reference = None
         skip = False
         if self.trigger.enabled:
-            local = (
-                [b + d for b, d in zip(self.broadcast_params, update)]
+            reference = (
+                [b + d for b, d in zip(self._payloads[version]["parameters"], update)]
                 if self.cfg.fl.algorithm == "fedavg"
                 else update
             )
             last = self.last_uploaded.get(ue)
             if last is not None:
-                delta = float(global_norm([a - b for a, b in zip(local, last)]))
+                delta = float(global_norm([a - b for a, b in zip(reference, last)]))
                 skip = not should_upload(
                     delta, float(global_norm(last)), self.trigger.threshold, self.trigger.mode
                 )
-            if not skip:
-                self.last_uploaded[ue] = [t.clone() for t in local]
-        num = shared["metadata"]["num_data_points"] or self.users[ue].num_data_points
         if skip:
-            return _Pending(ue, b"", None, int(num), True)
+            return _Pending(ue, round, b"", None, num, True, None)
+        keys: tuple[int, ...] = (round, ue) if dispatch == 0 else (round, ue, dispatch)
         state = self.codec_state.setdefault(ue, {})
-        message = self.uplink.encode(update, rng=torch_generator(self.seed, "codec", round, ue), state=state)
+        message = self.uplink.encode(update, rng=torch_generator(self.seed, "codec", *keys), state=state)
         bufs = shared["buffers"]
         buf_bytes = None
         if bufs:  # models without buffers send no buffer message at all
             buf_bytes = self.raw.encode(
                 [b.detach().cpu().float() for b in bufs], rng=torch_generator(self.seed, "buf")
             )
-        return _Pending(ue, message, buf_bytes, int(num), False)
+        return _Pending(ue, round, message, buf_bytes, num, False, reference)
 
     # ------------------------------------------------------------------ aggregation
+    def discard(self, handles: list[object], reason: str) -> None:
+        """Forget updates that will never be aggregated; an error-feedback UE takes its message back."""
+        for handle in handles:
+            pending = self._pending.pop(_handle(handle), None)
+            if pending is None:
+                raise RuntimeError(f"discard of unknown or already used update handle {handle!r} ({reason})")
+            if not pending.message or not self.uplink.stateful:
+                continue
+            state = self.codec_state.get(pending.ue)
+            if not state:
+                continue
+            try:
+                decoded = self.uplink.decode(pending.message)
+            except PayloadError:
+                continue
+            for i, d in enumerate(decoded):
+                key = f"residual.{i}"
+                res = state.get(key)
+                if isinstance(res, torch.Tensor) and res.shape == d.shape and bool(torch.isfinite(d).all()):
+                    state[key] = res + d.to(res.dtype)
+
     def aggregate(self, round: int, arrivals: list[Arrival]) -> None:
         """Decode the arrived updates (undecodable -> lost), aggregate, prepare the next broadcast."""
         fate = self._round_fate.setdefault(round, {})
         received: list[ReceivedUpdate] = []
+        references: dict[int, list[torch.Tensor]] = {}
         for a in arrivals:
-            key = a.handle if isinstance(a.handle, tuple) else (round, a.ue)
-            pending = self._pending.pop(key, None)
+            pending = self._pending.pop(_handle(a.handle), None)
             if pending is None:
-                continue
+                raise RuntimeError(f"update handle {a.handle!r} of UE {a.ue} is unknown or was already used")
             if pending.skip:
                 fate[a.ue] = "skipped"
                 if self.trigger.on_skip == "reuse" and a.ue in self.last_update:
@@ -250,11 +311,25 @@ class FederatedDriver:
                 continue
             update = ReceivedUpdate(a.ue, tensors, pending.num_samples, buffers, a.weight)
             received.append(update)
-            if self.trigger.enabled and self.trigger.on_skip == "reuse":
-                self.last_update[a.ue] = update
+            if pending.reference is not None:
+                references[a.ue] = pending.reference
         outcome = self.bs.aggregate(received)
         for ue in outcome.rejected:
             fate[ue] = "rejected"
+        kept = [] if outcome.rolled_back else outcome.aggregated
+        if outcome.rolled_back:
+            for ue in outcome.aggregated:
+                fate[ue] = "rolled_back"
+        for ue in kept:
+            if ue in references:
+                self.last_uploaded[ue] = references[ue]
+            if self.trigger.enabled and self.trigger.on_skip == "reuse":
+                upd = next(u for u in received if u.ue == ue)
+                if is_finite(upd.tensors):
+                    self.last_update[ue] = upd
+        new = sum(1 for a in arrivals if not a.skip and a.ue in kept)
+        self.aggregated_total += new
+        self._round_agg = (len(kept), outcome.rolled_back, outcome.step_norm, len(outcome.clipped))
         self._prepare_broadcast()
 
     def _decode_buffers(self, message: bytes | None) -> list[torch.Tensor] | None:
@@ -272,25 +347,45 @@ class FederatedDriver:
         ]
 
     def end_round(self, record: RoundRecord, events: list[UEEvent]) -> bool:
-        """Evaluate, complete the record, hand it on; False stops the run (target reached)."""
+        """Evaluate, complete the record, hand it on; False stops the run (target reached).
+
+        Raises:
+            RunStalled: no update was aggregated for ``server.max_idle_rounds`` rounds in a row.
+        """
         fate = self._round_fate.pop(record.round, {})
         for ev in events:
             if ev.ue in fate and ev.status == "arrived":
                 ev.status = fate[ev.ue]
-        record.rejected = sum(1 for s in fate.values() if s == "rejected")
-        record.lost += sum(1 for s in fate.values() if s == "undecodable")
-        record.arrived -= sum(1 for s in fate.values() if s in ("rejected", "undecodable"))
+        record.rejected = sum(1 for ev in events if ev.status == "rejected")
+        record.rolled_back = sum(1 for ev in events if ev.status == "rolled_back")
+        undecodable = sum(1 for ev in events if ev.status == "undecodable")
+        record.lost += undecodable
+        record.arrived -= record.rejected + record.rolled_back + undecodable
         record.samples = sum(ev.samples for ev in events if ev.status == "arrived")
+        kept, _, step_norm, clipped = self._round_agg
+        self._round_agg = (0, False, 0.0, 0)
+        record.extra["step_norm"] = step_norm
+        record.extra["clipped"] = float(clipped)
         result = self.bs.evaluate()
         record.accuracy, record.loss = result.accuracy, result.loss
         record.bytes_down = record.bytes_down or sum(ev.bytes_down for ev in events)
         self.records.append(record)
-        # Drop leftovers of UEs that never arrived (dropped / lost) in this round.
-        for key in [k for k in self._pending if k[0] == record.round]:
-            del self._pending[key]
-        self._selected.pop(record.round, None)
+        for key in [k for k in self._dispatch_calls if k[0] <= record.round]:
+            del self._dispatch_calls[key]
+        self._select_calls.pop(record.round, None)
         if self.on_round is not None:
             self.on_round(record, events)
+        skipped_all = record.selected > 0 and record.skipped == record.selected
+        self._idle_rounds = 0 if kept or skipped_all else self._idle_rounds + 1
+        limit = self.cfg.server.max_idle_rounds
+        if limit is not None and self._idle_rounds >= limit:
+            raise RunStalled(
+                f"no update was aggregated in the last {self._idle_rounds} rounds (to round {record.round}): "
+                f"{record.dropped} dropped, {record.lost} lost, {record.rejected} rejected, "
+                f"{record.rolled_back} rolled back, {record.silent} silent in the last one. Check the "
+                "deadline (wireless.policy.deadline_s), the faults section, the learning rates, or raise "
+                "server.max_idle_rounds (null: never stop)"
+            )
         target = self.cfg.fl.target_accuracy
         return not (self.cfg.fl.stop_at_target and target is not None and record.accuracy >= target)
 
@@ -306,6 +401,8 @@ class FederatedDriver:
             "last_update": {k: (v.tensors, v.num_samples, v.buffers) for k, v in self.last_update.items()},
             "queries": [u.counted_queries for u in self.users],
             "downlink_bytes": self._downlink_bytes[self.bs.version],
+            "idle_rounds": self._idle_rounds,
+            "aggregated_total": self.aggregated_total,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -317,6 +414,8 @@ class FederatedDriver:
         self.last_update = {k: ReceivedUpdate(k, t, n, b) for k, (t, n, b) in state["last_update"].items()}
         for u, q in zip(self.users, state["queries"]):
             u.counted_queries = q
+        self._idle_rounds = int(state.get("idle_rounds", 0))
+        self.aggregated_total = int(state.get("aggregated_total", 0))
         self._payloads.clear()
         self._downlink_bytes.clear()
         # Rebuild the current broadcast exactly as it was sent after the last aggregation.
@@ -325,6 +424,12 @@ class FederatedDriver:
         payload["parameters"] = [p.clone() for p in self.broadcast_params]
         self._payloads[self.bs.version] = payload
         self._downlink_bytes[self.bs.version] = int(state.get("downlink_bytes", 0))
+
+
+def _handle(handle: object) -> int:
+    if not isinstance(handle, int):
+        raise RuntimeError(f"update handle {handle!r} was not made by this driver")
+    return handle
 
 
 class _Case:

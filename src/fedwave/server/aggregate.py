@@ -21,6 +21,14 @@ def is_finite(update: Update) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in update if t.is_floating_point())
 
 
+def update_norm(update: Update) -> float:
+    """Global L2 norm over every entry of every tensor, computed in float64 (finite for finite float32)."""
+    total = 0.0
+    for t in update:
+        total += float(torch.linalg.vector_norm(t.detach().to(torch.float64))) ** 2
+    return total**0.5
+
+
 def weighted_mean(updates: Sequence[Update], weights: Sequence[float] | None = None) -> list[torch.Tensor]:
     """Tensor-by-tensor weighted mean of ``updates`` (uniform if ``weights`` is None).
 

@@ -9,13 +9,14 @@ mean into a pseudo-gradient and lets the server optimizer take one step.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from fedwave.server.aggregate import aggregate_buffers, is_finite, weighted_mean
+from fedwave.server.aggregate import aggregate_buffers, is_finite, update_norm, weighted_mean
 from fedwave.server.evaluate import Evaluation, evaluate
 from fedwave.server.optimizers import apply_pseudo_gradient, make_server_optimizer
 from fedwave.server.payload import build_payload
@@ -43,10 +44,22 @@ class ReceivedUpdate:
 
 @dataclass
 class AggregationOutcome:
-    """What an aggregation step did: UEs aggregated and UEs rejected for non-finite values."""
+    """What an aggregation step did.
+
+    Attributes:
+        aggregated: UEs whose update entered the step (and stayed, unless ``rolled_back``).
+        rejected: UEs whose update held NaN or Inf (never aggregated).
+        clipped: UEs whose update was scaled down to ``norm_bound``.
+        rolled_back: the step made the model non-finite or exploded (see ``divergence_factor``), so the
+            BS restored the model, its buffers and optimizer state from before it.
+        step_norm: L2 norm of the change the step made to the parameters (before any roll-back).
+    """
 
     aggregated: list[int] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)
+    clipped: list[int] = field(default_factory=list)
+    rolled_back: bool = False
+    step_norm: float = 0.0
 
 
 class BaseStation:
@@ -57,6 +70,8 @@ class BaseStation:
         server_cfg: a ``ServerConfig`` (optimizer, lr, momentum, betas, eps).
         algorithm: ``"fedavg"`` (updates are parameter differences) or ``"fedsgd"`` (gradients).
         weighting: ``"samples"`` (weights proportional to sample counts) or ``"uniform"``.
+        server_cfg may also set ``norm_bound`` (scale each update to at most this L2 norm before
+        aggregating) and ``divergence_factor`` (roll back a step larger than this times max(1, ||w||)).
         x_test, y_test: the held-out test split.
         metadata: dataset metadata carried in every payload.
     """
@@ -72,6 +87,8 @@ class BaseStation:
         y_test: torch.Tensor,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        self.norm_bound: float | None = getattr(server_cfg, "norm_bound", None)
+        self.divergence_factor: float | None = getattr(server_cfg, "divergence_factor", None)
         self.model = copy.deepcopy(model)
         self.params = list(self.model.parameters())
         self.algorithm = algorithm
@@ -89,9 +106,14 @@ class BaseStation:
         )
 
     def aggregate(self, updates: list[ReceivedUpdate]) -> AggregationOutcome:
-        """Reject non-finite updates, average the rest, take one server optimizer step.
+        """Reject non-finite updates, bound norms, average the rest, take one server optimizer step.
 
-        With no acceptable update the model is unchanged (the version still advances).
+        The average is ``sum_k (n_k / sum_j n_j) s_k u_k`` with ``n_k`` the sample (or uniform) weight and
+        ``s_k`` the update's own factor (the async staleness weight, 1 otherwise): staleness damps the
+        step, it is not normalised away (FedBuff). Buffers: the same weights, normalised. If the step
+        leaves a non-finite model, or moves the parameters by more than ``divergence_factor`` times
+        ``max(1, ||w||)``, it is rolled back. With no acceptable update the model is unchanged; the
+        version advances in every case.
         """
         outcome = AggregationOutcome()
         good: list[ReceivedUpdate] = []
@@ -102,9 +124,15 @@ class BaseStation:
         self.version += 1
         if not good:
             return outcome
+        if self.norm_bound is not None:
+            good = [self._bounded(u, outcome) for u in good]
         base = [float(u.num_samples) if self.weighting == "samples" else 1.0 for u in good]
         weights = [b * u.weight for b, u in zip(base, good)]
-        mean = weighted_mean([u.tensors for u in good], weights)
+        if sum(weights) <= 0:
+            return outcome
+        damping = sum(weights) / sum(base)
+        mean = [m * damping for m in weighted_mean([u.tensors for u in good], weights)]
+        before = self._snapshot()
         pseudo = mean if self.algorithm == "fedsgd" else [-m for m in mean]
         apply_pseudo_gradient(self.optimizer, self.params, pseudo)
         with_buffers = [u for u in good if u.buffers is not None]
@@ -114,7 +142,45 @@ class BaseStation:
                 for u in with_buffers
             ]
             load_buffers(self.model, aggregate_buffers([u.buffers for u in with_buffers if u.buffers], bw))
+        outcome.step_norm = float(update_norm([p.detach() - b for p, b in zip(self.params, before[0])]))
+        if self._diverged(outcome.step_norm, before[0]):
+            self._restore(before)
+            outcome.rolled_back = True
         return outcome
+
+    def _bounded(self, u: ReceivedUpdate, outcome: AggregationOutcome) -> ReceivedUpdate:
+        assert self.norm_bound is not None
+        norm = float(update_norm(u.tensors))
+        if norm <= self.norm_bound:
+            return u
+        outcome.clipped.append(u.ue)
+        factor = self.norm_bound / norm
+        return ReceivedUpdate(u.ue, [t * factor for t in u.tensors], u.num_samples, u.buffers, u.weight)
+
+    def _diverged(self, step_norm: float, before: list[torch.Tensor]) -> bool:
+        if not (is_finite(self.params) and is_finite(persistent_buffers(self.model))):
+            return True
+        if not math.isfinite(step_norm):
+            return True
+        if self.divergence_factor is None:
+            return False
+        return step_norm > self.divergence_factor * max(1.0, float(update_norm(before)))
+
+    def _snapshot(self) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, Any]]:
+        return (
+            snapshot(self.params),
+            snapshot(persistent_buffers(self.model)),
+            copy.deepcopy(self.optimizer.state_dict()),
+        )
+
+    def _restore(self, state: tuple[list[torch.Tensor], list[torch.Tensor], dict[str, Any]]) -> None:
+        params, buffers, opt = state
+        with torch.no_grad():
+            for p, b in zip(self.params, params):
+                p.copy_(b)
+        if buffers:
+            load_buffers(self.model, buffers)
+        self.optimizer.load_state_dict(opt)
 
     def evaluate(self) -> Evaluation:
         """Test accuracy and loss of the global model."""

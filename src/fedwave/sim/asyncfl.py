@@ -1,16 +1,22 @@
-"""Buffered asynchronous FL on the simulated clock (policy ``async``, FedBuff-like).
+"""Buffered asynchronous FL on the simulated clock (policy ``async``, FedBuff: Nguyen et al. 2022).
 
-``concurrency`` UEs train at once. When a UE's message arrives (or is lost) the UE becomes idle, and the
-BS samples a replacement among the idle UEs (``Driver.select(round, idle, 1)``) and sends it the current
-model. After every ``buffer_k`` delivered messages the BS aggregates; that is one round. An update trained
-on version v and aggregated when the BS is at version V has staleness s = V - v and weight 1/sqrt(1 + s).
+``concurrency`` UEs train at once. When the BS dispatches a UE it sends it the current model (version v)
+and the host computes what the UE will send (``Driver.local_updates``). When a UE's message arrives (or
+is lost) the UE becomes idle and the BS samples a replacement among the idle UEs
+(``Driver.select(round, idle, 1)``). Every delivered message goes into the BS's buffer; after every
+``buffer_k`` of them the BS aggregates (one round) and its version becomes V + 1. An update trained on
+version v and aggregated at version V has staleness s = V - v and the weight 1/sqrt(1 + s), applied as an
+absolute factor (FedBuff): a uniformly stale buffer moves the model less, it is not renormalised away.
+
+Every dispatch has its own handle, so a UE dispatched twice before an aggregation is trained twice and
+each update is aggregated once. Lost messages are discarded at once (reason "lost"); updates still in
+flight when the run stops are discarded with the reason "in_flight".
 
 Radio: the FDMA band is split equally among the ``concurrency`` slots (TDMA: the whole band, one UE at a
 time, order of arrival). The first dispatch is one broadcast (``downlink.mode: broadcast``); later ones,
-and all in unicast mode, are unicasts on the full band, one at a time. Fading and packet errors of a
-dispatch come from the streams (seed, "fading"/"errors", "async", ue, n) for the UE's n-th dispatch.
-A round's record holds the UEs whose message arrived or was lost during it; UEs still in flight when the
-run stops are not recorded, and a resumed async run starts with a fresh set of UEs.
+and all in unicast mode, are unicasts on the full band, one at a time. A UE's n-th dispatch uses the link
+keys ("async", ue, n). A round's record holds the UEs whose message arrived or was lost during it; a
+resumed async run starts with a fresh set of UEs.
 """
 
 from __future__ import annotations
@@ -20,23 +26,21 @@ import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import simpy
 
-from fedwave.channel.fading import sample_fading_power
-from fedwave.rng import numpy_generator
+from fedwave.errors import FedwaveError
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.protocol import Arrival, Driver
 from fedwave.sim.rounds import checked_selection
 from fedwave.sim.timeline import build_record
-from fedwave.sim.ue import Downlink, Job, QueuedDownlink, TdmaUplink, Uplink, run_until, ue_process
+from fedwave.sim.ue import Downlink, Job, RoundCannotClose, TdmaUplink, Uplink, run_until, ue_process
 
 if TYPE_CHECKING:
     from fedwave.sim.clock import Clock
 
 
 def staleness_weight(staleness: int) -> float:
-    """Weight 1 / sqrt(1 + s) of an update of staleness s."""
+    """Weight 1 / sqrt(1 + s) of an update of staleness s (FedBuff's polynomial staleness scaling)."""
     return 1.0 / math.sqrt(1.0 + staleness)
 
 
@@ -52,7 +56,6 @@ def run_async(
 ) -> float:
     """Run ``rounds`` asynchronous rounds (aggregations) from ``t_start`` (s); return the last one's time."""
     cfg = clock.cfg
-    cell = clock.cell
     env = simpy.Environment(initial_time=t_start)
     scheme_tdma = cfg.access.scheme == "tdma"
     band = cfg.access.bandwidth_hz if scheme_tdma else cfg.access.bandwidth_hz / concurrency
@@ -63,6 +66,7 @@ def run_async(
     dispatches = [0] * clock.num_ues
     idle = set(range(clock.num_ues))
     idle_sorted = list(range(clock.num_ues))  # the same ids, ascending, for Driver.select
+    in_flight: dict[object, Job] = {}
     version = start_round
     rnd = start_round
     t_round = t_start
@@ -74,21 +78,12 @@ def run_async(
         if not ues:
             return
         keys = []
-        fading = np.empty(len(ues))
-        for i, ue in enumerate(ues):
-            n = dispatches[ue]
+        for ue in ues:
+            keys.append(("async", ue, dispatches[ue]))
             dispatches[ue] += 1
-            keys.append(("async", ue, n))
-            rng = numpy_generator(clock.seed, "fading", "async", ue, n)
-            fading[i] = sample_fading_power(rng, 1, cell.fading, cell.rician_k)[0]
-        key_of = dict(zip(ues, keys))
+        results = driver.local_updates(rnd, ues, version)
         jobs = clock.make_jobs(
-            ues,
-            round=rnd,
-            version=version,
-            fading=fading,
-            bandwidth_hz=np.full(len(ues), band),
-            error_keys=lambda ue: key_of[ue],
+            ues, results, round=rnd, version=version, keys=keys, bandwidth_hz=[band] * len(ues)
         )
         dl_bytes = driver.broadcast_bytes()
         downlink: Downlink
@@ -96,11 +91,12 @@ def run_async(
             downlink = clock.group_downlink(env, jobs, dl_bytes)
             bytes_down += dl_bytes
         else:
-            downlink = QueuedDownlink(dl_channel, dl_bytes, cfg.access.header_bytes)
+            downlink = clock.group_downlink(env, jobs, dl_bytes, unicast=True, channel=dl_channel)
             bytes_down += dl_bytes * len(jobs)
         for job in jobs:
             idle.discard(job.ue)
             del idle_sorted[bisect.bisect_left(idle_sorted, job.ue)]
+            in_flight[job.result.handle] = job
             env.process(ue_process(env, job, downlink, ctx))
 
     def base_station() -> Generator[simpy.Event, Any, None]:
@@ -111,13 +107,14 @@ def run_async(
         finished: list[Job] = []
         while True:
             job: Job = yield inbox.get()
-            assert job.result is not None
+            in_flight.pop(job.result.handle, None)
             job.event.round = rnd
             if job.delivered:
                 job.event.status = "skipped" if job.result.skip else "arrived"
                 buffer.append(job)
             else:
                 job.event.status = "lost"
+                driver.discard([job.result.handle], "lost")
             job.finalize(env.now)
             finished.append(job)
             idle.add(job.ue)
@@ -125,7 +122,6 @@ def run_async(
             if len(buffer) >= buffer_k:
                 arrivals = []
                 for j in buffer:
-                    assert j.result is not None
                     s = version - j.version
                     j.event.staleness = s
                     arrivals.append(Arrival(j.ue, j.result.handle, s, staleness_weight(s), j.result.skip))
@@ -143,5 +139,14 @@ def run_async(
             dispatch(checked_selection(driver.select(rnd, list(idle_sorted), 1), idle, 1), False)
 
     bs = env.process(base_station())
-    clock.events_processed += run_until(env, bs)
+    try:
+        clock.events_processed += run_until(env, bs)
+    except RoundCannotClose:
+        silent = sorted(j.ue for j in in_flight.values() if j.result.silent)
+        raise FedwaveError(
+            f"async round {rnd} can never close: every training slot is held by a UE that went silent "
+            f"({silent}); lower faults.fraction or raise wireless.policy.concurrency"
+        ) from None
+    if in_flight:
+        driver.discard(list(in_flight), "in_flight")
     return t_last

@@ -34,8 +34,11 @@ class FixedDriver:
     def broadcast_bytes(self) -> int:
         return self.payload_bytes
 
-    def local_update(self, round: int, ue: int, version: int) -> LocalResult:
-        return LocalResult(payload_bytes=self.payload_bytes, samples_processed=self.samples)
+    def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
+        return [LocalResult(payload_bytes=self.payload_bytes, samples_processed=self.samples) for _ in ues]
+
+    def discard(self, handles: list[object], reason: str) -> None:
+        return None
 
     def aggregate(self, round: int, arrivals: list[Arrival]) -> None:
         return None

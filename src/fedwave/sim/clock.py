@@ -1,30 +1,48 @@
 """The simulated clock of a run: the cell, the devices and the round policy, driving a :class:`Driver`.
 
 Simulated time is a pure function of the config, the seed and the driver's answers; the host clock is
-never read. Random streams: cell ``(seed, "cell", ...)``, devices ``(seed, "devices")``, fading of round r
-``(seed, "fading", r)``, packet errors of UE k in round r ``(seed, "errors", r, k)``.
+never read. Random streams: cell ``(seed, "cell", ...)``, devices ``(seed, "devices")``; for a job with
+link keys ``k`` (``(round, ue)`` in synchronous rounds, ``("async", ue, n)`` for a UE's n-th async
+dispatch): uplink fading ``(seed, "fading", "up", *k)``, downlink fading ``(seed, "fading", "down", *k)``,
+packet errors ``(seed, "errors", *k)``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import simpy
 from numpy.typing import NDArray
 
+from fedwave.channel.blocks import AttemptLink, BlockLink
 from fedwave.channel.cell import Cell
-from fedwave.channel.link import airtime_s, message_bits, shannon_rate_bps, snr_linear
+from fedwave.channel.fading import sample_fading_power
+from fedwave.channel.link import (
+    message_bits,
+    packet_error_probability,
+    sample_attempts,
+    shannon_rate_bps,
+    snr_linear,
+)
+from fedwave.channel.units import db_to_linear
 from fedwave.devices.profiles import DeviceProfile, sample_profiles
 from fedwave.errors import ConfigError
 from fedwave.rng import Key, numpy_generator
 from fedwave.sim.config import WirelessConfig
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.policies import POLICIES, Policy
-from fedwave.sim.protocol import Driver
-from fedwave.sim.ue import BroadcastDownlink, Downlink, Job, JobContext, QueuedDownlink, Uplink
+from fedwave.sim.protocol import Driver, LocalResult
+from fedwave.sim.ue import (
+    BroadcastDownlink,
+    Downlink,
+    Job,
+    JobContext,
+    QueuedDownlink,
+    Transmission,
+    Uplink,
+)
 
 
 class Clock:
@@ -40,10 +58,12 @@ class Clock:
         cell: the :class:`~fedwave.channel.cell.Cell` (positions, path loss, shadowing, powers).
         profiles: one :class:`~fedwave.devices.profiles.DeviceProfile` per UE.
         policy: the round policy named by ``cfg.policy.name``.
+        block_s: the coherence block length (s) of ``fading.block: coherence``.
         events_processed: SimPy events processed so far (all runs of this clock).
 
     Raises:
-        ConfigError: a per-UE list in the config does not have ``num_ues`` entries.
+        ConfigError: a per-UE list in the config does not have ``num_ues`` entries, or a UE's mean SNR is
+            zero (its link could never carry a bit).
     """
 
     def __init__(self, cfg: WirelessConfig, num_ues: int, flops_per_sample: float, seed: int) -> None:
@@ -64,6 +84,19 @@ class Clock:
         self.policy: Policy = POLICIES[self.cfg.policy.name](self.cfg.policy)
         self.events_processed = 0
         self._gain = self.cell.large_scale_gain()
+        full = self.cfg.access.bandwidth_hz
+        bad = np.flatnonzero(~(self.cell.mean_snr(full) > 0) | ~np.isfinite(self.cell.mean_snr(full)))
+        if bad.size:
+            ue = int(bad[0])
+            raise ConfigError(
+                f"UE {ue} at {self.cell.distance_m[ue]:.4g} m has a mean SNR of 0 (path loss "
+                f"{self.cell.pathloss_db[ue]:.4g} dB): its link can never carry a bit; check cell.radius_m, "
+                "cell.positions_m and cell.pathloss"
+            )
+        fading = self.cfg.cell.fading
+        self.block_s = fading.coherence_s(self.cfg.cell.carrier_hz)
+        self._outage_snr = float(db_to_linear(fading.outage_snr_db))
+        self._waterfall_m = float(db_to_linear(self.cfg.access.packet_errors.waterfall_threshold_db))
 
     def run(
         self,
@@ -76,9 +109,10 @@ class Clock:
     ) -> float:
         """Run ``rounds`` rounds numbered from ``start_round``, starting at simulated time ``t_start`` (s).
 
-        A round: select -> broadcast -> UEs (download, compute, upload) -> the policy closes the round ->
-        ``driver.aggregate`` -> ``driver.end_round`` (which may stop the run early). With the ``async``
-        policy a round is one aggregation and ``clients_per_round`` is the default concurrency.
+        A round: select -> local updates (host) -> broadcast -> UEs (download, compute, upload) -> the
+        policy closes the round -> ``driver.aggregate`` -> ``driver.end_round`` (which may stop the run
+        early). With the ``async`` policy a round is one aggregation and ``clients_per_round`` is the
+        default concurrency.
 
         Returns:
             The simulated time (s) at the end of the last round run.
@@ -92,7 +126,7 @@ class Clock:
             return t_start
         return self.policy.run(self, driver, rounds, clients_per_round, start_round, float(t_start))
 
-    # -- helpers for the round runners ------------------------------------------------------------
+    # -- radio ----------------------------------------------------------------------------------------
 
     def uplink_bandwidth_hz(self, ues: Sequence[int]) -> NDArray[np.float64]:
         """Uplink bandwidth in Hz of each of ``ues`` when they upload in the same round.
@@ -108,61 +142,151 @@ class Clock:
         s = self._shares[np.asarray(ues, dtype=int)]
         return w * s / s.sum()
 
+    def mean_snr_up(self, ue: int, bandwidth_hz: float) -> float:
+        """Mean uplink SNR (linear, fading averaged out) of UE ``ue`` on ``bandwidth_hz`` Hz."""
+        return float(
+            snr_linear(self.cell.ue_power_w[ue], self._gain[ue], self.cell.noise_psd_w_hz, bandwidth_hz)
+        )
+
+    def transmit(self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...]) -> Transmission:
+        """Send a message of ``nbytes`` payload bytes (header added) from UE ``ue`` on ``bandwidth_hz`` Hz.
+
+        Coherence blocks: the airtime of each attempt comes from the block sequence of the stream
+        ``(seed, "fading", "up", *keys)``, attempts continuing one after another; with packet errors, each
+        attempt fails independently with the waterfall probability on the mean SNR. One draw per attempt
+        (``fading.block: round``): the outage rule of :class:`~fedwave.channel.blocks.AttemptLink`.
+        """
+        access = self.cfg.access
+        fading = self.cfg.cell.fading
+        bits = message_bits(nbytes, access.header_bytes)
+        snr = self.mean_snr_up(ue, bandwidth_hz)
+        rng = numpy_generator(self.seed, "fading", "up", *keys)
+        if fading.block == "round":
+            link = AttemptLink(
+                snr, bandwidth_hz, access.gap_db, self._outage_snr, fading.model, fading.rician_k, rng
+            )
+            spent: list[float] = []
+            for _ in range(access.max_retransmissions + 1):
+                seconds, ok, _ = link.attempt(bits)
+                spent.append(seconds)
+                if ok:
+                    return Transmission(tuple(spent), True, bits)
+            return Transmission(tuple(spent), False, bits)
+        block = BlockLink(
+            [snr], bandwidth_hz, access.gap_db, self.block_s, fading.model, fading.rician_k, [rng]
+        )
+        if access.packet_errors.enabled:
+            q = float(packet_error_probability(snr, self._waterfall_m))
+            attempts, delivered = sample_attempts(
+                numpy_generator(self.seed, "errors", *keys), q, access.max_retransmissions
+            )
+        else:
+            attempts, delivered = 1, True
+        return Transmission(tuple(block.send(bits) for _ in range(attempts)), delivered, bits)
+
+    def downlink_time_s(self, ues: Sequence[int], nbytes: int, keys: Sequence[tuple[Key, ...]]) -> float:
+        """Seconds to deliver ``nbytes`` (header added) on the full band to every UE of ``ues`` at once.
+
+        Coherence blocks: each block carries what its worst receiver decodes (each receiver's fading from
+        ``(seed, "fading", "down", *keys[i])``). One draw per round: the worst receiver's rate, never below
+        the rate of the outage threshold SNR (the downlink has no errors).
+        """
+        if not ues or nbytes < 0:
+            return 0.0
+        access = self.cfg.access
+        fading = self.cfg.cell.fading
+        w = access.bandwidth_hz
+        idx = np.asarray(ues, dtype=int)
+        snr = snr_linear(self.cell.bs_power_w, self._gain[idx], self.cell.noise_psd_w_hz, w)
+        rngs = [numpy_generator(self.seed, "fading", "down", *k) for k in keys]
+        bits = message_bits(nbytes, access.header_bytes)
+        if fading.block == "round":
+            x = np.array([sample_fading_power(r, 1, fading.model, fading.rician_k)[0] for r in rngs])
+            rate = shannon_rate_bps(w, np.maximum(snr * x, self._outage_snr), access.gap_db)
+            return bits / float(rate.min())
+        link = BlockLink(snr, w, access.gap_db, self.block_s, fading.model, fading.rician_k, rngs)
+        return link.send(bits)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
     def make_jobs(
         self,
         ues: Sequence[int],
+        results: Sequence[LocalResult],
         *,
         round: int,
         version: int,
-        fading: NDArray[np.float64],
-        bandwidth_hz: NDArray[np.float64],
-        error_keys: Callable[[int], tuple[Key, ...]],
+        keys: Sequence[tuple[Key, ...]],
+        bandwidth_hz: Sequence[float] | None = None,
     ) -> list[Job]:
-        """Jobs for ``ues`` with their uplink SNR and rate on ``bandwidth_hz`` and full-band downlink rate."""
-        idx = np.asarray(ues, dtype=int)
-        gain = self._gain[idx] * fading
-        power = self.cell.ue_power_w[idx]
-        snr = snr_linear(power, gain, self.cell.noise_psd_w_hz, bandwidth_hz)
-        rate = shannon_rate_bps(bandwidth_hz, snr, self.cfg.access.gap_db)
-        rate_dl = self.cell.downlink_rate_bps(gain, self.cfg.access.bandwidth_hz, self.cfg.access.gap_db)
-        return [
-            Job(
-                ue=int(ue),
-                round=round,
-                version=version,
-                profile=self.profiles[int(ue)],
-                power_w=float(power[i]),
-                snr_up=float(snr[i]),
-                rate_up_bps=float(rate[i]),
-                rate_down_bps=float(rate_dl[i]),
-                error_keys=error_keys(int(ue)),
-            )
-            for i, ue in enumerate(ues)
-        ]
+        """Jobs for ``ues`` with their local results, link keys and uplink bands.
 
-    def job_context(self, driver: Driver, uplink: Uplink, on_arrival: Callable[[Job], Any]) -> JobContext:
+        Bands (unless given): FDMA splits the band among the UEs that upload an update (not "no update"
+        messages, not silent UEs); a "no update" message goes on a control allocation of W / len(ues).
+        TDMA gives everyone the whole band.
+        """
+        if len(results) != len(ues) or len(keys) != len(ues):
+            raise ValueError(f"need one result and one key per UE: {len(ues)} UEs, {len(results)} results")
+        if bandwidth_hz is None:
+            up = [u for u, r in zip(ues, results) if not (r.skip or r.silent)]
+            band_of = dict(zip(up, self.uplink_bandwidth_hz(up).tolist()))
+            control = self.cfg.access.bandwidth_hz / max(1, len(ues))
+            bandwidth_hz = [band_of.get(u, control) for u in ues]
+        jobs = []
+        for ue, result, key, band in zip(ues, results, keys, bandwidth_hz):
+            _check_result(int(ue), result)
+            jobs.append(
+                Job(
+                    ue=int(ue),
+                    round=round,
+                    version=version,
+                    profile=self.profiles[int(ue)],
+                    power_w=float(self.cell.ue_power_w[int(ue)]),
+                    result=result,
+                    bandwidth_hz=float(band),
+                    snr_up=self.mean_snr_up(int(ue), float(band)),
+                    keys=tuple(key),
+                )
+            )
+        return jobs
+
+    def group_downlink(
+        self,
+        env: simpy.Environment,
+        jobs: Sequence[Job],
+        message_bytes: int,
+        *,
+        unicast: bool | None = None,
+        channel: FifoChannel | None = None,
+    ) -> Downlink:
+        """The model's delivery to a group: one broadcast lasting until its worst receiver has the whole
+        message, or (``downlink.mode: unicast``, or ``unicast=True``) one full-band unicast per UE, one
+        after another through ``channel`` (a new one if None), in order of request, ties by UE id."""
+        if unicast if unicast is not None else self.cfg.downlink.mode == "unicast":
+            return QueuedDownlink(
+                channel if channel is not None else FifoChannel(env),
+                message_bytes,
+                lambda job: self.downlink_time_s([job.ue], message_bytes, [job.keys]),
+            )
+        duration = self.downlink_time_s([j.ue for j in jobs], message_bytes, [j.keys for j in jobs])
+        return BroadcastDownlink(duration, message_bytes)
+
+    def job_context(self, driver: Driver, uplink: Uplink, on_arrival: Callable[[Job], object]) -> JobContext:
         """The shared context of the UE processes of one run or round."""
-        access = self.cfg.access
         return JobContext(
             driver=driver,
+            transmit=self.transmit,
             flops_per_sample=self.flops_per_sample,
-            header_bytes=access.header_bytes,
             skip_message_bytes=self.cfg.event_trigger.skip_message_bytes,
-            errors_enabled=access.packet_errors.enabled,
-            waterfall_threshold=access.packet_errors.waterfall_threshold,
-            max_retransmissions=access.packet_errors.max_retransmissions,
-            seed=self.seed,
             uplink=uplink,
             on_arrival=on_arrival,
         )
 
-    def group_downlink(self, env: simpy.Environment, jobs: Sequence[Job], message_bytes: int) -> Downlink:
-        """The model's delivery to a group: one broadcast lasting bits / (min downlink rate over the group),
-        or (``downlink.mode: unicast``) one full-band unicast per UE, one after another by UE id."""
-        header = self.cfg.access.header_bytes
-        if self.cfg.downlink.mode == "unicast":
-            return QueuedDownlink(FifoChannel(env), message_bytes, header)
-        if not jobs:
-            return BroadcastDownlink(0.0, message_bytes)
-        slowest = min(job.rate_down_bps for job in jobs)
-        return BroadcastDownlink(airtime_s(message_bits(message_bytes, header), slowest), message_bytes)
+
+def _check_result(ue: int, result: LocalResult) -> None:
+    if not isinstance(result, LocalResult):
+        raise TypeError(f"UE {ue}: the driver returned {type(result).__name__}, not a LocalResult")
+    if result.payload_bytes < 0 or result.samples_processed < 0:
+        raise ValueError(
+            f"UE {ue}: LocalResult needs payload_bytes >= 0 and samples_processed >= 0, got {result}"
+        )

@@ -5,8 +5,13 @@ the driver at these moments of simulated time (none of the calls take simulated 
 
 - ``select``: at the start of a round (async: whenever a training slot frees up);
 - ``broadcast_bytes``: when the BS is about to send the current model;
-- ``local_update``: when a UE starts computing (after it received the model);
-- ``aggregate``: when the round's policy closes the round (async: after every ``buffer_k`` arrivals);
+- ``local_updates``: when the BS sends model ``version`` to a group of UEs (the selected UEs of a round,
+  or the UEs of one async dispatch): the host computes what each UE will send; the clock then plays out
+  the download, the device's compute time and the upload;
+- ``aggregate``: when the round's policy closes the round (async: after every ``buffer_k`` arrivals),
+  with every update that counts — each handle is aggregated at most once;
+- ``discard``: for every handle that will never be aggregated (lost, dropped, silent, or still in flight
+  when the run ends), with the reason, so that nothing is left pending and no update is counted twice;
 - ``end_round``: right after ``aggregate``, with the round's record and per-UE timeline.
 """
 
@@ -27,13 +32,18 @@ class LocalResult:
         payload_bytes: length in bytes of the encoded uplink message (the codec's output, measured).
         samples_processed: samples processed in local training (epochs x samples); drives compute time.
         skip: event-triggered: the UE sends only a short "no update" message (``skip_message_bytes``).
-        handle: opaque reference for the driver, handed back in :class:`Arrival`.
+        handle: opaque reference for the driver, handed back in :class:`Arrival` or ``discard``; unique
+            per call (a UE dispatched twice has two handles).
+        silent: the UE never answers (a fault): it computes but sends nothing.
+        behaviour: ``"honest"`` or the name of the fault/attack the UE applies (recorded per UE).
     """
 
     payload_bytes: int
     samples_processed: int
     skip: bool = False
     handle: object = None
+    silent: bool = False
+    behaviour: str = "honest"
 
 
 @dataclass
@@ -67,12 +77,19 @@ class Driver(Protocol):
         """Bytes of the current downlink model message."""
         ...
 
-    def local_update(self, round: int, ue: int, version: int) -> LocalResult:
-        """Host work at the moment UE ``ue`` starts computing on model ``version``; no simulated time."""
+    def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
+        """Host work for UEs ``ues`` (ascending) that receive model ``version``; one result per UE, in order.
+
+        Takes no simulated time.
+        """
         ...
 
     def aggregate(self, round: int, arrivals: list[Arrival]) -> None:
         """BS step with the updates that count (possibly none); the model version increases by 1."""
+        ...
+
+    def discard(self, handles: list[object], reason: str) -> None:
+        """Updates (by handle) that will never be aggregated, and why (a UE status: lost, dropped...)."""
         ...
 
     def end_round(self, record: RoundRecord, events: list[UEEvent]) -> bool:

@@ -1,9 +1,11 @@
 """One synchronous round on the simulated clock (policies ``sync``, ``deadline``, ``first_k``).
 
-select -> broadcast -> UE processes -> the policy's BS process closes the round -> aggregate ->
-end_round. Each round runs in its own SimPy environment starting at the previous round's end, so a
-round depends only on (config, seed, round, driver) and a run resumed at round r is exact. UEs still busy
-when the round closes are cut there: status "dropped", timeline and energy up to the close.
+select -> local updates (host) -> broadcast -> UE processes -> the policy's BS process closes the round
+-> discard what will not count -> aggregate -> end_round. Each round runs in its own SimPy environment
+starting at the previous round's end, so a round depends only on (config, seed, round, driver) and a run
+resumed at round r is exact. UEs still busy when the round closes are cut there: status "dropped",
+timeline and energy up to the close. Under FDMA the band is split among the UEs that upload an update
+(see :meth:`Clock.make_jobs`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
+from fedwave.errors import FedwaveError
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.protocol import Arrival, Driver
 from fedwave.sim.timeline import build_record
-from fedwave.sim.ue import Job, TdmaUplink, Uplink, run_until, ue_process
+from fedwave.sim.ue import Job, RoundCannotClose, TdmaUplink, Uplink, run_until, ue_process
 
 if TYPE_CHECKING:
     from fedwave.sim.clock import Clock
@@ -101,15 +104,8 @@ def run_round(
             clients_per_round,
         )
     )
-    fading = clock.cell.fading_power(clock.seed, rnd)[selected]
-    jobs = clock.make_jobs(
-        selected,
-        round=rnd,
-        version=rnd,
-        fading=fading,
-        bandwidth_hz=clock.uplink_bandwidth_hz(selected),
-        error_keys=lambda ue: (rnd, ue),
-    )
+    results = driver.local_updates(rnd, selected, rnd) if selected else []
+    jobs = clock.make_jobs(selected, results, round=rnd, version=rnd, keys=[(rnd, ue) for ue in selected])
     state = RoundState(env, len(jobs), t0)
     uplink = TdmaUplink(FifoChannel(env)) if cfg.access.scheme == "tdma" else Uplink()
     ctx = clock.job_context(driver, uplink, state.arrive)
@@ -118,15 +114,23 @@ def run_round(
     for job in jobs:
         env.process(ue_process(env, job, downlink, ctx))
     bs = env.process(rule.closing(env, state))
-    clock.events_processed += run_until(env, bs)
+    try:
+        clock.events_processed += run_until(env, bs)
+    except RoundCannotClose:
+        silent = [j.ue for j in jobs if j.result.silent]
+        raise FedwaveError(
+            f"round {rnd} can never close: UEs {silent} went silent and policy "
+            f"'{cfg.policy.name}' waits for messages that will not come; use policy 'deadline' "
+            "(or first_k with k small enough)"
+        ) from None
     t_end = env.now
 
     arrivals: list[Arrival] = []
+    discarded: dict[str, list[object]] = {}
     critical: Job | None = None
     for job in state.completed:
         if not rule.counts(state, job):
             continue
-        assert job.result is not None
         if job.delivered:
             job.event.status = "skipped" if job.result.skip else "arrived"
             arrivals.append(Arrival(job.ue, job.result.handle, 0, 1.0, job.result.skip))
@@ -134,12 +138,18 @@ def run_round(
             job.event.status = "lost"
         critical = job
     for job in jobs:
+        if job.result.silent:
+            job.event.status = "silent"
         job.finalize(t_end)
+        if job.event.status in ("lost", "dropped", "silent"):
+            discarded.setdefault(job.event.status, []).append(job.result.handle)
     if critical is None and jobs:
         critical = jobs[0]
     events = [job.event for job in jobs]
     unicast = cfg.downlink.mode == "unicast"
     bytes_down = sum(e.bytes_down for e in events) if unicast else dl_bytes
+    for reason, handles in discarded.items():
+        driver.discard(handles, reason)
     driver.aggregate(rnd, arrivals)
     record = build_record(rnd, t0, t_end, events, critical.event if critical else None, bytes_down)
     return t_end, bool(driver.end_round(record, events))

@@ -2,12 +2,13 @@
 
 The time split follows the critical path: the UE whose update (or loss) closed the round. Its phases,
 intersected with the round's interval [t_start, t_end], give ``time_downlink`` (receiving the model),
-``time_compute`` and ``time_uplink`` (airtime, every attempt); ``time_wait`` is the rest of the round
-(waiting for the downlink or the TDMA channel, and the BS idling until a deadline). The four sum to the
-round's duration. If no UE completed before the round closed (a deadline that nobody met), the critical
-UE is the lowest-id selected UE, its timeline cut at the close. In async rounds the closing UE is the
-one whose arrival filled the buffer; its phases before t_start (it trained on an older model) are left
-out.
+``time_compute``, ``time_queue`` (waiting for a shared channel: the TDMA uplink after computing, and with
+unicast downlinks the UE's turn, counted from the round start) and ``time_uplink`` (airtime, every
+attempt); ``time_wait`` is the rest of the round (the BS idling until a deadline, or an async BS waiting
+for a UE it dispatched later). The five sum to the round's duration. If no UE completed before the round
+closed (a deadline that nobody met), the critical UE is the lowest-id selected UE, its timeline cut at
+the close. In async rounds the closing UE is the one whose arrival filled the buffer; its phases before
+t_start (it trained on an older model) are left out.
 """
 
 from __future__ import annotations
@@ -25,15 +26,21 @@ def _overlap(a: float, b: float, lo: float, hi: float) -> float:
     return max(0.0, min(b, hi) - max(a, lo))
 
 
-def time_split(critical: UEEvent | None, t_start: float, t_end: float) -> tuple[float, float, float, float]:
-    """``(compute, uplink, downlink, wait)`` in s on the critical UE's timeline; sum: t_end - t_start."""
+def time_split(
+    critical: UEEvent | None, t_start: float, t_end: float
+) -> tuple[float, float, float, float, float]:
+    """``(compute, uplink, downlink, queue, wait)`` in s on the critical UE's timeline (sum: duration)."""
     duration = t_end - t_start
     if critical is None:
-        return 0.0, 0.0, 0.0, duration
-    dl = _overlap(critical.t_download_start, critical.t_download_end, t_start, t_end)
-    cp = _overlap(critical.t_compute_start, critical.t_compute_end, t_start, t_end)
-    up = _overlap(critical.t_upload_start, critical.t_upload_end, t_start, t_end)
-    return cp, up, dl, max(0.0, duration - cp - up - dl)
+        return 0.0, 0.0, 0.0, 0.0, duration
+    c = critical
+    dl = _overlap(c.t_download_start, c.t_download_end, t_start, t_end)
+    cp = _overlap(c.t_compute_start, c.t_compute_end, t_start, t_end)
+    up = _overlap(c.t_upload_start, c.t_upload_end, t_start, t_end)
+    queue = _overlap(t_start, c.t_download_start, t_start, t_end) + _overlap(
+        c.t_compute_end, c.t_upload_start, t_start, t_end
+    )
+    return cp, up, dl, queue, max(0.0, duration - cp - up - dl - queue)
 
 
 def uplink_compute_ratio(events: Sequence[UEEvent]) -> float:
@@ -62,8 +69,8 @@ def build_record(
     ``samples`` the samples processed by all UEs of the round. ``extra`` holds ``uplink_compute_ratio``,
     ``airtime_mean_s``, ``compute_mean_s``, ``energy_compute_j`` and ``energy_radio_j``.
     """
-    cp, up, dl, wait = time_split(critical, t_start, t_end)
-    counts = {s: 0 for s in ("arrived", "dropped", "lost", "skipped", "rejected")}
+    cp, up, dl, queue, wait = time_split(critical, t_start, t_end)
+    counts = {s: 0 for s in ("arrived", "dropped", "lost", "skipped", "rejected", "silent", "rolled_back")}
     for e in events:
         if e.status in counts:
             counts[e.status] += 1
@@ -88,6 +95,7 @@ def build_record(
         time_compute=cp,
         time_uplink=up,
         time_downlink=dl,
+        time_queue=queue,
         time_wait=wait,
         bytes_up=sum(e.bytes_up for e in events),
         bytes_down=bytes_down,
@@ -97,6 +105,8 @@ def build_record(
         lost=counts["lost"],
         skipped=counts["skipped"],
         rejected=counts["rejected"],
+        silent=counts["silent"],
+        rolled_back=counts["rolled_back"],
         samples=sum(e.samples for e in events),
         energy_j=e_cp + e_radio,
         extra=extra,

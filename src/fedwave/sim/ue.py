@@ -1,9 +1,10 @@
 """A UE's part in a round, as a SimPy process, and the bookkeeping of its timeline.
 
-The process reads like the round: receive the model -> compute -> (encode) -> wait for the channel ->
-upload (airtime times attempts) -> arrive at the BS. Encoding runs on the host and takes no simulated
-time. A :class:`Job` records the phase boundaries as they are reached; if the round closes while a UE is
-still busy, :meth:`Job.finalize` cuts its timeline (and its energy) at the closing time.
+The process reads like the round: receive the model -> compute -> wait for the channel -> upload (the
+airtime of every attempt) -> arrive at the BS. Training and encoding run on the host when the BS sends
+the model (``Driver.local_updates``) and take no simulated time; the device's compute time does. A
+:class:`Job` records the phase boundaries as they are reached; if the round closes while a UE is still
+busy, :meth:`Job.finalize` cuts its timeline (and its energy) at the closing time.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
-from fedwave.channel.link import airtime_s, message_bits, packet_error_probability, sample_attempts
 from fedwave.devices.profiles import DeviceProfile, radio_energy_j
 from fedwave.records import UEEvent
-from fedwave.rng import Key, numpy_generator
+from fedwave.rng import Key
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.protocol import Driver, LocalResult
 
@@ -30,8 +30,12 @@ DL_START, DL_END, COMPUTE_END, UP_START, UP_END = range(5)
 class Job:
     """One UE's work for one round (or one async dispatch) and its :class:`UEEvent`.
 
-    Radio figures are fixed when the job is created: uplink bandwidth (Hz), SNR (linear), rate (bit/s)
-    and downlink rate (bit/s) for the block's fading.
+    The local result (what the UE will send) is known when the job is made; the clock plays out its
+    timing: download, compute (device time), channel wait, upload (airtime of every attempt).
+
+    Attributes:
+        bandwidth_hz: the UE's uplink band (Hz); ``snr_up`` its mean SNR there (linear).
+        keys: the link keys of the job's random streams (fading, errors).
     """
 
     def __init__(
@@ -42,30 +46,30 @@ class Job:
         version: int,
         profile: DeviceProfile,
         power_w: float,
+        result: LocalResult,
+        bandwidth_hz: float,
         snr_up: float,
-        rate_up_bps: float,
-        rate_down_bps: float,
-        error_keys: tuple[Key, ...],
+        keys: tuple[Key, ...],
     ) -> None:
         self.ue = ue
         self.version = version
         self.profile = profile
         self.power_w = power_w
+        self.result = result
+        self.bandwidth_hz = bandwidth_hz
         self.snr_up = snr_up
-        self.rate_down_bps = rate_down_bps
-        self.error_keys = error_keys
+        self.keys = keys
         self.event = UEEvent(
             round=round,
             ue=ue,
             status="dropped",
-            rate_up_bps=float(rate_up_bps),
             snr_up_db=10.0 * math.log10(snr_up) if snr_up > 0 else -math.inf,
+            behaviour=result.behaviour,
         )
         self.reached = 0
-        self.result: LocalResult | None = None
         self.compute_s = 0.0
         self.compute_energy_full_j = 0.0
-        self.airtime_s = 0.0
+        self.attempt_s: tuple[float, ...] = ()
         self.attempts = 0
         self.delivered = False
         self.finished = False
@@ -78,16 +82,12 @@ class Job:
             self.event.t_compute_start = t
         self.reached = boundary + 1
 
-    def start_compute(self, result: LocalResult, flops_per_sample: float) -> None:
-        """Take the driver's local result; fix compute time (s) and energy (J) from the device profile."""
-        if result.payload_bytes < 0 or result.samples_processed < 0:
-            raise ValueError(
-                f"UE {self.ue}: LocalResult needs payload_bytes >= 0 and samples_processed >= 0, got {result}"
-            )
-        self.result = result
-        self.event.samples = int(result.samples_processed)
-        self.compute_s = self.profile.compute_time_s(flops_per_sample, result.samples_processed)
-        self.compute_energy_full_j = self.profile.compute_energy_j(flops_per_sample, result.samples_processed)
+    def start_compute(self, flops_per_sample: float) -> None:
+        """Fix compute time (s) and energy (J) of the local result from the device profile."""
+        samples = self.result.samples_processed
+        self.event.samples = int(samples)
+        self.compute_s = self.profile.compute_time_s(flops_per_sample, samples)
+        self.compute_energy_full_j = self.profile.compute_energy_j(flops_per_sample, samples)
 
     def finalize(self, t: float) -> None:
         """End the timeline at ``t`` (s): unreached boundaries are set to ``t``; energies (J) cut there."""
@@ -96,17 +96,18 @@ class Job:
             setattr(ev, BOUNDARIES[b], t)
             if b == DL_END:
                 ev.t_compute_start = t
-        if self.result is not None and self.compute_s > 0.0:
+        if self.compute_s > 0.0 and ev.samples:
             done = min(t, ev.t_compute_end) - ev.t_compute_start
             ev.energy_compute_j = self.compute_energy_full_j * min(1.0, max(0.0, done / self.compute_s))
-        elif self.result is not None:
+        elif ev.samples:
             ev.energy_compute_j = self.compute_energy_full_j
         if self.reached > UP_START:
             if self.finished:
-                on_air = self.attempts * self.airtime_s
+                on_air = sum(self.attempt_s)
             else:
                 on_air = max(0.0, t - ev.t_upload_start)
-                ev.attempts = min(self.attempts, math.ceil(on_air / self.airtime_s)) if on_air > 0 else 0
+                starts = [sum(self.attempt_s[:i]) for i in range(len(self.attempt_s))]
+                ev.attempts = sum(1 for s in starts if s < on_air) if on_air > 0 else 0
             ev.energy_radio_j = radio_energy_j(self.power_w, on_air)
         else:
             ev.bytes_up = 0
@@ -114,18 +115,40 @@ class Job:
         self.reached = len(BOUNDARIES)
 
 
+class Transmit(Protocol):
+    """``transmit(ue, bandwidth_hz, nbytes, keys)``: the attempts, delivery and airtime of one message."""
+
+    def __call__(self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...]) -> Transmission: ...
+
+
+@dataclass(frozen=True)
+class Transmission:
+    """The outcome of sending one message of ``bits`` bits on the air (header included): the duration of
+    each attempt (s), and whether the last attempt arrived."""
+
+    attempt_s: tuple[float, ...]
+    delivered: bool
+    bits: int
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made (each cost its airtime)."""
+        return len(self.attempt_s)
+
+    @property
+    def airtime_s(self) -> float:
+        """Total airtime of all attempts (s)."""
+        return float(sum(self.attempt_s))
+
+
 @dataclass
 class JobContext:
     """What every UE process of a run needs besides its job."""
 
     driver: Driver
+    transmit: Transmit
     flops_per_sample: float
-    header_bytes: int
     skip_message_bytes: int
-    errors_enabled: bool
-    waterfall_threshold: float
-    max_retransmissions: int
-    seed: int
     uplink: Uplink
     on_arrival: Callable[[Job], Any]
 
@@ -153,18 +176,21 @@ class BroadcastDownlink(Downlink):
 
 
 class QueuedDownlink(Downlink):
-    """Unicast on the full band, one UE at a time through a :class:`FifoChannel`."""
+    """Unicast on the full band, one UE at a time through a :class:`FifoChannel`.
 
-    def __init__(self, channel: FifoChannel, message_bytes: int, header_bytes: int) -> None:
+    ``duration_s(job)`` gives the seconds of the job's unicast (a pure function of the job's link).
+    """
+
+    def __init__(self, channel: FifoChannel, message_bytes: int, duration_s: Callable[[Job], float]) -> None:
         self.channel = channel
         self.message_bytes = message_bytes
-        self.bits = message_bits(message_bytes, header_bytes)
+        self.duration_s = duration_s
 
     def receive(self, env: simpy.Environment, job: Job) -> Generator[simpy.Event, Any, None]:
         done = yield self.channel.request(job.ue)
         job.mark(DL_START, env.now)
         job.event.bytes_down = self.message_bytes
-        yield env.timeout(airtime_s(self.bits, job.rate_down_bps))
+        yield env.timeout(self.duration_s(job))
         job.mark(DL_END, env.now)
         done.succeed()
 
@@ -190,45 +216,56 @@ class TdmaUplink(Uplink):
 
 
 def _transmit(env: simpy.Environment, job: Job, ctx: JobContext) -> Generator[simpy.Event, Any, None]:
-    assert job.result is not None
     nbytes = ctx.skip_message_bytes if job.result.skip else int(job.result.payload_bytes)
-    job.airtime_s = airtime_s(message_bits(nbytes, ctx.header_bytes), job.event.rate_up_bps)
-    if ctx.errors_enabled:
-        q = float(packet_error_probability(job.snr_up, ctx.waterfall_threshold))
-        rng = numpy_generator(ctx.seed, "errors", *job.error_keys)
-        job.attempts, job.delivered = sample_attempts(rng, q, ctx.max_retransmissions)
-    else:
-        job.attempts, job.delivered = 1, True
+    sent = ctx.transmit(job.ue, job.bandwidth_hz, nbytes, job.keys)
+    job.attempt_s, job.attempts, job.delivered = sent.attempt_s, sent.attempts, sent.delivered
     job.mark(UP_START, env.now)
-    job.event.bytes_up = nbytes
-    job.event.attempts = job.attempts
-    yield env.timeout(job.attempts * job.airtime_s)
+    ev = job.event
+    ev.bytes_up = nbytes
+    ev.attempts = sent.attempts
+    airtime = sent.airtime_s
+    ev.rate_up_bps = sent.bits * sent.attempts / airtime if airtime > 0 else 0.0
+    yield env.timeout(airtime)
     job.mark(UP_END, env.now)
 
 
 def ue_process(
     env: simpy.Environment, job: Job, downlink: Downlink, ctx: JobContext
 ) -> Generator[simpy.Event, Any, None]:
-    """A UE's round: receive the model -> compute -> (encode) -> wait for the channel -> upload -> arrive."""
+    """A UE's round: receive the model -> compute -> wait for the channel -> upload -> arrive at the BS.
+
+    A silent UE (a fault) computes and then never answers: it does not call ``on_arrival``.
+    """
     yield from downlink.receive(env, job)
-    job.start_compute(ctx.driver.local_update(job.event.round, job.ue, job.version), ctx.flops_per_sample)
+    job.start_compute(ctx.flops_per_sample)
     yield env.timeout(job.compute_s)
     job.mark(COMPUTE_END, env.now)
+    if job.result.silent:
+        return
     yield from ctx.uplink.send(env, job, ctx)
     job.finished = True
     ctx.on_arrival(job)
 
 
+class RoundCannotClose(RuntimeError):
+    """The simulation ran out of events before the BS could close the round."""
+
+
 def run_until(env: simpy.Environment, until: simpy.Event) -> int:
-    """Step ``env`` until ``until`` has been processed; return the number of events processed."""
+    """Step ``env`` until ``until`` has been processed; return the number of events processed.
+
+    Raises:
+        RoundCannotClose: no event is left but ``until`` has not happened (every UE the BS waits for
+            went silent, or the driver selected no UE for any free slot).
+    """
     n = 0
     while not until.processed:
         try:
             env.step()
         except simpy.core.EmptySchedule:
-            raise RuntimeError(
+            raise RoundCannotClose(
                 "the simulation ran out of events before the round could close "
-                "(did Driver.select return no UE for every free slot?)"
+                "(UEs went silent, or Driver.select returned no UE for every free slot)"
             ) from None
         n += 1
     return n
