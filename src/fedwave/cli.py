@@ -7,6 +7,7 @@ they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -107,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedwave", description="Federated learning over a simulated wireless cell."
     )
+    parser.add_argument(
+        "--portable",
+        action="store_true",
+        help="pin PyTorch, MKL, oneDNN and NumPy to their portable x86-64 kernels, so the same config and "
+        "seed give bit-identical results on any x86-64 machine (slower; see README, Determinism)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run one simulation (the default scenario if no config is given)")
@@ -145,10 +152,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Environment that pins every CPU kernel family to its portable (lowest common x86-64) code path:
+#: PyTorch's own vectorised kernels, MKL (BLAS) and oneDNN (convolutions), and NumPy's dispatch.
+PORTABLE_ENV = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "MKL_CBWR": "COMPATIBLE",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+    "FEDWAVE_PORTABLE": "1",
+}
+
+
+def _reexec_portable(argv: Sequence[str]) -> None:
+    """Start this command again in a process whose CPU kernels are pinned (see :data:`PORTABLE_ENV`)."""
+    rest = [a for a in argv if a != "--portable"]
+    env = {**os.environ, **PORTABLE_ENV}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "fedwave.cli", *rest], env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fedwave`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.portable and os.environ.get("FEDWAVE_PORTABLE") != "1":
+        _reexec_portable(list(sys.argv[1:] if argv is None else argv))
     func: Command = args.func
     try:
         return func(args)

@@ -123,9 +123,10 @@ def describe_cell_for(cfg: Any) -> str:
     flops = training_flops_per_sample(model, tuple(ds.input_shape), ds.num_classes)
     clock = Clock(cfg.wireless, cfg.fl.num_ues, flops, cfg.seed)
     epochs = cfg.fl.local_epochs if cfg.fl.algorithm == "fedavg" else 1
-    rows = describe_cell(clock, payload, [epochs * len(p) for p in parts])
+    per_round = cfg.fl.per_round()
+    rows = describe_cell(clock, payload, [epochs * len(p) for p in parts], uploaders=per_round)
     head = (
-        f"cell: {cfg.fl.num_ues} UEs, {cfg.wireless.access.scheme.upper()}, "
+        f"cell: {cfg.fl.num_ues} UEs, {per_round} uploading per round, {cfg.wireless.access.scheme.upper()}, "
         f"update of {payload:,} bytes with codec {cfg.codec.uplink}, {flops:,.0f} training FLOP/sample"
     )
     return head + "\n" + format_cell(rows)

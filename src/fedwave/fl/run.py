@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +66,16 @@ class Simulation:
             self.driver, rounds, self.cfg.fl.per_round(), start_round=self.next_round, t_start=self.t_now
         )
         self.next_round += len(self.driver.records) - before
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's state (every tensor's bytes, in ``state_dict`` order): equal digests mean
+    bit-identical models, across runs and machines."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def dataset_metadata(ds: Dataset) -> dict[str, Any]:
@@ -160,6 +172,8 @@ def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None 
     sim.run_rounds(cfg.fl.rounds)
     summary = summarize(sim.driver.records, events, cfg.fl.target_accuracy)
     summary["flops_per_sample"] = sim.flops_per_sample
+    summary["model_sha256"] = model_digest(sim.driver.bs.model)
+    summary["portable_kernels"] = os.environ.get("FEDWAVE_PORTABLE") == "1"
     if writer is not None:
         writer.finish(summary)
     return RunResult(cfg, sim.driver.records, events, summary, run_dir)
