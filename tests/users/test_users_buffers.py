@@ -141,3 +141,11 @@ def test_exact_statistics_do_not_change_the_gradient() -> None:
         payload(model)
     )
     assert all(torch.equal(a, b) for a, b in zip(on["gradients"], off["gradients"]))
+
+
+def test_repr_states_the_batch_statistics_rule() -> None:
+    model = _bn_model()
+    assert "exact batch statistics (BatchNorm momentum None): when the server sends no buffers" in repr(
+        user(model, source(1, 4))
+    )
+    assert "momentum None): never" in repr(user(model, source(1, 4), exact_batch_statistics=False))

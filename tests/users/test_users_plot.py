@@ -108,3 +108,19 @@ def test_signals_are_drawn_as_lines() -> None:
     fig = comparison_grid(torch.zeros(2, 1, 40), torch.ones(2, 1, 40), mean=MEAN, std=STD)
     assert len(fig.axes[0].lines) == 1 and len(fig.axes[0].lines[0].get_ydata()) == 40
     np.testing.assert_allclose(fig.axes[2].lines[0].get_ydata(), np.full(40, 0.5))  # 1 * 0.2 + 0.3
+
+
+def test_multiuser_plot_shows_all_sub_users(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    raw = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    data = UserDataSource(
+        _normalise(raw), torch.zeros(6, dtype=torch.long), [np.arange(0, 3), np.arange(3, 6)]
+    )
+    agg = user(model, data, user_type="multiuser_aggregate", user_range=(0, 2), num_data_points=3)
+    sent = payload(model)
+    sent["metadata"].update({"mean": (MEAN,), "std": (STD,)})
+    _, true = agg.compute_local_updates(sent)
+    fig = agg.plot(true)
+    assert len(fig.axes) == 9
+    np.testing.assert_allclose(np.asarray(fig.axes[5].images[0].get_array()), raw[5, 0].numpy(), atol=1e-6)

@@ -94,6 +94,8 @@ class MultiUserAggregate(User):
             u.compute_local_updates(server_payload, rng=rng, return_true_user_data=return_true_user_data)
             for u in self.users
         ]
+        for key, value in self.users[0].metadata.items():  # dataset facts the payload carried (plot)
+            self.metadata.setdefault(key, value)
         counts = [u.num_data_points for u in self.users]
         weights = counts if self.cfg.multiuser_weighting == "samples" else None
         mean = weighted_mean([s["gradients"] for s, _ in results], weights)

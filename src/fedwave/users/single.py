@@ -71,6 +71,14 @@ class UserSingleStep(User):
         }
         return shared, self._true_data(x, y, return_true_user_data)
 
+    def _threat_model_lines(self) -> list[str]:
+        flag = self.cfg.exact_batch_statistics
+        when = {None: "when the server sends no buffers", True: "always", False: "never"}[flag]
+        return [
+            *super()._threat_model_lines(),
+            f"    exact batch statistics (BatchNorm momentum None): {when}",
+        ]
+
     def gradient_norm(self, shared: dict[str, Any]) -> float:
         """Global L2 norm of a shared update (convenience for analysis)."""
         return float(global_norm(shared["gradients"]))
