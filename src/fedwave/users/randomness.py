@@ -31,5 +31,8 @@ def seeded_global_rng(generator: torch.Generator, device: torch.device | str | N
     dev = torch.device(device) if device is not None else torch.device("cpu")
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:  # only the device in use: other GPUs' generators stay as they are
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
         yield seed
