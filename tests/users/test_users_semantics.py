@@ -237,8 +237,8 @@ def test_labels_are_sorted_and_hyperparams_list_each_step() -> None:
     assert torch.equal(labels, torch.sort(true["labels"])[0])
     hyper = shared["metadata"]["local_hyperparams"]
     assert hyper["steps"] == 3 and hyper["data_per_step"] == 2 and len(hyper["labels"]) == 3
-    # cycling: steps use samples [0,1], [2,3], [0,1]
-    assert torch.equal(hyper["labels"][2], true["labels"][[0, 1]])
+    # cycling: steps use samples [0,1], [2,3], [0,1]; each step's labels are shared sorted
+    assert torch.equal(hyper["labels"][2], torch.sort(true["labels"][[0, 1]])[0])
     assert shared["metadata"]["data_key"] == "inputs"
 
 
@@ -275,7 +275,7 @@ def test_multiuser_two_equal_updates_of_one_give_one() -> None:
     agg = _user(model, data, user_type="multiuser_aggregate", user_range=(0, 2), num_data_points=2)
 
     for u in agg.users:
-        u.compute_local_updates = lambda payload, custom_data=None, rng=None: (  # type: ignore[method-assign]
+        u.compute_local_updates = lambda payload, custom_data=None, **kw: (  # type: ignore[method-assign]
             {
                 "gradients": [torch.ones(2)],
                 "buffers": None,

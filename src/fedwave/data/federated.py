@@ -1,4 +1,8 @@
-"""The run's data: the dataset of a config, partitioned among its UEs."""
+"""The run's data: the dataset of a config, partitioned among its UEs.
+
+``UserDataSource`` lives in ``fedwave.users.datasource`` (re-exported here); this module imports the users
+package only for that class, and ``fedwave.users`` never imports ``fedwave.data`` at import time.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import numpy as np
 
 from fedwave.data.datasets import Dataset, load_dataset
 from fedwave.data.partition import partition
-from fedwave.users.construct import UserDataSource
+from fedwave.users.datasource import UserDataSource
+
+__all__ = ["UserDataSource", "dataset_for", "partition_for", "user_data_source"]
 
 
 @lru_cache(maxsize=4)
@@ -35,12 +41,15 @@ def partition_for(cfg: Any, labels: np.ndarray, num_users: int | None = None) ->
     return partition(d.partition, labels, users, seed=int(cfg.seed), **params)
 
 
-def user_data_source(cfg: Any, seed: int | None = None) -> UserDataSource:
-    """Training data of every UE of ``cfg``; the test split stays with the BS."""
+def user_data_source(cfg: Any) -> UserDataSource:
+    """Training data of every UE of ``cfg`` (partitioned with ``cfg.seed``), with the dataset's metadata.
+
+    The test split stays with the BS.
+    """
     ds = dataset_for(cfg)
     labels = ds.y_train.numpy()
     num_users = getattr(cfg.fl, "num_ues", None) if hasattr(cfg, "fl") else None
     if num_users is None:
         num_users = max(cfg.user.user_range[1], cfg.user.user_idx + 1)
     parts = partition_for(cfg, labels, num_users)
-    return UserDataSource(ds.x_train, ds.y_train, parts)
+    return UserDataSource.from_dataset(ds, parts)

@@ -3,7 +3,8 @@
 from fedwave.users.aggregate import MultiUserAggregate
 from fedwave.users.base import User, make_setup
 from fedwave.users.config import LocalDPConfig, UserConfig
-from fedwave.users.construct import USER_TYPES, UserDataSource, construct_user
+from fedwave.users.construct import USER_TYPES, construct_user
+from fedwave.users.datasource import UserDataSource
 from fedwave.users.multi import UserMultiStep
 from fedwave.users.single import UserSingleStep
 

@@ -13,6 +13,7 @@ from fedwave.users.base import LossFn, Payload, SharedData, TrueData, User
 from fedwave.users.config import UserConfig
 from fedwave.users.multi import UserMultiStep
 from fedwave.users.single import UserSingleStep
+from fedwave.users.tensors import persistent_buffers, snapshot
 
 
 class MultiUserAggregate(User):
@@ -20,6 +21,9 @@ class MultiUserAggregate(User):
 
     Each sub-user has its own data and its own local privacy measures; all of them share one working
     copy of the model (they run one after another), so memory does not grow with the number of users.
+    Every sub-user starts from the server's state: the payload's parameters, and its buffers or, when the
+    server sends none, one shared snapshot of the server model's buffers taken at construction. So no
+    running statistics carry over from one sub-user to the next or from one query to the next.
     Sub-users are single-step users when ``num_local_updates == 1`` and multi-step users otherwise.
 
     The shared update is the **arithmetic mean** of the sub-users' updates, tensor by tensor
@@ -39,6 +43,7 @@ class MultiUserAggregate(User):
         *,
         seed: int = 0,
         data_key: str = "inputs",
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         start = cfg.user_range[0]
         if len(user_data) != cfg.user_range[1] - start:
@@ -46,32 +51,18 @@ class MultiUserAggregate(User):
         inputs = torch.cat([x for x, _ in user_data])
         labels = torch.cat([y for _, y in user_data])
         working = copy.deepcopy(model)
-        super().__init__(
-            model,
-            loss_fn,
-            inputs,
-            labels,
-            cfg,
-            setup,
-            user_idx=start,
-            seed=seed,
-            data_key=data_key,
-            working_model=working,
-        )
+        server_buffers = snapshot(persistent_buffers(model))
+        common: dict[str, Any] = {
+            "seed": seed,
+            "data_key": data_key,
+            "working_model": working,
+            "initial_buffers": server_buffers,
+            "metadata": metadata,
+        }
+        super().__init__(model, loss_fn, inputs, labels, cfg, setup, user_idx=start, **common)
         sub_cls = UserSingleStep if cfg.num_local_updates == 1 and cfg.local_epochs is None else UserMultiStep
         self.users: list[User] = [
-            sub_cls(
-                model,
-                loss_fn,
-                x,
-                y,
-                cfg,
-                setup,
-                user_idx=start + i,
-                seed=seed,
-                data_key=data_key,
-                working_model=working,
-            )
+            sub_cls(model, loss_fn, x, y, cfg, setup, user_idx=start + i, **common)
             for i, (x, y) in enumerate(user_data)
         ]
         self.num_users = len(self.users)
@@ -79,17 +70,32 @@ class MultiUserAggregate(User):
     def compute_local_updates(
         self,
         server_payload: Payload,
-        custom_data: dict[str, torch.Tensor] | None = None,
+        custom_data: dict[str, torch.Tensor] | bool | None = None,
         *,
         rng: torch.Generator | None = None,
+        return_true_user_data: bool = True,
     ) -> tuple[SharedData, TrueData]:
-        """Query every sub-user in order and average; ``custom_data`` is not supported here."""
+        """Query every sub-user in order and average.
+
+        ``custom_data`` is not supported here. As in the original framework,
+        ``compute_local_updates(payload, False)`` (a bool in second place) means
+        ``return_true_user_data=False``: the true data of the sub-users is not collected (to save memory)
+        and ``true_user_data`` holds ``None`` under each key. By default it holds the data and labels of
+        **all** sub-users concatenated in user order, and the aggregate of their buffers.
+        """
+        if isinstance(custom_data, bool):
+            return_true_user_data, custom_data = custom_data, None
         if custom_data is not None:
             raise ValueError(
                 "MultiUserAggregate takes each sub-user's own data; custom_data is not supported"
             )
         self.counted_queries += 1
-        results = [u.compute_local_updates(server_payload, rng=rng) for u in self.users]
+        results = [
+            u.compute_local_updates(server_payload, rng=rng, return_true_user_data=return_true_user_data)
+            for u in self.users
+        ]
+        for key, value in self.users[0].metadata.items():  # dataset facts the payload carried (plot)
+            self.metadata.setdefault(key, value)
         counts = [u.num_data_points for u in self.users]
         weights = counts if self.cfg.multiuser_weighting == "samples" else None
         mean = weighted_mean([s["gradients"] for s, _ in results], weights)
@@ -97,20 +103,23 @@ class MultiUserAggregate(User):
         buffers = None
         if all(b is not None for b in shared_buffers) and shared_buffers:
             buffers = aggregate_buffers([b for b in shared_buffers if b is not None], weights)
-        labels = torch.cat([t["labels"] for _, t in results])
+        shown = [s["metadata"]["labels"] for s, _ in results]
+        labels = torch.cat(shown) if all(t is not None for t in shown) else None
         metadata = self._metadata(labels, sum(counts), None)
         metadata["num_users"] = self.num_users
         hypers = [s["metadata"]["local_hyperparams"] for s, _ in results]
         if hypers[0] is not None:
             metadata["local_hyperparams"] = {
                 **{k: v for k, v in hypers[0].items() if k != "labels"},
-                "labels": [h["labels"] for h in hypers],  # per sub-user, per step
+                "labels": [h["labels"] for h in hypers],  # per sub-user, per step (sorted)
             }
         shared: SharedData = {"gradients": mean, "buffers": buffers, "metadata": metadata}
+        if not return_true_user_data:
+            return shared, self._true_data(self.inputs, self.labels, enabled=False)
         true_data: TrueData = {
             "data": torch.cat([t["data"] for _, t in results]),
-            "labels": labels,
-            "buffers": [t["buffers"] for _, t in results],
+            "labels": torch.cat([t["labels"] for _, t in results]),
+            "buffers": aggregate_buffers([t["buffers"] for _, t in results], weights),
         }
         return shared, true_data
 

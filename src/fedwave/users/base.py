@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from fedwave.errors import ConfigError
 from fedwave.rng import torch_generator
 from fedwave.users.config import UserConfig
+from fedwave.users.plot import image_grid, save_png
 from fedwave.users.privacy import add_noise_, sample_noise
 from fedwave.users.tensors import load_buffers, load_parameters, persistent_buffers, snapshot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Payload = dict[str, Any]
 SharedData = dict[str, Any]
@@ -37,6 +43,12 @@ class User:
         setup: ``{"device": torch.device, "dtype": torch.dtype}``.
         seed: the run seed from which the user's random streams are derived.
         data_key: ``"inputs"`` for tensors, ``"input_ids"`` for token data.
+        working_model: see ``model``.
+        initial_buffers: the buffers every query starts from when the server sends none (default: a
+            snapshot of ``model``'s persistent buffers, i.e. the server's model at construction; users
+            sharing a working model may share one snapshot).
+        metadata: dataset facts (``mean``, ``std``, ``class_names``...) used by :meth:`plot`; filled from
+            the server payload's metadata when missing here.
     """
 
     kind = "user"
@@ -54,6 +66,8 @@ class User:
         seed: int = 0,
         data_key: str = "inputs",
         working_model: nn.Module | None = None,
+        initial_buffers: Sequence[torch.Tensor] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.setup = setup
         self.cfg = cfg
@@ -63,6 +77,10 @@ class User:
         self.loss_fn = loss_fn
         self.model = working_model if working_model is not None else copy.deepcopy(model)
         self.model.to(**setup)
+        self.initial_buffers: list[torch.Tensor] = (
+            list(initial_buffers) if initial_buffers is not None else snapshot(persistent_buffers(model))
+        )
+        self.metadata: dict[str, Any] = dict(metadata or {})
         dtype = setup.get("dtype", torch.float32)
         self.inputs = inputs.to(
             device=setup.get("device"), dtype=dtype if inputs.is_floating_point() else None
@@ -85,19 +103,27 @@ class User:
         return torch_generator(self.seed, "user", self.user_idx, "query", self.counted_queries, purpose)
 
     def _synchronize(self, server_payload: Payload) -> None:
-        """Load the server's parameters (and buffers); choose train or eval mode as users.md says.
+        """Load the server's state: parameters, and buffers; choose train or eval mode as users.md says.
 
         With buffers in the payload the model runs in ``eval()`` mode on the server's statistics, unless
         ``server_payload["metadata"]["buffers_mode"] == "train"`` (fedwave's FL loop: the BS hands over its
-        running statistics as the starting point of local training in ``train()`` mode).
+        running statistics as the starting point of local training in ``train()`` mode). Without buffers in
+        the payload the model runs in ``train()`` mode from :attr:`initial_buffers`, so every query (and
+        every sub-user of a ``MultiUserAggregate``) starts from the same statistics: nothing carries over
+        from an earlier query or from another user of a shared working model.
         """
         load_parameters(self.model, server_payload["parameters"])
         buffers = server_payload.get("buffers")
-        mode = (server_payload.get("metadata") or {}).get("buffers_mode", "eval")
+        meta = server_payload.get("metadata") or {}
+        mode = meta.get("buffers_mode", "eval")
+        for key in ("mean", "std", "class_names", "classes", "name", "shape"):
+            if key in meta:
+                self.metadata.setdefault(key, meta[key])
         if buffers is not None:
             load_buffers(self.model, buffers)
             self.model.train(mode == "train")
         else:
+            load_buffers(self.model, self.initial_buffers)
             self.model.train()
 
     def _load_data(self, custom_data: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,10 +155,13 @@ class User:
             return snapshot(persistent_buffers(self.model))
         return None
 
-    def _metadata(self, labels: torch.Tensor, num_data: int, hyper: dict[str, Any] | None) -> dict[str, Any]:
+    def _metadata(
+        self, labels: torch.Tensor | None, num_data: int, hyper: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        show = self.cfg.provide_labels and labels is not None
         return {
             "num_data_points": num_data if self.cfg.provide_num_data_points else None,
-            "labels": torch.sort(labels.detach().cpu())[0] if self.cfg.provide_labels else None,
+            "labels": torch.sort(labels.detach().cpu())[0] if show and labels is not None else None,
             "local_hyperparams": hyper,
             "data_key": self.data_key,
         }
@@ -144,23 +173,63 @@ class User:
         custom_data: dict[str, torch.Tensor] | None = None,
         *,
         rng: torch.Generator | None = None,
+        return_true_user_data: bool = True,
     ) -> tuple[SharedData, TrueData]:
         """Answer one server query: ``(shared_data, true_user_data)``.
 
         ``shared_data = {"gradients": [...], "buffers": [...] | None, "metadata": {...}}`` is what the
         server receives; ``true_user_data = {"data", "labels", "buffers"}`` is for evaluating attacks only.
-        ``rng`` (fedwave extension) supplies the query's randomness (noise, shuffling); by default a stream
-        derived from (seed, user, query count) is used.
+        ``rng`` (fedwave extension) supplies the query's randomness (noise, shuffling, dropout masks); by
+        default a stream derived from (seed, user, query count) is used. ``return_true_user_data=False``
+        (the original framework's ``MultiUserAggregate`` flag, accepted by every user) skips copying the
+        true data: ``true_user_data`` then holds ``None`` under each key.
         """
         raise NotImplementedError
 
-    def _true_data(self, x: torch.Tensor, y: torch.Tensor) -> TrueData:
+    def _true_data(self, x: torch.Tensor, y: torch.Tensor, enabled: bool = True) -> TrueData:
         """``true_user_data``: the inputs and labels actually used, and the local buffers (attacks only)."""
+        if not enabled:
+            return {"data": None, "labels": None, "buffers": None}
         return {
             "data": x.detach().clone(),
             "labels": y.detach().clone(),
             "buffers": snapshot(persistent_buffers(self.model)),
         }
+
+    def plot(
+        self,
+        user_data: dict[str, Any],
+        scale: bool = False,
+        print_labels: bool = False,
+        *,
+        path: str | Path | None = None,
+    ) -> Figure:
+        """A grid of the samples in ``user_data`` (true data, or a reconstruction with the same keys).
+
+        Samples are de-normalised with the dataset's ``mean``/``std`` from :attr:`metadata` (``scale``:
+        per-sample min-max instead); ``print_labels`` titles each panel with its class name (or index).
+        Returns the (headless) figure; with ``path`` it is also written there as a PNG.
+
+        Raises:
+            ConfigError: no dataset mean/std is known to this user, or the data cannot be drawn.
+        """
+        if not scale and ("mean" not in self.metadata or "std" not in self.metadata):
+            raise ConfigError(
+                "plot: this user knows no dataset mean/std; build its UserDataSource with "
+                "metadata={'mean': ..., 'std': ...} (UserDataSource.from_dataset does), or pass scale=True"
+            )
+        labels = user_data.get("labels") if print_labels else None
+        fig = image_grid(
+            user_data["data"],
+            mean=self.metadata.get("mean", 0.0),
+            std=self.metadata.get("std", 1.0),
+            scale=scale,
+            labels=labels,
+            class_names=self.metadata.get("class_names"),
+        )
+        if path is not None:
+            save_png(fig, path)
+        return fig
 
     def _threat_model_lines(self) -> list[str]:
         dp = self.cfg.local_diff_privacy

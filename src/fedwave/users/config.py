@@ -55,6 +55,12 @@ class UserConfig(Section):
     provide_local_hyperparams: bool | None = Field(
         None, description="share lr, steps, data per step and per-step labels; default true (multi step)"
     )
+    exact_batch_statistics: bool | None = Field(
+        None,
+        description="single step in train mode: reset the BatchNorm running statistics and use momentum "
+        "None for the step, so they become exactly the batch's mean and unbiased variance (as the "
+        "original framework does); default (None): on when the server sends no buffers, off otherwise",
+    )
     multiuser_weighting: Literal["uniform", "samples"] = Field(
         "uniform", description="multiuser_aggregate: arithmetic mean (uniform) or weighted by samples"
     )

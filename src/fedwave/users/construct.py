@@ -1,58 +1,26 @@
-"""``construct_user``: build the user of ``cfg_case.user.user_type`` with its own data."""
+"""``construct_user``: build the user of ``cfg_case.user.user_type`` with its own data.
+
+The data come from a :class:`~fedwave.users.datasource.UserDataSource`. This module does not import
+``fedwave.data``; only a call without ``data`` builds the source from ``cfg_case`` through
+``fedwave.data.federated`` (imported then, at call time).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-import torch
 from torch import nn
 
 from fedwave.errors import ConfigError
 from fedwave.users.aggregate import MultiUserAggregate
 from fedwave.users.base import LossFn, User
 from fedwave.users.config import UserConfig
+from fedwave.users.datasource import UserDataSource
 from fedwave.users.multi import UserMultiStep
 from fedwave.users.single import UserSingleStep
 
 _DEFAULT_POINTS = {"local_gradient": 1, "local_update": 4}
-
-
-@dataclass
-class UserDataSource:
-    """The training data of all users: the samples and one index array per user (disjoint partition).
-
-    Attributes:
-        inputs: all training inputs, shape (N, *input_shape).
-        labels: all training labels, shape (N,).
-        parts: ``parts[k]`` holds the sample indices of user k.
-        data_key: ``"inputs"`` for tensors, ``"input_ids"`` for token data.
-    """
-
-    inputs: torch.Tensor
-    labels: torch.Tensor
-    parts: Sequence[Any]
-    data_key: str = "inputs"
-
-    @property
-    def num_users(self) -> int:
-        """Number of users the data is partitioned for."""
-        return len(self.parts)
-
-    def user_data(self, idx: int, num_data_points: int | Literal["all"]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``num_data_points`` samples of user ``idx`` (always the same ones), or all of them."""
-        if not 0 <= idx < self.num_users:
-            raise ConfigError(f"user index {idx} is outside the {self.num_users} users of the partition")
-        index = torch.as_tensor(self.parts[idx], dtype=torch.long)
-        if num_data_points != "all":
-            if num_data_points > index.numel():
-                raise ConfigError(
-                    f"user {idx} holds {index.numel()} samples but num_data_points={num_data_points}; "
-                    "lower num_data_points or use fewer users"
-                )
-            index = index[:num_data_points]
-        return self.inputs[index], self.labels[index]
 
 
 class _CaseLike(Protocol):
@@ -103,6 +71,7 @@ def _one_user(cls: type[UserSingleStep] | type[UserMultiStep]) -> _Factory:
             seed=seed,
             data_key=data.data_key,
             working_model=working,
+            metadata=data.metadata,
         )
 
     return build
@@ -119,7 +88,9 @@ def _aggregate(
     points: int | Literal["all"],
 ) -> User:
     user_data = [data.user_data(k, points) for k in range(*cfg.user_range)]
-    return MultiUserAggregate(model, loss_fn, user_data, cfg, setup, seed=seed, data_key=data.data_key)
+    return MultiUserAggregate(
+        model, loss_fn, user_data, cfg, setup, seed=seed, data_key=data.data_key, metadata=data.metadata
+    )
 
 
 USER_TYPES: dict[str, _Factory] = {
@@ -162,7 +133,7 @@ def construct_user(
     if data is None:
         from fedwave.data.federated import user_data_source
 
-        data = user_data_source(cfg_case, run_seed)
+        data = user_data_source(cfg_case)
     return USER_TYPES[user_type](
         model, loss_fn, cfg, setup, data, run_seed, working_model, _resolve_points(cfg, user_type)
     )

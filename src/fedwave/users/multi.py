@@ -6,6 +6,7 @@ import torch
 
 from fedwave.users.base import Payload, SharedData, TrueData, User
 from fedwave.users.privacy import clip_
+from fedwave.users.randomness import seeded_global_rng
 from fedwave.users.schedule import cycling_batches, epoch_batches
 from fedwave.users.tensors import snapshot
 
@@ -14,9 +15,14 @@ class UserMultiStep(User):
     """Local training with ``torch.optim.SGD(lr=local_learning_rate)``; shares ``p_local - p_server``.
 
     Steps: ``num_local_updates`` steps of ``num_data_per_local_update_step`` samples cycling through the
-    data, or, when ``local_epochs`` (E) is set, E epochs of ceil(n/B) steps of B samples (shuffled each
-    epoch if ``shuffle``). Each step: forward (inputs noised if ``input_noise``), backward, clip the batch
-    gradient to ``per_example_clipping`` (global L2), add ``gradient_noise``, ``optimizer.step()``.
+    data (the original framework's slicing, see :mod:`fedwave.users.schedule`), or, when ``local_epochs``
+    (E) is set, E epochs of ceil(n/B) steps of B samples (shuffled each epoch if ``shuffle``). Each step:
+    forward (inputs noised if ``input_noise``), backward, clip the batch gradient to
+    ``per_example_clipping`` (global L2), add ``gradient_noise``, ``optimizer.step()``.
+
+    Shared ``local_hyperparams``: ``{lr, steps, data_per_step, labels}`` with ``labels[t]`` the **sorted**
+    labels of step t. Random layers (Dropout) draw from the global RNG seeded from the query's generator
+    (one draw, after the epoch shuffles), so a query is reproducible and leaves the global RNG untouched.
     """
 
     kind = "multi step"
@@ -40,6 +46,7 @@ class UserMultiStep(User):
         custom_data: dict[str, torch.Tensor] | None = None,
         *,
         rng: torch.Generator | None = None,
+        return_true_user_data: bool = True,
     ) -> tuple[SharedData, TrueData]:
         self.counted_queries += 1
         gen = rng if rng is not None else self._generator("multi")
@@ -49,15 +56,16 @@ class UserMultiStep(User):
         start = snapshot(params)
         optimizer = torch.optim.SGD(params, lr=self.cfg.local_learning_rate)
         batches = self.batches(int(y.shape[0]), gen)
-        for idx in batches:
-            optimizer.zero_grad(set_to_none=False)
-            loss = self.loss_fn(self.model(self._noisy_inputs(x[idx], gen)), y[idx])
-            loss.backward()
-            grads = [p.grad for p in params if p.grad is not None]
-            if self.clip_value > 0:
-                clip_(grads, self.clip_value)
-            self._add_gradient_noise(grads, gen)
-            optimizer.step()
+        with seeded_global_rng(gen, self.setup.get("device")):
+            for idx in batches:
+                optimizer.zero_grad(set_to_none=False)
+                loss = self.loss_fn(self.model(self._noisy_inputs(x[idx], gen)), y[idx])
+                loss.backward()
+                grads = [p.grad for p in params if p.grad is not None]
+                if self.clip_value > 0:
+                    clip_(grads, self.clip_value)
+                self._add_gradient_noise(grads, gen)
+                optimizer.step()
         with torch.no_grad():
             diffs = [p.detach() - s for p, s in zip(params, start)]
         hyper = None
@@ -66,14 +74,14 @@ class UserMultiStep(User):
                 "lr": self.cfg.local_learning_rate,
                 "steps": len(batches),
                 "data_per_step": self.cfg.num_data_per_local_update_step,
-                "labels": [y[idx].detach().cpu() for idx in batches],
+                "labels": [torch.sort(y[idx].detach().cpu())[0] for idx in batches],
             }
         shared: SharedData = {
             "gradients": diffs,
             "buffers": self._shared_buffers(server_payload),
             "metadata": self._metadata(y, int(y.shape[0]), hyper),
         }
-        return shared, self._true_data(x, y)
+        return shared, self._true_data(x, y, return_true_user_data)
 
     def _threat_model_lines(self) -> list[str]:
         cfg = self.cfg
