@@ -192,7 +192,9 @@ class FederatedDriver:
         round, ue, version, dispatch = task
         keys: tuple[int, ...] = (round, ue) if dispatch == 0 else (round, ue, dispatch)
         shared, _ = self.users[ue].compute_local_updates(
-            self._payloads[version], rng=torch_generator(self.seed, "train", *keys)
+            self._payloads[version],
+            rng=torch_generator(self.seed, "train", *keys),
+            return_true_user_data=False,
         )
         return ue, shared
 

@@ -31,6 +31,7 @@ from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import derive_seed
 from fedwave.sim import Clock
 from fedwave.users import UserDataSource
+from fedwave.users.datasource import dataset_metadata
 
 RoundHook = Callable[[RoundRecord, list[UEEvent]], None]
 
@@ -78,24 +79,13 @@ def model_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def dataset_metadata(ds: Dataset) -> dict[str, Any]:
-    """Shape, classes and normalisation of a dataset, as carried in server payloads."""
-    return {
-        "name": ds.name,
-        "shape": tuple(ds.input_shape),
-        "classes": ds.num_classes,
-        "mean": tuple(ds.mean),
-        "std": tuple(ds.std),
-    }
-
-
 def build_simulation(cfg: Config, on_round: RoundHook | None = None) -> Simulation:
     """Load data, partition it, build the model, the UEs, the BS and the clock."""
     if cfg.engine.threads:
         torch.set_num_threads(cfg.engine.threads)
     ds = dataset_for(cfg)
     parts = partition_for(cfg, ds.y_train.numpy())
-    data = UserDataSource(ds.x_train, ds.y_train, parts)
+    data = UserDataSource.from_dataset(ds, parts)
     # PyTorch's default initialisers draw from the global generator: seed it from a derived stream
     # inside fork_rng so the caller's global RNG state is left untouched.
     with torch.random.fork_rng(devices=[]):
