@@ -55,6 +55,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attack(args: argparse.Namespace) -> int:
+    """Run a gradient-leakage attack on fresh UE batches and print the leakage summary."""
+    from fedwave.privacy.attacks.views import attack_progress, print_attack_summary
+    from fedwave.fl.run import default_run_dir
+    from fedwave.privacy.attacks.runner import run_attack_experiment
+
+    cfg = _load(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    with attack_progress(cfg, quiet=args.quiet) as hook:
+        result = run_attack_experiment(cfg, run_dir=run_dir, progress=hook)
+    print_attack_summary(result)
+    return 0
+
+
 def cmd_partition(args: argparse.Namespace) -> int:
     """Print the per-UE label histogram of the configured partition."""
     from fedwave.data.federated import dataset_for, partition_for
@@ -115,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: output.dir/output.name or a timestamped name)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("attack", help="gradient-leakage attack on UE updates as the BS receives them")
+    _config_args(p)
+    p.add_argument("--out", help="run directory (default: output.dir/output.name or a timestamped name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_attack)
 
     p = sub.add_parser("partition", help="print the per-UE label histogram of the partition")
     _config_args(p)
