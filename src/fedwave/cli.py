@@ -57,9 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_attack(args: argparse.Namespace) -> int:
     """Run a gradient-leakage attack on fresh UE batches and print the leakage summary."""
-    from fedwave.privacy.attacks.views import attack_progress, print_attack_summary
     from fedwave.fl.run import default_run_dir
     from fedwave.privacy.attacks.runner import run_attack_experiment
+    from fedwave.privacy.attacks.views import attack_progress, print_attack_summary
 
     cfg = _load(args)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
@@ -110,6 +110,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         specs = args.codecs.split(",") if args.codecs else None
         print(format_benchmark(run_benchmark(num_values=args.values, repeats=args.repeats, specs=specs)))
         return 0
+    if args.what == "attacks":
+        from fedwave.privacy.attacks.bench import main as attacks_bench
+
+        return attacks_bench(args.rest)
     from fedwave.sim.bench import main as clock_bench
 
     return clock_bench(["--ues", str(args.ues), "--rounds", str(args.rounds)])
@@ -149,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cell)
 
     p = sub.add_parser("bench", help="benchmarks: 'codecs' (bytes, NMSE, MB/s) or 'clock' (events/s)")
-    p.add_argument("what", choices=["codecs", "clock"])
+    p.add_argument("what", choices=["codecs", "clock", "attacks"])
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="attacks: options of the attack benchmark (--help)")
     p.add_argument(
         "--values", type=int, default=1_199_882, help="codecs: vector length (default: the CNN's size)"
     )

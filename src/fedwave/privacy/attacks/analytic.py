@@ -11,7 +11,8 @@ unit i. Rows reached by one sample only (frequent behind ReLU) give that sample 
 each other, so the N reconstructions are the centres of the N largest groups of mutually agreeing row
 ratios (relative distance below ``1e-3``); when fewer than N such groups exist the remaining slots hold
 the dataset mean and the diagnostics say how many samples were recovered. Labels come from the last layer
-(iDLG / count estimator) unless shared.
+(iDLG / count estimator) unless shared; for batches they are given to the recovered samples by
+:func:`~fedwave.privacy.attacks.labels.assign_labels`.
 
 Assumes the model's first parameterised layer is an ``nn.Linear`` fed with the flattened input.
 """
@@ -27,6 +28,7 @@ from torch import nn
 from fedwave.privacy.attacks.base import Progress, Reconstruction, clamp_to_box, resolve_labels
 from fedwave.privacy.attacks.config import AttackConfig
 from fedwave.privacy.attacks.errors import AttackNotApplicable, ThreatModelError
+from fedwave.privacy.attacks.labels import assign_labels
 from fedwave.privacy.attacks.observation import Observation, ServerView
 from fedwave.privacy.attacks.simulate import LocalSchedule, num_data_points, resolve_schedule
 
@@ -107,6 +109,9 @@ def analytic_attack(
         centres.append(torch.zeros(dw.shape[1], dtype=torch.float64))
     data = torch.stack(centres).float().reshape(n, *server.input_shape)
     labels, source = resolve_labels(obs, server, schedule, cfg, default="estimate")
+    if labels is not None and n > 1:
+        labels = assign_labels(obs, server, schedule, data, labels)
+        source += ", assigned to samples by last-layer alignment"
     if progress is not None:
         progress(1, 1, 0.0)
     return Reconstruction(

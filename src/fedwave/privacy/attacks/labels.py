@@ -107,3 +107,36 @@ def estimate_labels(obs: Observation, server: ServerView, schedule: LocalSchedul
         return torch.tensor([idlg_label(obs, server, schedule)], dtype=torch.long)
     counts = estimate_counts(obs, server, schedule)
     return torch.repeat_interleave(torch.arange(counts.numel()), counts)
+
+
+def assign_labels(
+    obs: Observation, server: ServerView, schedule: LocalSchedule, x: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """Give the label multiset ``labels`` to the reconstructed samples ``x`` (one label each).
+
+    The last layer's weight gradient is ``G = mean_n (p_n - e_{y_n}) h_n^T``, so
+    ``M = mean_n p_n h_n^T - G`` has row c equal to the mean of ``h_n`` over the samples of class c. Sample n
+    gets the label whose row is most aligned (cosine) with its ``h_n``, by an optimal assignment
+    (``scipy.optimize.linear_sum_assignment``) over the multiset.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    model = server.model
+    layer, w_idx, _ = last_layer(model, server.num_classes)
+    seen: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].detach()))
+    params = dict(zip([n for n, _ in model.named_parameters()], server.parameters))
+    try:
+        with torch.no_grad():
+            logits = functional_call(model, params, (x,))
+    finally:
+        handle.remove()
+    h = seen[0].double().reshape(x.shape[0], -1)
+    p = torch.softmax(logits.double(), dim=1)
+    m = p.T @ h / x.shape[0] - pseudo_gradient(obs, schedule)[w_idx].double()
+    rows = m[labels]  # (N, F): one row per label of the multiset
+    cos = (h @ rows.T) / (h.norm(dim=1, keepdim=True) * rows.norm(dim=1)[None, :] + 1e-12)
+    samples, slots = linear_sum_assignment((-cos).numpy())
+    out = torch.empty_like(labels)
+    out[torch.as_tensor(samples)] = labels[torch.as_tensor(slots)]
+    return out
