@@ -58,7 +58,9 @@ def idlg_label_accuracy(dataset: str, samples: int, batch: int = 1) -> float:
     for _ in range(samples):
         idx = torch.as_tensor(rng.choice(ds.y_train.shape[0], batch, replace=False))
         x, y = ds.x_train[idx], ds.y_train[idx]
-        user = UserSingleStep(model, torch.nn.CrossEntropyLoss(), x, y, UserConfig(num_data_points=batch), make_setup())
+        user = UserSingleStep(
+            model, torch.nn.CrossEntropyLoss(), x, y, UserConfig(num_data_points=batch), make_setup()
+        )
         shared, _ = user.compute_local_updates(payload)
         obs = Observation.from_shared(shared, "gradient")
         labels, _ = resolve_labels(obs, server, resolve_schedule(obs, cfg.attack), cfg.attack, "estimate")
@@ -85,8 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fedwave bench attacks", description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=10, help="single-image trials for dlg/ig (default 10)")
     p.add_argument("--label-samples", type=int, default=100, help="idlg single-sample batches (default 100)")
-    p.add_argument("--sweep-images", type=int, default=3, help="trials per TV weight of the sweep (default 3)")
-    p.add_argument("--batch-trials", type=int, default=2, help="trials per batch size in section 5 (default 2)")
+    p.add_argument(
+        "--sweep-images", type=int, default=3, help="trials per TV weight of the sweep (default 3)"
+    )
+    p.add_argument(
+        "--batch-trials", type=int, default=2, help="trials per batch size in section 5 (default 2)"
+    )
     p.add_argument("--defence-images", type=int, default=5, help="trials per defence (default 5)")
     p.add_argument("--defence-attack", default="ig", help="attack used against the defences (default ig)")
     p.add_argument("--clip", type=float, default=1.0, help="clip C of the Gaussian-noise defence (default 1)")
@@ -99,9 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("1. idlg label recovery, untrained lenet, fp32, single step")
         for ds in ("mnist", "digits"):
             acc = idlg_label_accuracy(ds, args.label_samples)
-            print(f"  {ds:<8} batch 1: label accuracy {acc:.3f} over {args.label_samples} single-sample batches")
+            print(
+                f"  {ds:<8} batch 1: label accuracy {acc:.3f} over {args.label_samples} single-sample batches"
+            )
             acc4 = idlg_label_accuracy(ds, max(1, args.label_samples // 5), batch=4)
-            print(f"  {ds:<8} batch 4: count-estimator label accuracy {acc4:.3f} over {max(1, args.label_samples // 5)} batches")
+            print(
+                f"  {ds:<8} batch 4: count-estimator label accuracy {acc4:.3f} over {max(1, args.label_samples // 5)} batches"
+            )
     if 2 in sections:
         print("2. analytic, mlp (first layer: fully connected 784->128 with bias), MNIST, fp32")
         for batch, trials in ((1, args.images), (4, max(1, args.images // 3))):
@@ -121,12 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for tv in (0.0, 1e-6, 1e-4, 1e-2):
                 att = {"name": "ig", "trials": args.sweep_images, "ig": {"tv_weight": tv}}
                 run, wall = _run(dataset, "lenet", att)
-                print(_line(f"ig sweep {dataset}, tv_weight {tv:g}" + (" (off)" if tv == 0 else ""), run, wall))
+                print(
+                    _line(f"ig sweep {dataset}, tv_weight {tv:g}" + (" (off)" if tv == 0 else ""), run, wall)
+                )
     if 5 in sections:
         print("5. batches (lenet, MNIST, fp32, labels: ig estimated, dlg joint)")
         for batch in (2, 4):
             for name in ("ig", "dlg"):
-                run, wall = _run("mnist", "lenet", {"name": name, "trials": args.batch_trials, "batch": batch})
+                run, wall = _run(
+                    "mnist", "lenet", {"name": name, "trials": args.batch_trials, "batch": batch}
+                )
                 print(_line(f"{name}, batch {batch}", run, wall))
     if 6 in sections:
         name = args.defence_attack

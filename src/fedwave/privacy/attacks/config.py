@@ -59,14 +59,16 @@ class GuessConfig(Section):
 class DLGConfig(Section):
     """Deep Leakage from Gradients (Zhu et al. 2019): Euclidean gradient distance, L-BFGS."""
 
-    iterations: int = Field(100, ge=1, description="L-BFGS steps (each up to max_eval closure calls)")
+    iterations: int = Field(50, ge=1, description="L-BFGS steps (each up to max_eval closure calls)")
     max_eval: int = Field(20, ge=1, description="L-BFGS inner iterations per step (torch max_iter)")
     lr: float = Field(1.0, gt=0.0, description="L-BFGS step size")
     restarts: int = Field(1, ge=1, description="independent initialisations; the best gradient loss is kept")
     line_search: bool = Field(
         True, description="strong-Wolfe line search in L-BFGS (off: fixed steps, as Zhu et al.)"
     )
-    tol: float = Field(1e-12, ge=0.0, description="stop a restart once the gradient distance is below this")
+    tol: float = Field(
+        1e-10, ge=0.0, description="stop a restart once the relative gradient distance is below this"
+    )
 
 
 class IGConfig(Section):

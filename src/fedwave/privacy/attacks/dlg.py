@@ -2,7 +2,8 @@
 
 Dummy inputs (standard normal) and, when the labels are not known, dummy label logits are optimised
 jointly with L-BFGS so that the replica's update (gradient, or unrolled local SGD steps) matches the
-received one in Euclidean distance ``sum_l |g'_l - g_l|^2``. The soft labels are ``softmax(logits)``; the
+received one in Euclidean distance ``sum_l |g'_l - g_l|^2`` (divided by the constant ``|g|^2``, which keeps
+the minimiser and makes L-BFGS's tolerances independent of the update's scale). The soft labels are ``softmax(logits)``; the
 reported label is their argmax. Restarts that end in NaN/Inf (L-BFGS can diverge) are discarded; of the
 others the one with the smallest gradient distance is kept. The result is clipped to the data box.
 """
@@ -54,6 +55,8 @@ def euclidean_matching(
     labels, source = resolve_labels(obs, server, schedule, cfg, default=label_default)
     replica = UpdateReplica(server.model, server, schedule)
     target = target_tensors(obs)
+    # dividing by |g|^2 (a constant) keeps the minimiser and makes L-BFGS's tolerances scale-free
+    scale = 1.0 / max(float(sum(t.double().pow(2).sum() for t in target)), 1e-30)
     n, c = schedule.num_data, server.num_classes
     dc = cfg.dlg
     total = dc.iterations * dc.restarts
@@ -68,6 +71,8 @@ def euclidean_matching(
             lr=dc.lr,
             max_iter=dc.max_eval,
             history_size=100,
+            tolerance_grad=1e-12,
+            tolerance_change=1e-14,
             line_search_fn="strong_wolfe" if dc.line_search else None,
         )
 
@@ -76,7 +81,7 @@ def euclidean_matching(
         ) -> torch.Tensor:
             opt.zero_grad()
             y = labels if labels is not None else torch.softmax(y_logits, dim=1)
-            loss = euclidean(replica(x, y), target)
+            loss = euclidean(replica(x, y), target) * scale
             loss.backward()
             return loss
 
@@ -91,7 +96,7 @@ def euclidean_matching(
             diverged += 1
             continue
         y_final = labels if labels is not None else torch.softmax(y_logits.detach(), dim=1)
-        final = float(euclidean(replica(x.detach(), y_final), target).detach())
+        final = float(euclidean(replica(x.detach(), y_final), target).detach()) * scale
         if best is None or final < best[0]:
             best = (final, x.detach().clone(), y_logits.detach().clone())
     if best is None:  # every restart diverged: report the starting guess, flagged
