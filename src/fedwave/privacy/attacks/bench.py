@@ -108,10 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"  {ds:<8} batch 1: label accuracy {acc:.3f} over {args.label_samples} single-sample batches"
             )
-            acc4 = idlg_label_accuracy(ds, max(1, args.label_samples // 5), batch=4)
-            print(
-                f"  {ds:<8} batch 4: count-estimator label accuracy {acc4:.3f} over {max(1, args.label_samples // 5)} batches"
-            )
+            batches = max(1, args.label_samples // 5)
+            acc4 = idlg_label_accuracy(ds, batches, batch=4)
+            print(f"  {ds:<8} batch 4: count-estimator label accuracy {acc4:.3f} over {batches} batches")
     if 2 in sections:
         print("2. analytic, mlp (first layer: fully connected 784->128 with bias), MNIST, fp32")
         for batch, trials in ((1, args.images), (4, max(1, args.images // 3))):
