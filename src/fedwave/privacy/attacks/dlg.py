@@ -5,7 +5,8 @@ jointly with L-BFGS so that the replica's update (gradient, or unrolled local SG
 received one in Euclidean distance ``sum_l |g'_l - g_l|^2`` (divided by the constant ``|g|^2``, which
 keeps the minimiser and makes L-BFGS's tolerances independent of the update's scale). The soft labels
 are ``softmax(logits)``; the reported label is their argmax. Restarts that end in NaN/Inf (L-BFGS can
-diverge) are discarded; of the others the one with the smallest gradient distance is kept. The result is clipped to the data box.
+diverge) are discarded; of the others the one with the smallest gradient distance is kept. The result
+is clipped to the data box.
 """
 
 from __future__ import annotations
