@@ -88,12 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=10, help="single-image trials for dlg/ig (default 10)")
     p.add_argument("--label-samples", type=int, default=100, help="idlg single-sample batches (default 100)")
     p.add_argument(
-        "--sweep-images", type=int, default=3, help="trials per TV weight of the sweep (default 3)"
+        "--sweep-images", type=int, default=2, help="trials per TV weight of the sweep (default 2)"
     )
     p.add_argument(
         "--batch-trials", type=int, default=2, help="trials per batch size in section 5 (default 2)"
     )
-    p.add_argument("--defence-images", type=int, default=5, help="trials per defence (default 5)")
+    p.add_argument("--defence-images", type=int, default=3, help="trials per defence (default 3)")
     p.add_argument("--defence-attack", default="ig", help="attack used against the defences (default ig)")
     p.add_argument("--clip", type=float, default=1.0, help="clip C of the Gaussian-noise defence (default 1)")
     p.add_argument("--sections", default="1,2,3,4,5,6", help="comma-separated sections to run")
