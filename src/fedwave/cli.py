@@ -56,6 +56,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attack(args: argparse.Namespace) -> int:
+    """Run a gradient-leakage attack on fresh UE batches and print the leakage summary."""
+    from fedwave.fl.run import default_run_dir
+    from fedwave.privacy.attacks.runner import run_attack_experiment
+    from fedwave.privacy.attacks.views import attack_progress, print_attack_summary
+
+    cfg = _load(args)
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    with attack_progress(cfg, quiet=args.quiet) as hook:
+        result = run_attack_experiment(cfg, run_dir=run_dir, progress=hook)
+    print_attack_summary(result)
+    return 0
+
+
 def cmd_partition(args: argparse.Namespace) -> int:
     """Print the per-UE label histogram of the configured partition."""
     from fedwave.data.federated import dataset_for, partition_for
@@ -97,6 +111,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         specs = args.codecs.split(",") if args.codecs else None
         print(format_benchmark(run_benchmark(num_values=args.values, repeats=args.repeats, specs=specs)))
         return 0
+    if args.what == "attacks":
+        from fedwave.privacy.attacks.bench import main as attacks_bench
+
+        return attacks_bench(args.rest)
     from fedwave.sim.bench import main as clock_bench
 
     return clock_bench(["--ues", str(args.ues), "--rounds", str(args.rounds)])
@@ -123,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("attack", help="gradient-leakage attack on UE updates as the BS receives them")
+    _config_args(p)
+    p.add_argument("--out", help="run directory (default: output.dir/output.name or a timestamped name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_attack)
+
     p = sub.add_parser("partition", help="print the per-UE label histogram of the partition")
     _config_args(p)
     p.add_argument("--max-rows", type=int, default=50, help="UE rows shown (default 50)")
@@ -136,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cell)
 
     p = sub.add_parser("bench", help="benchmarks: 'codecs' (bytes, NMSE, MB/s) or 'clock' (events/s)")
-    p.add_argument("what", choices=["codecs", "clock"])
+    p.add_argument("what", choices=["codecs", "clock", "attacks"])
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="attacks: options of the attack benchmark (--help)")
     p.add_argument(
         "--values", type=int, default=1_199_882, help="codecs: vector length (default: the CNN's size)"
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from fedwave.adversary.config import FaultsConfig
 from fedwave.configbase import Section
 from fedwave.errors import ConfigError
+from fedwave.privacy.attacks.config import AttackConfig
 from fedwave.sim.config import WirelessConfig
 from fedwave.users.config import LocalDPConfig, UserConfig
 
@@ -160,6 +161,9 @@ class Config(Section):
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    attack: AttackConfig = Field(
+        default_factory=AttackConfig, description="fedwave attack: gradient-leakage attack on UE updates"
+    )
 
     @field_validator("codec", mode="before")
     @classmethod
