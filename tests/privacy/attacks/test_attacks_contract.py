@@ -92,7 +92,7 @@ def test_attack_cannot_reach_true_user_data(digits, monkeypatch, name: str) -> N
     cfg = fast_cfg(name)
     clean = observe(model, digits, [9])
     expected = run_attack(name, clean.obs, clean.server, cfg, rng=torch.Generator().manual_seed(0))
-    monkeypatch.setattr(UserSingleStep, "_true_data", lambda self, x, y: _Poison())
+    monkeypatch.setattr(UserSingleStep, "_true_data", lambda self, *args, **kwargs: _Poison())
     poisoned = observe(model, digits, [9])
     assert isinstance(poisoned.true, _Poison)
     assert set(poisoned.obs.metadata) == {"num_data_points", "labels", "local_hyperparams", "data_key"}
