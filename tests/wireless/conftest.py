@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -71,6 +72,21 @@ class FakeDriver:
         self.records.append(record)
         self.events.append(events)
         return self.stop_after is None or len(self.records) < self.stop_after
+
+
+def hand_airtime(
+    bits: float, snr: float, bandwidth_hz: float, block_s: float, fades: Sequence[float]
+) -> float:
+    """A scalar reference for a block-fading upload: block j (``block_s`` s) carries
+    b log2(1 + snr x_j) block_s bits; the message ends in the first block that completes it."""
+    t = 0.0
+    for x in fades:
+        rate = bandwidth_hz * math.log2(1 + snr * x)
+        if rate * block_s >= bits:
+            return t + bits / rate
+        bits -= rate * block_s
+        t += block_s
+    raise AssertionError("the reference ran out of fading draws")
 
 
 def quiet_cell(positions: list[tuple[float, float]], **overrides: Any) -> WirelessConfig:

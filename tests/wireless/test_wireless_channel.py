@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.wireless.conftest import hand_airtime
 
 from fedwave.channel import (
     Cell,
@@ -145,18 +146,6 @@ def test_ue_at_known_distance_gets_the_formula_rate(fake_driver, make_quiet_cell
         assert ev[ue].attempts == 1 and ev[ue].bytes_up == 5000
 
 
-def _hand_airtime(bits: float, snr: float, bandwidth_hz: float, block_s: float, fades: list[float]) -> float:
-    """Seconds to send ``bits`` when block j (``block_s`` long) carries b log2(1 + snr x_j) T_c bits."""
-    t = 0.0
-    for x in fades:
-        rate = bandwidth_hz * math.log2(1 + snr * x)
-        if rate * block_s >= bits:
-            return t + bits / rate
-        bits -= rate * block_s
-        t += block_s
-    raise AssertionError("not enough fading draws")
-
-
 def test_known_shadowing_and_per_block_fading_give_the_airtime(fake_driver) -> None:
     cfg = WirelessConfig.model_validate(
         {"cell": {"positions_m": [[300.0, 0.0]], "shadowing_db": 8.0, "fading": {"coherence_time_s": 0.002}}}
@@ -169,7 +158,7 @@ def test_known_shadowing_and_per_block_fading_give_the_airtime(fake_driver) -> N
     for rnd in (0, 1):
         fades = numpy_generator(seed, "fading", "up", rnd, 0).standard_exponential(2000).tolist()
         ev = drv.events[rnd][0]
-        air = _hand_airtime(8 * (100_000 + 40), snr, 20e6, 0.002, fades)
+        air = hand_airtime(8 * (100_000 + 40), snr, 20e6, 0.002, fades)
         assert ev.t_upload_end - ev.t_upload_start == pytest.approx(air, rel=1e-12)
         assert air > 0.004  # the upload spans several blocks
         assert ev.snr_up_db == pytest.approx(10 * math.log10(snr), rel=1e-12)  # the mean SNR

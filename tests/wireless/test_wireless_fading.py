@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from tests.wireless.conftest import FakeDriver, hand_airtime
 
 from fedwave.channel.blocks import AttemptLink, BlockLink
 from fedwave.channel.config import FadingConfig
@@ -19,23 +20,11 @@ from fedwave.rng import numpy_generator
 from fedwave.sim import Clock, WirelessConfig
 
 
-def _loop_airtime(bits: float, snr: float, b: float, block_s: float, fades: list[float]) -> float:
-    """A scalar reference: block j carries b log2(1 + snr x_j) block_s bits."""
-    t = 0.0
-    for x in fades:
-        r = b * math.log2(1 + snr * x)
-        if r * block_s >= bits:
-            return t + bits / r
-        bits -= r * block_s
-        t += block_s
-    raise AssertionError("reference ran out of draws")
-
-
 @pytest.mark.parametrize("snr,bits", [(100.0, 2e6), (0.05, 3e4), (1e4, 1.0), (3.0, 8e6)])
 def test_block_link_matches_a_scalar_reference(snr: float, bits: float) -> None:
     link = BlockLink([snr], 1e6, 0.0, 0.01, "rayleigh", 0.0, [np.random.default_rng(4)])
     fades = np.random.default_rng(4).standard_exponential(200_000).tolist()
-    assert link.send(bits) == pytest.approx(_loop_airtime(bits, snr, 1e6, 0.01, fades), rel=1e-9)
+    assert link.send(bits) == pytest.approx(hand_airtime(bits, snr, 1e6, 0.01, fades), rel=1e-9)
 
 
 def test_successive_sends_continue_the_block_sequence() -> None:
@@ -126,8 +115,6 @@ def test_coherence_time_from_speed_and_carrier() -> None:
 
 
 def _default_round_durations(rounds: int, **fading: object) -> np.ndarray:
-    from tests.wireless.conftest import FakeDriver
-
     cfg = WirelessConfig.model_validate({"cell": {"fading": dict(fading)}} if fading else {})
     drv = FakeDriver(payload=212_044, samples=71, broadcast=212_044)
     Clock(cfg, 20, 6.1e6, seed=0).run(drv, rounds, 20)
