@@ -172,7 +172,16 @@ def apply_overrides(
                 )
             node[p] = child
             node = child
-        node[parts[-1]] = value
+        last = parts[-1]
+        if (
+            len(parts) == 1
+            and last in SHORTHANDS
+            and isinstance(value, str)
+            and isinstance(node.get(last), dict)
+        ):
+            node[last][SHORTHANDS[last]] = value  # codec=X sets codec.uplink and keeps codec.downlink
+        else:
+            node[last] = value
     return out
 
 

@@ -173,7 +173,7 @@ def check_runs_can_start(runs: Sequence[RunSpec]) -> None:
         try:
             ds = dataset_for(cfg)
             partition_for(cfg, ds.y_train.numpy())
-            with torch.device("meta"):
+            with torch.random.fork_rng(devices=[]):  # leaves the caller's global RNG as it was
                 build_model(cfg.model.name, tuple(ds.input_shape), ds.num_classes)
         except FedwaveError as exc:
             raise type(exc)(f"run '{run.method}', seed {run.seed} cannot start: {exc}") from None
