@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from fedwave.configbase import Section
-from fedwave.configerrors import explain
+from fedwave.configerrors import explain, qualify
 from fedwave.configio import SHORTHANDS, apply_overrides, commented_yaml, parse_override, read_config_file
 from fedwave.errors import ConfigError
 from fedwave.sim.config import WirelessConfig
@@ -241,8 +241,7 @@ def _codec_problems(cfg: Config) -> list[str]:
 
 def _in_wireless(message: str) -> str:
     """``"cell.positions_m has ..."`` -> ``"wireless.cell.positions_m has ..."`` (the user's key)."""
-    head = message.split(" ", 1)[0].split(".", 1)[0].split("=", 1)[0].split("[", 1)[0]
-    return f"wireless.{message}" if head in WirelessConfig.model_fields else f"wireless: {message}"
+    return qualify(Config, ("wireless",), message) or f"wireless: {message}"
 
 
 def _cell_problems(cfg: Config) -> list[str]:

@@ -10,6 +10,7 @@ Rules every section inherits (so a new section gets them without writing a line)
   numbers) is refused instead of being read as 1/0;
 * a number written as a string (``"5"``, ``"1e-3"``) is read as that number: PyYAML follows YAML 1.1,
   where ``1e-3`` (no dot) is a string, and refusing it would refuse an ordinary way to write 0.001;
+* a number given for a string field is read as text (``output.name: 2024`` is the name ``"2024"``);
 * lists are accepted where a tuple is declared (YAML has no tuples).
 """
 
@@ -89,7 +90,13 @@ class Section(BaseModel):
     every section inherits (finite numbers, no booleans for numbers).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        frozen=False,
+        allow_inf_nan=False,
+        coerce_numbers_to_str=True,
+    )
 
     @field_validator("*", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ names) and messages with class names; :func:`explain` turns them into lines such
 from __future__ import annotations
 
 import difflib
+import re
 import types
 from typing import Any, Union, get_args, get_origin
 
@@ -90,11 +91,39 @@ def _message(err: ErrorDetails, schema: type[BaseModel], loc: tuple[str | int, .
     kind, msg = err["type"], err["msg"].removeprefix("Value error, ")
     if kind == "finite_number":
         return "must be a finite number; NaN and infinity are not allowed"
+    if kind == "missing":
+        return "is required (it has no default)"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         keys = section_keys(schema, loc)
         if keys:
             return f"is a section: give a mapping of its keys ({', '.join(keys)})"
     return msg.replace("Input should be", "must be")
+
+
+_KEY_END = re.compile(r"[.:\[= ]")
+
+
+def qualify(schema: type[BaseModel], loc: tuple[str | int, ...], message: str) -> str | None:
+    """``message`` with its leading key completed to the user's full key, or None if it has none.
+
+    Section validators name keys relative to themselves: under ``wireless.cell``, the message
+    ``"cell.positions_m[0] is ..."`` becomes ``"wireless.cell.positions_m[0] is ..."``, and
+    ``"positions_m has ..."`` (a key of that section) becomes ``"wireless.cell.positions_m has ..."``.
+    """
+    key = user_key(schema, loc)
+    parts = key.split(".") if key else []
+    for i in range(len(parts)):
+        suffix = ".".join(parts[i:])
+        rest = message[len(suffix) :]
+        # a word after a bare name ("device type ...") is prose; after a dotted key it is not
+        ends = _KEY_END.match(rest) and (rest[0] != " " or "." in suffix)
+        if message.startswith(suffix) and (not rest or ends):
+            return ".".join(parts[:i]) + ("." if i else "") + message
+    match = _KEY_END.search(message)
+    head = message[: match.start()] if match else message
+    if head and head in section_keys(schema, loc):  # a key of the section the message is about
+        return f"{key}.{message}" if key else message
+    return None
 
 
 def _line(err: ErrorDetails, schema: type[BaseModel]) -> tuple[str, str, str]:
@@ -104,20 +133,23 @@ def _line(err: ErrorDetails, schema: type[BaseModel]) -> tuple[str, str, str]:
         key = user_key(schema, loc, keep_last=True)
         parent = loc[:-1]
         valid = section_keys(schema, parent)
-        near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        near = difflib.get_close_matches(str(loc[-1]).split(":")[0], valid, n=1, cutoff=0.5)
         where = user_key(schema, parent)
         hint = f" Did you mean '{where + '.' if where else ''}{near[0]}'?" if near else ""
+        if ":" in str(loc[-1]):
+            hint += " (YAML needs a space after the colon: 'key: value')"
         here = "here" if where else "at the top level"
         return "", f"unknown key '{key}'.{hint} Valid keys {here}: {', '.join(valid)}.", ""
     key = user_key(schema, loc)
     msg = _message(err, schema, loc)
     is_section = bool(section_keys(schema, loc)) and err["type"] not in ("model_type", "dict_type")
-    got = "" if is_section or "input" not in err else f" (got {shown(err['input'])})"
-    if got and shown(err["input"]) in msg:  # the message quotes the value already
+    show = "input" in err and not is_section and err["type"] != "missing"
+    got = f" (got {shown(err['input'])})" if show else ""
+    if isinstance(err.get("input"), str) and shown(err["input"]) in msg:  # the message quotes it already
         got = ""
-    last = key.rsplit(".", 1)[-1]
-    if key and is_section and msg.startswith(last + "."):  # "cell.positions_m[0] is ..." in wireless.cell
-        return "", (key.rsplit(".", 1)[0] + "." if "." in key else "") + msg, ""
+    full = qualify(schema, loc, msg) if err["type"] == "value_error" else None
+    if full is not None:
+        return "", full + got, ""
     return key, msg, got
 
 

@@ -339,6 +339,12 @@ def test_item9_device_file_is_not_reported_missing(
         ),
         (["wireless.devices.profile=classes"], "wireless.devices.profile is 'classes'"),
         (["wireless.cell.ue_power_dbm=[20, .nan]"], "wireless.cell.ue_power_dbm[1]: must be a finite number"),
+        (["wireless.cell.ue_power_dbm=99"], "wireless.cell.ue_power_dbm: 99.0 dBm is outside [-50, 60] dBm"),
+        (["wireless.access.shares=[]"], "wireless.access.shares is empty"),
+        (
+            ["wireless.devices.distribution.kind=uniform"],
+            "wireless.devices.distribution: kind 'uniform' needs both 'low' and 'high'",
+        ),
     ],
 )
 def test_item9_errors_name_the_users_keys(
@@ -349,8 +355,13 @@ def test_item9_errors_name_the_users_keys(
         argv += ["-o", o]
     err = _fails(capsys, argv)
     assert needle in err
-    for internal in ("(top level)", "num_users", "FLConfig", "list[float]", ".float:"):
+    for internal in ("(top level)", "num_users", "FLConfig", "list[float]", ".float:", "Field required"):
         assert internal not in err
+    assert "devices.distribution: devices.distribution" not in err and ": ue_power_dbm:" not in err
+
+
+def test_numbers_given_for_text_fields_are_text() -> None:
+    assert load_config(None, ["output.name=2024"]).output.name == "2024"
 
 
 def test_defaults_still_validate() -> None:
