@@ -300,8 +300,10 @@ def test_item8_run_that_cannot_be_built_leaves_no_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    err = _fails(capsys, ["run", "-q", *TINY, "-o", "data.dataset=cifar10", "--out", str(out)])
-    assert "cifar10: no root given" in err
+    assert main(["run", *TINY, "-o", "data.dataset=cifar10", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("fedwave: error: cifar10: no root given")
+    assert captured.out == ""  # no progress bar for a run that never started
     assert not out.exists()
 
 
