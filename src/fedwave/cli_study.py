@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,24 +15,16 @@ from fedwave.cli_views import console
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print its table; write the CSV and the HTML report."""
-    import yaml
-
-    from fedwave.config import apply_overrides, config_from_dict
-    from fedwave.errors import ConfigError
+    from fedwave.config import config_data, describe_source
     from fedwave.fl.study import default_study_dir, parse_vary, plan_study, run_study
     from fedwave.records import RoundRecord
 
-    base: dict[str, Any] = {}
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist")
-        base = yaml.safe_load(path.read_text()) or {}
-    base = apply_overrides(base, args.override)
-    config_from_dict(base, args.config or "defaults")
-    vary = parse_vary(args.vary)
-    plan = plan_study(base, vary, args.seeds)  # every combination is validated before anything runs
+    base = config_data(args.config, args.override)  # the same loader as 'fedwave run'
+    vary = parse_vary(args.vary, args.override)
+    # every grid point is validated whole (never the base alone) and its data loaded before any run
+    plan = plan_study(base, vary, args.seeds, describe_source(args.config, args.override))
     study_dir = Path(args.study) if args.study else default_study_dir(base, vary, args.seeds)
+    _make_study_dir(study_dir)
     total = sum(r.config.fl.rounds for r in plan)
     console.print(
         f"study [bold]{study_dir}[/bold]: {len(plan) // args.seeds} method(s) x {args.seeds} seed(s) "
@@ -66,6 +59,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         run_study(study_dir, base, vary, args.seeds, on_round=on_round, on_run=on_run)
     return _summarize(study_dir, args.target, report=not args.no_report)
+
+
+def _make_study_dir(study_dir: Path) -> None:
+    from fedwave.errors import ConfigError
+
+    if study_dir.exists() and not study_dir.is_dir():
+        raise ConfigError(f"--study '{study_dir}' exists and is not a directory; choose another path")
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--study '{study_dir}' cannot be created: {exc.strerror or exc}") from None
+
+
+def _accuracy(text: str) -> float:
+    """argparse type of ``--target``: an accuracy in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value <= 1.0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be an accuracy in (0, 1], e.g. 0.9; got '{text}'")
+    return value
+
+
+def _positive(text: str) -> int:
+    """argparse type of ``--seeds``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got '{text}'")
+    return value
 
 
 DEMO_CODECS = "fp32,uniform:8,qsgd:16,ef(sign),ef(topk:0.01)"
@@ -139,9 +165,11 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
         help="a config key and its values, e.g. --vary codec=fp32,uniform:8 (repeatable: the grid is "
         "every combination)",
     )
-    p.add_argument("--seeds", type=int, default=1, help="seeds per combination (seed, seed+1, ...)")
+    p.add_argument("--seeds", type=_positive, default=1, help="seeds per combination (seed, seed+1, ...)")
     p.add_argument("--study", help="study directory (default: studies/study-<hash of the grid>)")
-    p.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9 x best)")
+    p.add_argument(
+        "--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9 x best)"
+    )
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.set_defaults(func=cmd_compare)
 
@@ -157,11 +185,13 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
         help="override one value of the default scenario (repeatable)",
     )
     p.add_argument("--study", default="studies/demo", help="study directory (default: studies/demo)")
-    p.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9)")
+    p.add_argument("--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("report", help="write the self-contained HTML report of a study directory")
     p.add_argument("study_dir", help="a directory made by 'fedwave compare'")
     p.add_argument("--out", help="output HTML file (default: STUDY_DIR/report.html)")
-    p.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9 x best)")
+    p.add_argument(
+        "--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9 x best)"
+    )
     p.set_defaults(func=cmd_report)

@@ -18,7 +18,11 @@ console = Console(soft_wrap=True)
 
 @contextlib.contextmanager
 def round_progress(rounds: int, *, quiet: bool = False) -> Iterator[Any]:
-    """A progress bar over rounds; yields the per-round hook that advances it."""
+    """A progress bar over rounds; yields the per-round hook that advances it.
+
+    The bar appears at the first finished round, so a run that fails while being built prints only
+    its error.
+    """
     if quiet:
         yield None
         return
@@ -31,20 +35,25 @@ def round_progress(rounds: int, *, quiet: bool = False) -> Iterator[Any]:
         console=console,
         transient=False,
     )
-    with progress:
-        task = progress.add_task("", total=rounds)
+    task = progress.add_task("", total=rounds, start=False)
 
-        def hook(record: RoundRecord, events: list[UEEvent]) -> None:
-            progress.update(
-                task,
-                advance=1,
-                description=(
-                    f"acc {record.accuracy:.3f}  sim t {record.t_end:,.1f} s  "
-                    f"up {record.bytes_up / 1e6:.2f} MB"
-                ),
-            )
+    def hook(record: RoundRecord, events: list[UEEvent]) -> None:
+        if not progress.live.is_started:
+            progress.start()
+            progress.start_task(task)
+        progress.update(
+            task,
+            advance=1,
+            description=(
+                f"acc {record.accuracy:.3f}  sim t {record.t_end:,.1f} s  up {record.bytes_up / 1e6:.2f} MB"
+            ),
+        )
 
+    try:
         yield hook
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def _fmt_bytes(n: float) -> str:

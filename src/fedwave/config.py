@@ -7,15 +7,16 @@ name the key and the allowed values. ``-o key=value`` overrides use dotted keys 
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from fedwave.adversary.config import FaultsConfig
 from fedwave.configbase import Section
+from fedwave.configerrors import explain, qualify
+from fedwave.configio import SHORTHANDS, apply_overrides, commented_yaml, parse_override, read_config_file
 from fedwave.errors import ConfigError
 from fedwave.privacy.attacks.config import AttackConfig
 from fedwave.sim.config import WirelessConfig
@@ -50,6 +51,20 @@ class ModelConfig(Section):
     """The model, by name (see ``fedwave.models.model_names()``)."""
 
     name: str = Field("convnet", description="convnet | cnn | 2nn | mlp | resnet | lenet")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        import difflib
+
+        from fedwave.models import model_names
+
+        names = model_names()
+        if v not in names:
+            near = difflib.get_close_matches(v, names, n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise ValueError(f"unknown model '{v}'.{hint} Valid models: {', '.join(names)}")
+        return v
 
 
 class FLConfig(Section):
@@ -126,13 +141,44 @@ class EngineConfig(Section):
     """How client work is executed (not what it computes)."""
 
     executor: Literal["sequential"] = Field("sequential", description="sequential: one UE after another")
-    device: str = Field("cpu", description="torch device for local training, e.g. cpu or cuda")
+    device: str = Field("cpu", description="torch device for local training: cpu, cuda, cuda:N or mps")
     threads: int | None = Field(
         1,
         ge=1,
         description="torch intra-op threads; 1 keeps results bit-identical across machines "
         "(float reductions depend on the thread count); null = torch's default",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _usable_device(cls, v: str) -> str:
+        check_device(v)
+        return v
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(text: str) -> None:
+    """Raise ``ValueError`` unless ``text`` names a torch device of :data:`DEVICE_TYPES` present here."""
+    import torch
+
+    allowed = "cpu, cuda, cuda:N (N = GPU index) or mps"
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"'{text}' is not a device; use {allowed}") from None
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"device type '{dev.type}' cannot train models here; use {allowed}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"'{text}' asks for CUDA but {why}; use engine.device=cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"'{text}' asks for GPU {dev.index} but this machine has {count} GPU(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"'{text}' asks for Apple's MPS but it is not available here; use engine.device=cpu")
 
 
 class OutputConfig(Section):
@@ -168,29 +214,13 @@ class Config(Section):
     @field_validator("codec", mode="before")
     @classmethod
     def _codec_shorthand(cls, v: Any) -> Any:
-        return {"uplink": v} if isinstance(v, str) else v
+        return {SHORTHANDS["codec"]: v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _check_faults(self) -> Config:
-        f = self.faults
-        if f.active and f.kind == "silent" and self.wireless.policy.name == "sync":
-            raise ValueError(
-                "faults.kind 'silent' under wireless.policy.name 'sync' would stall every round a silent UE "
-                "is selected in (sync waits for every UE); use policy 'deadline' (set deadline_s) or first_k"
-            )
-        if f.ues is not None and any(u >= self.fl.num_ues for u in f.ues):
-            raise ValueError(f"faults.ues {f.ues} name UEs outside 0..{self.fl.num_ues - 1} (fl.num_ues)")
-        return self
-
-    @model_validator(mode="after")
-    def _check_codecs(self) -> Config:
-        from fedwave.codecs import get_codec
-
-        for side in ("uplink", "downlink"):
-            try:
-                get_codec(getattr(self.codec, side))
-            except ConfigError as exc:
-                raise ValueError(f"codec.{side}: {exc}") from None
+    def _check_across_sections(self) -> Config:
+        problems = _codec_problems(self) + _cell_problems(self) + _fault_problems(self)
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
     @property
@@ -219,128 +249,101 @@ class Config(Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+# ------------------------------------------------------------------------------ checks across sections
+
+
+def _codec_problems(cfg: Config) -> list[str]:
+    from fedwave.codecs import get_codec
+
+    problems = []
+    for side in ("uplink", "downlink"):
+        try:
+            get_codec(getattr(cfg.codec, side))
+        except ConfigError as exc:
+            problems.append(f"codec.{side}: {exc}")
+    return problems
+
+
+def _fault_problems(cfg: Config) -> list[str]:
+    f = cfg.faults
+    problems = []
+    if f.active and f.kind == "silent" and cfg.wireless.policy.name == "sync":
+        problems.append(
+            "faults.kind 'silent' under wireless.policy.name 'sync' would stall every round a silent UE is "
+            "selected in (sync waits for every UE); use policy 'deadline' (set deadline_s) or first_k"
+        )
+    if f.ues is not None and any(u >= cfg.fl.num_ues for u in f.ues):
+        problems.append(f"faults.ues {f.ues} name UEs outside 0..{cfg.fl.num_ues - 1} (fl.num_ues)")
+    return problems
+
+
+def _in_wireless(message: str) -> str:
+    """``"cell.positions_m has ..."`` -> ``"wireless.cell.positions_m has ..."`` (the user's key)."""
+    return qualify(Config, ("wireless",), message) or f"wireless: {message}"
+
+
+def _cell_problems(cfg: Config) -> list[str]:
+    """The wireless config against the number of UEs: per-UE lists and the round policy.
+
+    Builds the simulated cell exactly as a run does (the checks live with the code that needs them), so
+    a per-UE list of the wrong length or a policy that cannot run fails at validation, before any run.
+    """
+    from fedwave.sim.clock import Clock
+
+    n, per_round = cfg.fl.num_ues, cfg.fl.per_round()
+    selected = (
+        f"fl.clients_per_round={cfg.fl.clients_per_round}"
+        if cfg.fl.clients_per_round is not None
+        else f"fl.fraction={cfg.fl.fraction} x fl.num_ues={n}"
+    )
+    try:
+        clock = Clock(cfg.wireless, n, 0.0, cfg.seed)
+    except ConfigError as exc:
+        return [f"{_in_wireless(str(exc))} (fl.num_ues={n})"]
+    try:
+        clock.policy.check(n, per_round)
+    except ConfigError as exc:
+        return [f"{_in_wireless(str(exc))} (fl.num_ues={n}; {per_round} UEs selected per round: {selected})"]
+    return []
+
+
 # --------------------------------------------------------------------------------------- loading
 
 
-def _fields_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
-    """The valid keys of the section at ``path`` (for suggestions)."""
-    cls: Any = model
-    for part in path:
-        field = cls.model_fields.get(part) if isinstance(part, str) else None
-        ann = field.annotation if field is not None else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        cls = ann
-    return list(cls.model_fields)
-
-
-def _explain(exc: ValidationError, source: str) -> ConfigError:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            valid = _fields_at(Config, loc[:-1])
-            near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-            hint = f" Did you mean '{'.'.join([*map(str, loc[:-1]), near[0]])}'?" if near else ""
-            lines.append(f"unknown key '{key}'.{hint} Valid keys here: {', '.join(valid)}.")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            got = err.get("input")
-            shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-            lines.append(f"{key}: {msg}{shown}")
-    return ConfigError(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"fl.rounds=5"`` -> (["fl", "rounds"], 5); the value is parsed as a YAML scalar or list."""
-    if "=" not in text:
-        raise ConfigError(f"override '{text}' must look like key=value, e.g. fl.rounds=5")
-    key, raw = text.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"override '{text}' has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, str | int | float | bool | list | dict) or value is None:
-        return parts, value
-    return parts, raw
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set each dotted ``key=value`` in a nested dict (a copy); validation happens afterwards."""
-    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data)) or {}
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = out
-        for p in parts[:-1]:
-            child = node.get(p)
-            if not isinstance(child, dict):
-                child = {} if child is None or not isinstance(child, str) else {"uplink": child}
-                node[p] = child
-            node = child
-        node[parts[-1]] = value
-    return out
-
-
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
-    """Validate a nested dict into a :class:`Config` (errors as :class:`ConfigError`)."""
+    """Validate a nested dict into a :class:`Config` (errors as :class:`ConfigError` naming the keys)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, source) from None
+        raise explain(exc, Config, source) from None
+
+
+def config_data(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The plain data of a config file (``{}`` if ``path`` is None) with ``key=value`` overrides applied."""
+    data = read_config_file(path) if path is not None else {}
+    return apply_overrides(data, overrides or [], Config)
+
+
+def describe_source(path: str | Path | None, overrides: list[str] | None = None) -> str:
+    """Where a config came from, for error messages: ``c.yaml with overrides fl.rounds=5``."""
+    source = str(path) if path is not None else "defaults"
+    return source + (" with overrides " + " ".join(overrides) if overrides else "")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (defaults if ``path`` is None), apply ``key=value`` overrides, validate."""
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file '{p}' does not exist")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file '{p}': the top level must be a mapping of sections")
-        data = loaded or {}
-        source = str(p)
-    if overrides:
-        data = apply_overrides(data, overrides)
-        source += " with overrides " + " ".join(overrides)
-    return config_from_dict(data, source)
+    return config_from_dict(config_data(path, overrides), describe_source(path, overrides))
 
 
-# ----------------------------------------------------------------------------------- commented YAML
-
-
-def _scalar(v: Any) -> str:
-    text = yaml.safe_dump(v, default_flow_style=True).strip()
-    return text.removesuffix("\n...").removesuffix("...").strip()
-
-
-def commented_yaml(model: BaseModel, indent: int = 0) -> str:
-    """``model`` as YAML with each field's description as a comment (for ``--print-config``)."""
-    lines: list[str] = []
-    pad = "  " * indent
-    for name, field in type(model).model_fields.items():
-        value = getattr(model, name)
-        desc = field.description or ""
-        if isinstance(value, BaseModel):
-            doc = (type(value).__doc__ or "").strip().splitlines()[0] if type(value).__doc__ else ""
-            lines.append(f"{pad}{name}:" + (f"  # {desc or doc}" if (desc or doc) else ""))
-            lines.append(commented_yaml(value, indent + 1))
-        else:
-            dumped = _scalar(
-                value.model_dump(mode="json")
-                if isinstance(value, BaseModel)
-                else (list(value) if isinstance(value, tuple) else value)
-            )
-            lines.append(f"{pad}{name}: {dumped}" + (f"  # {desc}" if desc else ""))
-    return "\n".join(line for line in lines if line)
+__all__ = [
+    "Config",
+    "apply_overrides",
+    "commented_yaml",
+    "config_data",
+    "config_from_dict",
+    "load_config",
+    "parse_override",
+    "read_config_file",
+]

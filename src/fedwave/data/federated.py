@@ -6,6 +6,7 @@ package only for that class, and ``fedwave.users`` never imports ``fedwave.data`
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from fedwave.data.datasets import Dataset, load_dataset
 from fedwave.data.partition import partition
+from fedwave.errors import ConfigError
 from fedwave.users.datasource import UserDataSource
 
 __all__ = ["UserDataSource", "dataset_for", "partition_for", "user_data_source"]
@@ -37,8 +39,18 @@ def partition_for(cfg: Any, labels: np.ndarray, num_users: int | None = None) ->
         "shards": {"shards_per_user": d.shards_per_user},
         "iid": {"lognormal_sigma": d.lognormal_sigma} if d.lognormal_sigma > 0 else {},
     }.get(d.partition, {})
-    users = num_users if num_users is not None else cfg.fl.num_ues
-    return partition(d.partition, labels, users, seed=int(cfg.seed), **params)
+    if num_users is not None:
+        return partition(d.partition, labels, num_users, seed=int(cfg.seed), **params)
+    try:
+        return partition(d.partition, labels, cfg.fl.num_ues, seed=int(cfg.seed), **params)
+    except ConfigError as exc:  # say it with the config's keys
+        detail = re.sub(r"\bnum_users\b", "fl.num_ues", str(exc))
+        for name in params:
+            detail = re.sub(rf"\b{name}\b", f"data.{name}", detail)
+        raise ConfigError(
+            f"data.partition={d.partition} cannot split the {labels.size} training samples of "
+            f"data.dataset={d.dataset} among fl.num_ues={cfg.fl.num_ues} UEs: {detail}"
+        ) from None
 
 
 def user_data_source(cfg: Any) -> UserDataSource:

@@ -24,6 +24,7 @@ from fedwave.data.datasets import Dataset
 from fedwave.data.federated import dataset_for, partition_for
 from fedwave.devices import training_flops_per_sample
 from fedwave.engine import make_executor
+from fedwave.errors import ConfigError
 from fedwave.fl.driver import FederatedDriver
 from fedwave.fl.summary import summarize
 from fedwave.models import build_model
@@ -111,10 +112,17 @@ class RunWriter:
 
     def __init__(self, run_dir: Path, cfg: Config) -> None:
         self.dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(cfg.to_yaml())
-        self._rounds: IO[str] = (run_dir / "rounds.csv").open("w", newline="")
-        self._timeline: IO[str] = (run_dir / "timeline.csv").open("w", newline="")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(
+                f"run directory '{run_dir}' exists and is not a directory; choose another --out"
+            )
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(cfg.to_yaml())
+            self._rounds: IO[str] = (run_dir / "rounds.csv").open("w", newline="")
+            self._timeline: IO[str] = (run_dir / "timeline.csv").open("w", newline="")
+        except OSError as exc:
+            raise ConfigError(f"run directory '{run_dir}' cannot be written: {exc.strerror or exc}") from None
         self._rw: csv.DictWriter[str] | None = None
         self._tw: csv.DictWriter[str] | None = None
 
@@ -147,9 +155,13 @@ def default_run_dir(cfg: Config) -> Path:
 
 
 def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None = None) -> RunResult:
-    """Run ``cfg`` to the end; write ``run_dir`` if given. Returns records, events and summary."""
+    """Run ``cfg`` to the end; write ``run_dir`` if given. Returns records, events and summary.
+
+    ``run_dir`` is created only once the simulation is built (data loaded, model, UEs and cell made),
+    so a run that cannot start leaves no directory behind.
+    """
     events: list[UEEvent] = []
-    writer = RunWriter(run_dir, cfg) if run_dir is not None else None
+    writer: RunWriter | None = None
 
     def hook(record: RoundRecord, evs: list[UEEvent]) -> None:
         events.extend(evs)
@@ -159,6 +171,8 @@ def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None 
             on_round(record, evs)
 
     sim = build_simulation(cfg, hook)
+    if run_dir is not None:
+        writer = RunWriter(run_dir, cfg)
     sim.run_rounds(cfg.fl.rounds)
     summary = summarize(sim.driver.records, events, cfg.fl.target_accuracy)
     summary["flops_per_sample"] = sim.flops_per_sample

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from fedwave.config import Config, apply_overrides, config_from_dict
+from fedwave.configio import SHORTHANDS, parse_override
 from fedwave.errors import ConfigError
 from fedwave.fl.checkpoint import load_checkpoint, resumable, save_checkpoint
 from fedwave.fl.run import build_simulation
@@ -37,21 +38,44 @@ class RunSpec:
 
 
 def split_values(text: str) -> list[str]:
-    """Split ``"a,b(c,d),e"`` on the commas outside parentheses."""
+    """Split ``"a,b(c,d),[e,f]"`` on the commas outside parentheses and brackets."""
     out, depth, cur = [], 0, ""
     for ch in text:
         if ch == "," and depth == 0:
             out.append(cur)
             cur = ""
             continue
-        depth += (ch == "(") - (ch == ")")
+        depth += (ch in "([{") - (ch in ")]}")
         cur += ch
     out.append(cur)
     return [v.strip() for v in out if v.strip()]
 
 
-def parse_vary(items: Sequence[str]) -> dict[str, list[str]]:
-    """``["codec=fp32,uniform:8", "fl.lr=0.1,0.05"]`` -> ``{"codec": [...], "fl.lr": [...]}``."""
+def canonical_key(key: str) -> tuple[str, ...]:
+    """The path a dotted key sets: ``codec`` is short for ``codec.uplink``."""
+    parts = tuple(key.split("."))
+    return (*parts, SHORTHANDS[parts[0]]) if len(parts) == 1 and parts[0] in SHORTHANDS else parts
+
+
+def _covers(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
+    """Whether setting ``outer`` replaces ``inner`` (the same key, or a section holding it)."""
+    return inner[: len(outer)] == outer
+
+
+#: Keys a study cannot vary: the seed is the study's other axis; output is the study directory.
+_NOT_VARIED = {
+    "seed": "seeds are not methods: use --seeds N to run seeds S..S+N-1, and -o seed=S to choose S",
+    "output": "a study writes its runs into its own directory (--study); output.* has no effect",
+}
+
+
+def parse_vary(items: Sequence[str], overrides: Sequence[str] = ()) -> dict[str, list[str]]:
+    """``["codec=fp32,uniform:8", "fl.lr=0.1,0.05"]`` -> ``{"codec": [...], "fl.lr": [...]}``.
+
+    Refuses a key varied twice (also under two names: ``codec`` and ``codec.uplink``, or a section and
+    a key inside it), the seed and ``output`` keys, and a ``-o`` override of a varied key (it would be
+    silently replaced by every varied value).
+    """
     vary: dict[str, list[str]] = {}
     for item in items:
         if "=" not in item:
@@ -63,11 +87,31 @@ def parse_vary(items: Sequence[str]) -> dict[str, list[str]]:
         values = split_values(raw)
         if not key or not values:
             raise ConfigError(f"--vary '{item}' needs a key and at least one value")
+        if any(not p for p in key.split(".")):
+            raise ConfigError(f"--vary '{item}': the key '{key}' has an empty part")
+        if key.split(".")[0] in _NOT_VARIED:
+            raise ConfigError(f"--vary {key}: {_NOT_VARIED[key.split('.')[0]]}")
         if key in vary:
             raise ConfigError(f"--vary key '{key}' is given twice; list all its values in one --vary")
+        for other in vary:
+            a, b = canonical_key(other), canonical_key(key)
+            if _covers(a, b) or _covers(b, a):
+                outer = ".".join(a if len(a) <= len(b) else b)
+                raise ConfigError(
+                    f"--vary {other} and --vary {key} set the same key ({outer}); "
+                    "vary it once, under one name"
+                )
         if len(set(values)) != len(values):
             raise ConfigError(f"--vary '{key}' repeats a value: {values}")
         vary[key] = values
+    for text in overrides:
+        parts = tuple(parse_override(text)[0])
+        for key in vary:
+            if _covers(canonical_key(key), canonical_key(".".join(parts))):
+                raise ConfigError(
+                    f"-o {text} would be replaced by every value of --vary {key}; drop the -o, or put "
+                    "its value in the --vary list"
+                )
     return vary
 
 
@@ -75,24 +119,64 @@ def _method_label(varied: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in varied.items()) or "default"
 
 
-def plan_study(base: dict[str, Any], vary: dict[str, list[str]], seeds: int) -> list[RunSpec]:
-    """Every (combination, seed) with its validated config; any bad key or value fails here, first."""
+def plan_study(
+    base: dict[str, Any], vary: dict[str, list[str]], seeds: int, source: str = "config"
+) -> list[RunSpec]:
+    """Every (combination, seed) with its validated config; any bad key or value fails here, first.
+
+    Each grid point is validated whole (the base alone never is: ``--vary`` may supply a key the base
+    needs), then each distinct data setting is loaded and partitioned and each model built, so a
+    missing dataset or an impossible partition also fails before the first run trains.
+    """
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    base_seed = int(base.get("seed", 0))
     keys = list(vary)
     runs: list[RunSpec] = []
+    seen: dict[str, str] = {}
     for combo in itertools.product(*(vary[k] for k in keys)):
         varied = dict(zip(keys, combo))
         label = _method_label(varied)
         overrides = [f"{k}={v}" for k, v in varied.items()]
+        first = config_from_dict(apply_overrides(base, overrides, Config), f"{source}, --vary {label}")
         for i in range(seeds):
-            seed = base_seed + i
-            data = apply_overrides(base, [*overrides, f"seed={seed}"])
-            cfg = config_from_dict(data, f"--vary {label}, seed {seed}")
+            seed = first.seed + i
+            data = apply_overrides(base, [*overrides, f"seed={seed}"], Config)
+            cfg = config_from_dict(data, f"{source}, --vary {label}, seed {seed}")
             digest = hashlib.sha1(json.dumps([label, seed], sort_keys=True).encode()).hexdigest()[:12]
             runs.append(RunSpec(f"r{digest}", label, seed, varied, cfg))
+        same = seen.setdefault(json.dumps(first.to_dict(), sort_keys=True), label)
+        if same != label:
+            raise ConfigError(f"--vary: '{same}' and '{label}' give the same configuration; list each once")
+    check_runs_can_start(runs)
     return runs
+
+
+def check_runs_can_start(runs: Sequence[RunSpec]) -> None:
+    """Load each distinct dataset, partition it and build each model of ``runs`` (nothing is trained).
+
+    Raises:
+        ConfigError, DatasetUnavailable: naming the grid point that cannot start.
+    """
+    import torch
+
+    from fedwave.data.federated import dataset_for, partition_for
+    from fedwave.errors import FedwaveError
+    from fedwave.models import build_model
+
+    done: set[str] = set()
+    for run in runs:
+        cfg = run.config
+        key = json.dumps([cfg.data.model_dump(mode="json"), cfg.seed, cfg.fl.num_ues, cfg.model.name])
+        if key in done:
+            continue
+        done.add(key)
+        try:
+            ds = dataset_for(cfg)
+            partition_for(cfg, ds.y_train.numpy())
+            with torch.random.fork_rng(devices=[]):  # leaves the caller's global RNG as it was
+                build_model(cfg.model.name, tuple(ds.input_shape), ds.num_classes)
+        except FedwaveError as exc:
+            raise type(exc)(f"run '{run.method}', seed {run.seed} cannot start: {exc}") from None
 
 
 def default_study_dir(base: dict[str, Any], vary: dict[str, list[str]], seeds: int) -> Path:
