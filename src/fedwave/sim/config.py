@@ -68,7 +68,7 @@ class PolicyConfig(Section):
         needs = POLICIES[self.name].requires
         missing = [f for f in needs if getattr(self, f) is None]
         if missing:
-            raise ValueError(f"policy {self.name!r} needs policy.{missing[0]} to be set")
+            raise ValueError(f"policy {self.name!r} needs wireless.policy.{missing[0]} to be set")
         return self
 
 
