@@ -121,7 +121,8 @@ def _snapshot(src: Path, dest: Path) -> None:
     for name in ("study.db", "study.db-wal", "study.yaml"):
         if (src / name).exists():
             shutil.copy2(src / name, dest / name)
-    shutil.copytree(src / "ledger", dest / "ledger")
+    if (src / "ledger").is_dir():
+        shutil.copytree(src / "ledger", dest / "ledger")
 
 
 def _rounds_without_wal(study: Path) -> dict[str, int]:
