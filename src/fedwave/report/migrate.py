@@ -1,4 +1,5 @@
-"""Upgrading a study database written by an older fedwave to :data:`~fedwave.report.schema.SCHEMA_VERSION`.
+"""Schema versions of a study database: checking one (:func:`check_database`) and upgrading a database
+written by an older fedwave to :data:`~fedwave.report.schema.SCHEMA_VERSION`.
 
 Version 1 stored no round digests and no checkpoint checksums. Upgrading adds both columns and fills
 them from the values as they are now (a change made before the upgrade cannot be detected afterwards),
@@ -11,7 +12,9 @@ import sqlite3
 from pathlib import Path
 
 from fedwave.report import ledger
+from fedwave.report.errors import StoreError
 from fedwave.report.integrity import blob_sha256, ledger_entry, stored_digests
+from fedwave.report.schema import SCHEMA_VERSION, TABLE_COLUMNS
 
 #: Schema versions :func:`upgrade` can bring up to date.
 UPGRADABLE = (1,)
@@ -38,3 +41,31 @@ def write_ledger(conn: sqlite3.Connection, study_dir: Path) -> None:
         entry = ledger_entry(conn, str(run_id))
         if entry is not None:
             ledger.write_entry(study_dir, entry)
+
+
+def check_database(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Raise :class:`StoreError` unless ``conn`` holds a fedwave study database of this version."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{db_path} is not a readable SQLite database ({exc})") from exc
+    missing = [t for t in TABLE_COLUMNS if t not in tables]
+    if missing:
+        raise StoreError(f"{db_path} is not a fedwave study database: tables {missing} are missing")
+    if version in UPGRADABLE:
+        raise StoreError(
+            f"{db_path} has schema version {version}, written by an older fedwave (no round digests); "
+            f"this fedwave reads version {SCHEMA_VERSION}. Upgrade it once with: "
+            f"fedwave study upgrade {db_path.parent}"
+        )
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"{db_path} has schema version {version}, written by a newer fedwave; this fedwave reads "
+            f"version {SCHEMA_VERSION}: upgrade fedwave to read it"
+        )
+    for table, expected in TABLE_COLUMNS.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        lacking = [c for c in expected if c not in have]
+        if lacking:
+            raise StoreError(f"{db_path}: table {table} lacks columns {lacking} (older fedwave?)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -33,6 +32,7 @@ from fedwave.errors import ConfigError
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.report import frames, integrity, ledger, migrate
 from fedwave.report.errors import Damage, DamagedStudyError, StoreError
+from fedwave.report.migrate import check_database
 from fedwave.report.schema import (
     DB_NAME,
     DDL,
@@ -43,78 +43,25 @@ from fedwave.report.schema import (
     TABLE_COLUMNS,
     coerce,
 )
+from fedwave.report.specs import canonical_json, spec_differences
 from fedwave.report.versions import software_versions
 
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 
 
-__all__ = ["BUSY_TIMEOUT_S", "ResultsStore", "StoreError", "canonical_json", "check_database"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "ResultsStore",
+    "StoreError",
+    "canonical_json",
+    "check_database",
+    "spec_differences",
+]
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def canonical_json(value: Any) -> str:
-    """``value`` as JSON with sorted keys (the form stored and compared); raises ConfigError if unable."""
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot store value as JSON: {exc}") from exc
-
-
-def spec_differences(stored: Any, given: Any, path: str = "") -> list[str]:
-    """Human-readable differences between two JSON-like values, one line per differing key path.
-
-    Values compare with ``==`` (so 1 matches 1.0), NaN matches NaN.
-    """
-    where = path or "<spec>"
-    if isinstance(stored, dict) and isinstance(given, dict):
-        out = []
-        for key in sorted(set(stored) | set(given), key=str):
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in given:
-                out.append(f"{sub}: stored {stored[key]!r}, missing in the given spec")
-            elif key not in stored:
-                out.append(f"{sub}: not in the stored spec, given {given[key]!r}")
-            else:
-                out.extend(spec_differences(stored[key], given[key], sub))
-        return out
-    both_nan = (
-        isinstance(stored, float) and isinstance(given, float) and math.isnan(stored) and math.isnan(given)
-    )
-    if stored != given and not both_nan:
-        return [f"{where}: stored {stored!r}, given {given!r}"]
-    return []
-
-
-def check_database(conn: sqlite3.Connection, db_path: Path) -> None:
-    """Raise :class:`StoreError` unless ``conn`` holds a fedwave study database of this version."""
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{db_path} is not a readable SQLite database ({exc})") from exc
-    missing = [t for t in TABLE_COLUMNS if t not in tables]
-    if missing:
-        raise StoreError(f"{db_path} is not a fedwave study database: tables {missing} are missing")
-    if version in migrate.UPGRADABLE:
-        raise StoreError(
-            f"{db_path} has schema version {version}, written by an older fedwave (no round digests); "
-            f"this fedwave reads version {SCHEMA_VERSION}. Upgrade it once with: "
-            f"fedwave study upgrade {db_path.parent}"
-        )
-    if version != SCHEMA_VERSION:
-        raise StoreError(
-            f"{db_path} has schema version {version}, written by a newer fedwave; this fedwave reads "
-            f"version {SCHEMA_VERSION}: upgrade fedwave to read it"
-        )
-    for table, expected in TABLE_COLUMNS.items():
-        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        lacking = [c for c in expected if c not in have]
-        if lacking:
-            raise StoreError(f"{db_path}: table {table} lacks columns {lacking} (older fedwave?)")
 
 
 class ResultsStore:

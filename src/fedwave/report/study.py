@@ -23,8 +23,8 @@ import pandas as pd
 
 from fedwave.report import frames, integrity, ledger
 from fedwave.report.errors import Damage, DamagedStudyError, StoreError
+from fedwave.report.migrate import check_database
 from fedwave.report.schema import DB_NAME
-from fedwave.report.store import check_database
 
 
 class Study:
