@@ -4,6 +4,7 @@ uninterrupted study."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import sqlite3
@@ -239,3 +240,31 @@ def test_old_schema_is_refused_clearly_then_upgraded(
     _execute(study, "PRAGMA user_version = 7")
     with pytest.raises(StoreError, match="schema version 7, written by a newer fedwave"):
         load_study(study)
+
+
+def test_checkpoint_that_cannot_be_restored_names_the_run_and_restart(
+    tmp_path: Path, kit: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A blob under a matching SHA-256 that is no checkpoint of this run (another fedwave, say)."""
+    study = tmp_path / "study"
+    kit.interrupt(study, after=2)
+    ((run, _, _),) = _run_ids(study)
+    for blob in (b"not a torch file", _torch_bytes({"format": 1, "driver": {}, "t_now": 0.0})):
+        _execute(
+            study,
+            "UPDATE checkpoints SET blob = ?, sha256 = ? WHERE run_id = ?",
+            (blob, hashlib.sha256(blob).hexdigest(), run),
+        )
+        capsys.readouterr()
+        assert kit.compare(study) == 2
+        err = capsys.readouterr().err
+        assert f"run {run} (codec=fp32, seed 0): the checkpoint taken after round 1 cannot be restored" in err
+        assert err.rstrip().endswith(f"Restart this run from round 0 (the other runs are kept): "
+                                     f"fedwave study restart {study} {run}")  # fmt: skip
+        assert "Traceback" not in err
+
+
+def _torch_bytes(obj: object) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
