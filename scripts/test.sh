@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install fedwave with its dev tools, then lint (ruff), type-check (mypy) and test (pytest).
-# Slow tests are deselected by default; run them with: .venv/bin/python -m pytest -m slow
+# Install fedwave with its dev tools and the test data/browser (setup-test-deps.sh), then lint (ruff),
+# type-check (mypy) and test (pytest): the whole suite, slow tests included (under ~10 min on 2 cores).
+# Extra arguments go to pytest, e.g. bash scripts/test.sh -m 'not slow' for a quick pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --dev

@@ -1,4 +1,5 @@
-"""The study commands: ``fedwave compare`` (a grid over seeds, resumable) and ``fedwave report``."""
+"""The study commands: ``fedwave compare`` (a grid over seeds, resumable), ``fedwave report`` and
+``fedwave study verify|restart|upgrade`` (check a study, recompute damaged runs, upgrade an old one)."""
 
 from __future__ import annotations
 
@@ -195,3 +196,109 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
         "--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9 x best)"
     )
     p.set_defaults(func=cmd_report)
+
+    add_store_commands(sub)
+
+
+# -- fedwave study verify | restart | upgrade ---------------------------------------------------------
+
+
+def cmd_study_verify(args: argparse.Namespace) -> int:
+    """Check a study: every round against its digest, every checkpoint against its SHA-256, the ledger."""
+    from fedwave.report.errors import DamagedStudyError
+    from fedwave.report.study import load_study
+
+    study = load_study(args.study_dir, verify=False)
+    found = study.damage()
+    if found:
+        raise DamagedStudyError(study.study_dir, found)
+    n = study.table_counts()
+    print(
+        f"study {study.study_dir}: sound. {n['runs']} runs, {n['rounds']} rounds with {n['ue_events']} UE "
+        f"events match their digests, {n['checkpoints']} checkpoints match their SHA-256, and no "
+        f"committed round is missing ({n['ledger']} runs in the ledger)."
+    )
+    return 0
+
+
+def cmd_study_restart(args: argparse.Namespace) -> int:
+    """Discard the named (or damaged) runs' stored rounds and compute them again from round 0."""
+    from fedwave.errors import ConfigError
+    from fedwave.fl.study import restart_runs
+    from fedwave.records import RoundRecord
+
+    study_dir = Path(args.study_dir)
+    if not args.runs and not args.damaged:
+        raise ConfigError("name the runs to restart (RUN_ID or METHOD/SEED), or pass --damaged")
+
+    def on_round(run: Any, record: RoundRecord) -> None:
+        if args.verbose:
+            console.print(f"  {run.method} seed {run.seed} round {record.round}")
+
+    def on_run(run: Any, what: str, info: dict[str, Any]) -> None:
+        last = info.get("last")
+        tail = f": accuracy {last.accuracy:.4f}, simulated time {last.t_end:,.1f} s" if last else ""
+        console.print(
+            f"  {run.run_id} {run.method:<34} seed {run.seed}  restarted, {what}{tail}", soft_wrap=True
+        )
+
+    runs = restart_runs(study_dir, args.runs, damaged=args.damaged, on_round=on_round, on_run=on_run)
+    if not runs:
+        console.print(f"study {study_dir}: no damaged run; nothing restarted")
+        return 0
+    return _summarize(study_dir, args.target, report=not args.no_report)
+
+
+def cmd_study_upgrade(args: argparse.Namespace) -> int:
+    """Bring a study database written by an older fedwave up to this schema version, then verify it."""
+    from fedwave.report.errors import StoreError
+    from fedwave.report.schema import DB_NAME, SCHEMA_VERSION
+    from fedwave.report.store import ResultsStore
+
+    study_dir = Path(args.study_dir)
+    if not (study_dir / DB_NAME).is_file():
+        raise StoreError(f"{study_dir} is not a study directory: it has no {DB_NAME}")
+    with ResultsStore(study_dir) as store:
+        old = store.upgraded_from
+        store.check()
+    if old is None:
+        console.print(f"{study_dir / DB_NAME}: already schema version {SCHEMA_VERSION}; nothing to upgrade")
+    else:
+        console.print(
+            f"{study_dir / DB_NAME}: upgraded from schema version {old} to {SCHEMA_VERSION}; round digests "
+            "and checkpoint checksums now record the values as stored, and the ledger starts here"
+        )
+    return 0
+
+
+def add_store_commands(sub: Any) -> None:
+    """Register ``study verify``, ``study restart`` and ``study upgrade``."""
+    p = sub.add_parser("study", help="check a study directory, restart some of its runs, or upgrade it")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    v = actions.add_parser(
+        "verify", help="check every round's digest, every checkpoint's SHA-256 and the ledger of rounds"
+    )
+    v.add_argument("study_dir", help="a directory made by 'fedwave compare'")
+    v.set_defaults(func=cmd_study_verify)
+    r = actions.add_parser(
+        "restart", help="discard some runs' stored rounds and compute them again from round 0"
+    )
+    r.add_argument("study_dir", help="a directory made by 'fedwave compare'")
+    r.add_argument(
+        "runs",
+        nargs="*",
+        metavar="RUN",
+        help="a run id (e.g. r1a2b3c4d5e6f) or METHOD/SEED (e.g. codec=fp32/1)",
+    )
+    r.add_argument(
+        "--damaged", action="store_true", help="restart every run that 'study verify' finds damaged"
+    )
+    r.add_argument("--target", type=float, help="target accuracy for time-to-accuracy (default: 0.9 x best)")
+    r.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    r.add_argument("-v", "--verbose", action="store_true", help="print each computed round")
+    r.set_defaults(func=cmd_study_restart)
+    u = actions.add_parser(
+        "upgrade", help="upgrade a study database written by an older fedwave (adds digests), then verify"
+    )
+    u.add_argument("study_dir", help="a directory made by 'fedwave compare'")
+    u.set_defaults(func=cmd_study_upgrade)

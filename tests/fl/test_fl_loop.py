@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from fedwave.config import load_config
 from fedwave.errors import PayloadError
 from fedwave.fl.checkpoint import load_checkpoint, save_checkpoint
 from fedwave.fl.run import build_simulation, run
+from fedwave.records import UEEvent
 
 SMALL = ["data.max_train=400", "fl.num_ues=6", "fl.rounds=3", "model.name=mlp", "fl.fraction=0.5"]
 
@@ -35,14 +38,31 @@ def test_training_improves_accuracy() -> None:
     assert result.records[-1].accuracy > 0.5
 
 
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's raw bytes (so -0.0 and 0.0, or two NaNs, compare by their bits)."""
+    return t.detach().contiguous().view(torch.uint8)
+
+
 def test_nan_updates_are_rejected_and_counted() -> None:
+    """Every update is non-finite (lr 1e38): all are rejected and the global model is left bit for bit."""
     cfg = load_config(None, [*SMALL, "fl.lr=1e38", "fl.rounds=1"])
-    result = run(cfg)
-    rec = result.records[0]
+    events: list[UEEvent] = []
+    sim = build_simulation(cfg, lambda rec, evs: events.extend(evs))
+    model = sim.driver.bs.model
+    before = {k: _bits(v).clone() for k, v in model.state_dict().items()}
+    sim.run_rounds(1)
+    rec = sim.driver.records[0]
     assert rec.rejected == rec.selected > 0
     assert rec.arrived == 0
-    assert all(e.status == "rejected" for e in result.events)
-    assert rec.accuracy == rec.accuracy  # the model was left unchanged: no NaN accuracy
+    assert [e.status for e in events] == ["rejected"] * rec.selected
+    after = {k: _bits(v) for k, v in model.state_dict().items()}
+    assert after.keys() == before.keys()
+    for key, old in before.items():
+        assert torch.equal(after[key], old), f"{key} changed"
+    # the round's evaluation is that of the untouched initial model
+    initial = build_simulation(cfg).driver.bs.evaluate()
+    assert (rec.accuracy, rec.loss) == (initial.accuracy, initial.loss)
+    assert 0.0 < rec.accuracy < 0.5 and math.isfinite(rec.loss)
 
 
 def test_undecodable_payload_is_lost_and_the_round_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:

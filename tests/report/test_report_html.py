@@ -95,7 +95,7 @@ def test_report_holds_figures_and_tables(report: Path, synth: Any) -> None:
     assert text.count('<table class="summary">') == 1 and text.count('<table class="runs">') == 1
     for method in synth.METHODS:
         assert text.count(f"<summary>{method}") == 1, "one collapsed config per method"
-    assert "0.80" in text and "baseline: codec=fp32" in text
+    assert '<p class="caption">target accuracy 0.80; baseline: codec=fp32</p>' in text
     runs_table = text.split('<table class="runs">')[1].split("</table>")[0]
     assert runs_table.count("<tr>") == 1 + len(synth.METHODS) * len(synth.SEEDS)
     for name in ("python", "torch", "numpy", "fedwave", "platform"):

@@ -63,6 +63,7 @@ def test_round_trip_is_exact(make_round: MakeRound, tmp_path: Path) -> None:
             store.commit_round("r0", rec, events, b"ck")
         back = store.round_records("r0")
         ev_back = store.event_records("r0")
+        assert store.damage() == [], "NaN, None, -0.0 and infinities read back under the same digest"
     assert len(back) == 4
     assert back[1].epsilon is None and math.isnan(back[3].epsilon or 0.0)
     for (rec, _), got in zip(rounds, back):
@@ -114,7 +115,7 @@ def test_store_reads_match_study(make_round: MakeRound, tmp_path: Path) -> None:
 
 
 class Unbindable:
-    """Not bytes: sqlite3 refuses to bind it, mid-transaction."""
+    """Not bytes: hashing or binding it fails, mid-transaction (after the round and its events)."""
 
 
 def _snapshot(store: ResultsStore) -> tuple[int, int, tuple[int, bytes] | None]:
@@ -127,7 +128,7 @@ def test_commit_round_is_atomic_when_the_checkpoint_fails(make_round: MakeRound,
         store.commit_round("r0", rec, events, b"ck0")
         before = _snapshot(store)
         rec1, events1 = make_round("codec=fp32", 0, 1, rec.t_end)
-        with pytest.raises(sqlite3.Error):
+        with pytest.raises((sqlite3.Error, TypeError)):
             store.commit_round("r0", rec1, events1, Unbindable())  # type: ignore[arg-type]
         assert _snapshot(store) == before
         # the store stays usable
@@ -158,6 +159,7 @@ def test_commit_round_is_atomic_when_inserting_events_fails(
             store.commit_round("r0", changed, events[:2], b"ck-other")
         assert _snapshot(store) == before
         assert same(store.round_records("r0")[0].as_dict(), rec.as_dict())
+        assert store.damage() == [], "a failed commit leaves the digests and the ledger as they were"
     # and a fresh connection sees the same
     assert len(load_study(tmp_path / "study").rounds) == 1
 
@@ -327,3 +329,4 @@ def test_round_trip_property(
     assert same(rec.as_dict() | {"extra": rec.extra}, got.as_dict() | {"extra": got.extra})
     assert (got.epsilon is None) == (epsilon is None)  # None and NaN stay apart
     assert same(ev.as_dict(), got_ev.as_dict())
+    assert prop_store.damage() == [], "the digest of the values read back equals the one committed"

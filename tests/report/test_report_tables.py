@@ -120,8 +120,24 @@ def test_per_run(hand: Study) -> None:
 def test_format_table_and_csv(hand: Study, tmp_path: Path) -> None:
     df = summary_table(hand, 0.8)
     text = format_table(df)
-    for piece in ("codec=fp32", "codec=uniform:8", "0.850 ± 0.071", "2.70×", "1/2", "target accuracy 0.80"):
-        assert piece in text
+    lines = text.splitlines()
+    head = next(line for line in lines if "method" in line)
+    header = [c.strip() for c in head.strip("┃ ").split("┃")]
+    rows = {
+        cells[0]: dict(zip(header, cells))
+        for line in lines
+        if line.startswith("│") and (cells := [c.strip() for c in line.strip("│ ").split("│")])
+    }
+    assert set(rows) == {"codec=fp32", "codec=uniform:8"}
+    fp, q = rows["codec=fp32"], rows["codec=uniform:8"]
+    assert (fp["final accuracy"], fp["time to target (s)"], fp["reached"], fp["speed-up"]) == (
+        "0.850 ± 0.071",
+        "27.0",
+        "2/2",
+        "1.00×",
+    )
+    assert (q["final accuracy"], q["reached"], q["speed-up"]) == ("0.775 ± 0.106", "1/2", "2.70×")
+    assert "target accuracy 0.80; baseline: codec=fp32" in [line.strip() for line in lines]  # the caption
     path = write_csv(df, tmp_path / "out" / "summary.csv")
     back = pd.read_csv(path)
     assert list(back.columns) == list(df.columns)

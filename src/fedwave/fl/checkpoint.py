@@ -5,6 +5,9 @@ event-trigger state, query counts) and the clock's position (simulated time, nex
 stream is derived from (seed, round, UE, purpose), so no generator state needs saving: a resumed run
 continues bit for bit. The asynchronous policy keeps UEs in flight across aggregation steps, so its
 runs are not checkpointed between rounds (a resume restarts them; the result is the same).
+
+The bytes are guarded by the store's SHA-256 (:mod:`fedwave.report.integrity`); a blob that still cannot
+be restored (written by another fedwave version, say) raises :class:`CheckpointError`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from fedwave.errors import FedwaveError
 from fedwave.fl.run import Simulation
 
 FORMAT = 1
+
+
+class CheckpointError(FedwaveError):
+    """A checkpoint cannot be restored into this simulation; the run must restart from round 0."""
 
 
 def resumable(sim: Simulation) -> bool:
@@ -43,11 +50,14 @@ def load_checkpoint(sim: Simulation, blob: bytes) -> None:
     try:
         state = torch.load(io.BytesIO(blob), weights_only=True)
     except Exception as exc:  # a torn or foreign blob: say so instead of a deep traceback
-        raise FedwaveError(
-            f"checkpoint could not be read ({type(exc).__name__}: {exc}); delete the run to restart it"
-        ) from None
+        raise CheckpointError(f"checkpoint could not be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise FedwaveError("checkpoint has an unknown format; delete the run to restart it")
-    sim.driver.load_state_dict(state["driver"])
-    sim.t_now = float(state["t_now"])
-    sim.next_round = int(state["next_round"])
+        raise CheckpointError("checkpoint has an unknown format (not written by this fedwave)")
+    try:
+        sim.driver.load_state_dict(state["driver"])
+        sim.t_now = float(state["t_now"])
+        sim.next_round = int(state["next_round"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise CheckpointError(
+            f"checkpoint does not fit this run's simulation ({type(exc).__name__}: {exc})"
+        ) from None

@@ -3,6 +3,11 @@
 Every run commits each finished round, its UE events and a checkpoint in one SQLite transaction, so a
 study killed at any moment (Ctrl-C, kill -9) resumes with the same command: finished runs are skipped,
 an unfinished run continues from its last checkpoint, and the results equal an uninterrupted study.
+
+Before anything runs the store is checked (round digests, checkpoint checksums, the ledger of committed
+rounds): a damaged study stops with a message naming the runs and rounds, and ``run_study(..., only=...)``
+(``fedwave study restart``) recomputes just those runs. The study's name is recorded once, so a study
+directory can be moved or renamed and resumed from its new place.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +25,10 @@ import yaml
 from fedwave.config import Config, apply_overrides, config_from_dict
 from fedwave.configio import SHORTHANDS, parse_override
 from fedwave.errors import ConfigError
-from fedwave.fl.checkpoint import load_checkpoint, resumable, save_checkpoint
+from fedwave.fl.checkpoint import CheckpointError, load_checkpoint, resumable, save_checkpoint
 from fedwave.fl.run import build_simulation
 from fedwave.records import RoundRecord, UEEvent
+from fedwave.report.errors import StoreError, restart_command
 from fedwave.report.store import ResultsStore
 
 
@@ -197,15 +203,24 @@ def run_study(
     *,
     on_round: RoundTick | None = None,
     on_run: RunLine | None = None,
+    only: Collection[str] | None = None,
 ) -> list[RunSpec]:
-    """Run (or resume) every run of the grid into ``study_dir/study.db``; returns the plan."""
+    """Run (or resume) every run of the grid into ``study_dir/study.db``; returns the plan.
+
+    ``only`` limits the work to those run ids (the other runs are left as they are). The store is
+    checked first: damage raises :class:`~fedwave.report.errors.DamagedStudyError` before any training.
+    """
     plan = plan_study(base, vary, seeds)
     spec = {"base": base, "vary": vary, "seeds": seeds}
     study_dir.mkdir(parents=True, exist_ok=True)
-    (study_dir / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     with ResultsStore(study_dir) as store:
-        store.ensure_study(study_dir.name, spec)
+        store.check()
+        # The name is recorded when the study is created; a moved or renamed directory keeps it.
+        store.ensure_study(store.study_name() or study_dir.name, spec)
+        (study_dir / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         for run in plan:
+            if only is not None and run.run_id not in only:
+                continue
             status = store.ensure_run(run.run_id, run.method, run.seed, run.config.to_dict(), run.varied)
             if status == "done":
                 if on_run is not None:
@@ -241,7 +256,14 @@ def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> d
     checkpoint = store.last_checkpoint(run.run_id) if resumable(sim) else None
     if checkpoint is not None:
         round_done, blob = checkpoint
-        load_checkpoint(sim, blob)
+        try:
+            load_checkpoint(sim, blob)
+        except CheckpointError as exc:
+            raise StoreError(
+                f"run {run.run_id} ({run.method}, seed {run.seed}): the checkpoint taken after round "
+                f"{round_done} cannot be restored: {exc}. Restart this run from round 0 (the other runs "
+                f"are kept): {restart_command(store.study_dir, [run.run_id])}"
+            ) from None
         store.delete_rounds_after(run.run_id, round_done)
         resumed_from = round_done + 1
     else:
@@ -252,3 +274,82 @@ def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> d
     store.set_status(run.run_id, "done")
     last: RoundRecord | None = holder.get("last")
     return {"resumed_from": resumed_from, "last": last}
+
+
+# -- restarting runs of a stored study ------------------------------------------------------------------
+
+
+def load_spec(study_dir: Path) -> tuple[dict[str, Any], dict[str, list[str]], int]:
+    """``(base, vary, seeds)`` the study in ``study_dir`` was created with.
+
+    Read from the database, or from ``study.yaml`` where the database lost its study row (a lost
+    ``-wal`` file). :class:`StoreError` if neither holds a spec written by ``fedwave compare``.
+    """
+    from fedwave.report.schema import DB_NAME
+
+    if not (study_dir / DB_NAME).is_file() and not (study_dir / "study.yaml").is_file():
+        raise StoreError(f"{study_dir} is not a study directory: it has neither {DB_NAME} nor study.yaml")
+    with ResultsStore(study_dir) as store:
+        spec = store.study_spec()
+    where = f"{study_dir / DB_NAME}"
+    if spec is None:
+        where = f"{study_dir / 'study.yaml'}"
+        try:
+            spec = yaml.safe_load((study_dir / "study.yaml").read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise StoreError(f"{where}: the study's spec cannot be read ({exc})") from exc
+    if not isinstance(spec, dict) or not {"base", "vary", "seeds"} <= set(spec):
+        raise StoreError(
+            f"{where} holds no study spec with base, vary and seeds: the study was not made by "
+            "'fedwave compare', so its runs cannot be recomputed"
+        )
+    vary = {str(k): [str(v) for v in vs] for k, vs in dict(spec["vary"]).items()}
+    return dict(spec["base"]), vary, int(spec["seeds"])
+
+
+def find_runs(plan: Sequence[RunSpec], names: Sequence[str]) -> list[RunSpec]:
+    """The runs of ``plan`` named by run id or ``METHOD/SEED`` (e.g. ``codec=fp32/1``), in plan order."""
+    by_id = {r.run_id: r for r in plan}
+    by_label = {f"{r.method}/{r.seed}": r for r in plan}
+    chosen: set[str] = set()
+    for name in names:
+        run = by_id.get(name) or by_label.get(name)
+        if run is None:
+            listing = "\n  ".join(f"{r.run_id}  or  {r.method}/{r.seed}" for r in plan)
+            raise ConfigError(f"'{name}' is not a run of this study; its runs are:\n  {listing}")
+        chosen.add(run.run_id)
+    return [r for r in plan if r.run_id in chosen]
+
+
+def restart_runs(
+    study_dir: Path,
+    names: Sequence[str],
+    *,
+    damaged: bool = False,
+    on_round: RoundTick | None = None,
+    on_run: RunLine | None = None,
+) -> list[RunSpec]:
+    """Discard what the named runs stored and compute them again from round 0; return those runs.
+
+    ``damaged`` adds every run the integrity check finds damaged. The other runs are kept as they are.
+    Refused (:class:`~fedwave.report.errors.DamagedStudyError`, nothing changed) while runs outside the
+    chosen ones are damaged too, since the study could not be resumed or reported anyway.
+    """
+    from fedwave.report.errors import DamagedStudyError
+
+    base, vary, seeds = load_spec(study_dir)
+    plan = plan_study(base, vary, seeds)
+    with ResultsStore(study_dir) as store:
+        found = store.damage()
+        wanted = list(names) + ([d.run_id for d in found] if damaged else [])
+        runs = find_runs(plan, list(dict.fromkeys(wanted)))
+        ids = {r.run_id for r in runs}
+        others = [d for d in found if d.run_id not in ids]
+        if others:
+            restart = [*(r.run_id for r in runs), *(d.run_id for d in others)]
+            raise DamagedStudyError(study_dir, others, restart=restart)
+        for run in runs:
+            store.reset_run(run.run_id)
+    if runs:
+        run_study(study_dir, base, vary, seeds, on_round=on_round, on_run=on_run, only=ids)
+    return runs

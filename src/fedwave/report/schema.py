@@ -9,11 +9,13 @@ Tables::
     studies     (name PK, created, spec JSON, versions JSON)
     runs        (run_id PK, study -> studies, method, seed, config JSON, varied JSON,
                  status pending|running|done|failed, error, started, finished)
-    rounds      (run_id -> runs, round, <RoundRecord fields>, extra JSON;   PK (run_id, round))
-    ue_events   (run_id -> runs, round, ue, <UEEvent fields>;               PK (run_id, round, ue))
-    checkpoints (run_id PK -> runs, round, blob)
+    rounds      (run_id -> runs, round, <RoundRecord fields>, extra JSON, digest;  PK (run_id, round))
+    ue_events   (run_id -> runs, round, ue, <UEEvent fields>;                      PK (run_id, round, ue))
+    checkpoints (run_id PK -> runs, round, blob, sha256)
 
-``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`.
+``rounds.digest`` is the SHA-256 of the round row and its UE events in canonical form and
+``checkpoints.sha256`` the SHA-256 of the blob (see :mod:`fedwave.report.integrity`), so a value changed
+on disk after it was committed is detected. ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import Any
 from fedwave.records import RoundRecord, UEEvent
 
 #: Stored in ``PRAGMA user_version``; bump when the layout changes incompatibly.
-SCHEMA_VERSION = 1
+#: Version 1 had no ``rounds.digest`` and no ``checkpoints.sha256`` (see :mod:`fedwave.report.migrate`).
+SCHEMA_VERSION = 2
 
 #: Name of the database file inside a study directory.
 DB_NAME = "study.db"
@@ -100,6 +103,7 @@ def _ddl() -> list[str]:
     round INTEGER NOT NULL,
     {round_cols},
     extra TEXT NOT NULL,
+    digest TEXT NOT NULL,
     PRIMARY KEY (run_id, round)
 )""",
         f"""CREATE TABLE IF NOT EXISTS ue_events (
@@ -112,7 +116,8 @@ def _ddl() -> list[str]:
         """CREATE TABLE IF NOT EXISTS checkpoints (
     run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
     round INTEGER NOT NULL,
-    blob BLOB NOT NULL
+    blob BLOB NOT NULL,
+    sha256 TEXT NOT NULL
 )""",
     ]
 
@@ -135,10 +140,13 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "started",
         "finished",
     ),
-    "rounds": ("run_id", "round", *(c.name for c in ROUND_COLUMNS), "extra"),
+    "rounds": ("run_id", "round", *(c.name for c in ROUND_COLUMNS), "extra", "digest"),
     "ue_events": ("run_id", "round", "ue", *(c.name for c in EVENT_COLUMNS)),
-    "checkpoints": ("run_id", "round", "blob"),
+    "checkpoints": ("run_id", "round", "blob", "sha256"),
 }
+
+#: The columns of a round row covered by its digest (every column but ``digest``), in digest order.
+ROUND_DATA_COLUMNS: tuple[str, ...] = TABLE_COLUMNS["rounds"][:-1]
 
 
 #: How NaN is stored in an optional float column, where NULL already means ``None``.

@@ -5,6 +5,11 @@ process killed at any moment (``kill -9``, power loss) leaves either the whole r
 database runs in WAL mode with ``synchronous=FULL`` (a committed round survives a power cut) and a busy
 timeout, so several worker processes may write runs of one study at once.
 
+Every round carries a digest and every checkpoint a SHA-256, and a ledger beside the database counts
+each run's committed rounds (:mod:`fedwave.report.integrity`); :meth:`ResultsStore.check` reports values
+changed on disk and rounds the database lost. Nothing stores the directory's path or name, so a study
+directory can be moved or renamed.
+
 Bookkeeping times (``created``, ``started``, ``finished``) are host UTC timestamps in ISO 8601; every
 time inside a record is simulated seconds. The schema is in :mod:`fedwave.report.schema`.
 """
@@ -13,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -24,9 +28,11 @@ from typing import Any
 
 import pandas as pd
 
-from fedwave.errors import ConfigError, FedwaveError
+from fedwave.errors import ConfigError
 from fedwave.records import RoundRecord, UEEvent
-from fedwave.report import frames
+from fedwave.report import frames, integrity, ledger, migrate
+from fedwave.report.errors import Damage, DamagedStudyError, StoreError
+from fedwave.report.migrate import check_database
 from fedwave.report.schema import (
     DB_NAME,
     DDL,
@@ -37,76 +43,33 @@ from fedwave.report.schema import (
     TABLE_COLUMNS,
     coerce,
 )
+from fedwave.report.specs import canonical_json, spec_differences
 from fedwave.report.versions import software_versions
 
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 
 
-class StoreError(FedwaveError):
-    """A study directory or its database cannot be opened, is corrupt, or is used out of order."""
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "ResultsStore",
+    "StoreError",
+    "canonical_json",
+    "check_database",
+    "spec_differences",
+]
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def canonical_json(value: Any) -> str:
-    """``value`` as JSON with sorted keys (the form stored and compared); raises ConfigError if unable."""
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot store value as JSON: {exc}") from exc
-
-
-def spec_differences(stored: Any, given: Any, path: str = "") -> list[str]:
-    """Human-readable differences between two JSON-like values, one line per differing key path.
-
-    Values compare with ``==`` (so 1 matches 1.0), NaN matches NaN.
-    """
-    where = path or "<spec>"
-    if isinstance(stored, dict) and isinstance(given, dict):
-        out = []
-        for key in sorted(set(stored) | set(given), key=str):
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in given:
-                out.append(f"{sub}: stored {stored[key]!r}, missing in the given spec")
-            elif key not in stored:
-                out.append(f"{sub}: not in the stored spec, given {given[key]!r}")
-            else:
-                out.extend(spec_differences(stored[key], given[key], sub))
-        return out
-    both_nan = (
-        isinstance(stored, float) and isinstance(given, float) and math.isnan(stored) and math.isnan(given)
-    )
-    if stored != given and not both_nan:
-        return [f"{where}: stored {stored!r}, given {given!r}"]
-    return []
-
-
-def check_database(conn: sqlite3.Connection, db_path: Path) -> None:
-    """Raise :class:`StoreError` unless ``conn`` holds a fedwave study database of this version."""
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{db_path} is not a readable SQLite database ({exc})") from exc
-    missing = [t for t in TABLE_COLUMNS if t not in tables]
-    if missing:
-        raise StoreError(f"{db_path} is not a fedwave study database: tables {missing} are missing")
-    if version != SCHEMA_VERSION:
-        raise StoreError(
-            f"{db_path} has schema version {version}; this fedwave reads version {SCHEMA_VERSION}"
-        )
-    for table, expected in TABLE_COLUMNS.items():
-        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        lacking = [c for c in expected if c not in have]
-        if lacking:
-            raise StoreError(f"{db_path}: table {table} lacks columns {lacking} (older fedwave?)")
-
-
 class ResultsStore:
-    """Read-write access to the study database in ``study_dir`` (created with its schema if missing)."""
+    """Read-write access to the study database in ``study_dir`` (created with its schema if missing).
+
+    A database of an older schema version is upgraded on opening (see :mod:`fedwave.report.migrate`);
+    ``upgraded_from`` then holds the old version (else ``None``).
+    """
 
     def __init__(self, study_dir: str | os.PathLike[str]) -> None:
         self.study_dir = Path(study_dir)
@@ -133,14 +96,24 @@ class ResultsStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        self.upgraded_from: int | None = None
         with self._transaction():
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
                 if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise StoreError(f"{self.db_path} is an SQLite database but not a fedwave study")
                 for stmt in DDL:
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version in migrate.UPGRADABLE and set(TABLE_COLUMNS) <= self._tables():
+                migrate.upgrade_v1(conn)
+                self.upgraded_from = version
+        if self.upgraded_from is not None:
+            migrate.write_ledger(conn, self.study_dir)
         check_database(conn, self.db_path)
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -155,6 +128,16 @@ class ResultsStore:
         self._conn.execute("COMMIT")
 
     # -- study and runs -------------------------------------------------------------------------------
+
+    def study_name(self) -> str | None:
+        """The name of the study stored here, ``None`` before :meth:`ensure_study`."""
+        row = self._conn.execute("SELECT name FROM studies").fetchone()
+        return None if row is None else str(row[0])
+
+    def study_spec(self) -> dict[str, Any] | None:
+        """The stored spec of the study, ``None`` before :meth:`ensure_study`."""
+        row = self._conn.execute("SELECT spec FROM studies").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def ensure_study(self, name: str, spec: dict[str, Any]) -> None:
         """Record the study ``name`` with ``spec`` (base config, varied keys, seeds ...) on first call.
@@ -245,14 +228,15 @@ class ResultsStore:
     ) -> None:
         """Store one round, its UE events and (if given) the run's checkpoint in ONE transaction.
 
-        The checkpoint replaces the previous one and is tagged with ``record.round``. Re-committing a
-        round that exists (resume overlap) replaces the round and all its events. On any error nothing
-        of the round is stored.
+        The checkpoint replaces the previous one and is tagged with ``record.round`` and its SHA-256; the
+        round row gets the digest of itself and its events. Re-committing a round that exists (resume
+        overlap) replaces the round and all its events. On any error nothing of the round is stored.
+        After the commit the run's ledger entry is updated.
         """
         bad = [e.ue for e in events if e.round != record.round]
         if bad:
             raise ValueError(f"UE events {bad} do not belong to round {record.round}")
-        round_row = (
+        round_row: tuple[Any, ...] = (
             run_id,
             int(record.round),
             *(coerce(c, getattr(record, c.name)) for c in ROUND_COLUMNS),
@@ -262,6 +246,7 @@ class ResultsStore:
             (run_id, int(e.round), int(e.ue), *(coerce(c, getattr(e, c.name)) for c in EVENT_COLUMNS))
             for e in events
         ]
+        round_row += (integrity.round_digest(round_row, event_rows),)
         try:
             with self._transaction() as conn:
                 conn.execute(
@@ -271,8 +256,11 @@ class ResultsStore:
                 self._insert_events(conn, event_rows)
                 if checkpoint is not None:
                     self._insert_checkpoint(conn, run_id, int(record.round), checkpoint)
+                entry = integrity.ledger_entry(conn, run_id)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"cannot store round {record.round} of run {run_id!r}: {exc}") from exc
+        if entry is not None:  # after the commit: the ledger never counts a round the database lacks
+            ledger.write_entry(self.study_dir, entry)
 
     @staticmethod
     def _insert_round(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
@@ -291,20 +279,76 @@ class ResultsStore:
     @staticmethod
     def _insert_checkpoint(conn: sqlite3.Connection, run_id: str, round: int, blob: bytes) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO checkpoints (run_id, round, blob) VALUES (?, ?, ?)",
-            (run_id, round, blob),
+            "INSERT OR REPLACE INTO checkpoints (run_id, round, blob, sha256) VALUES (?, ?, ?, ?)",
+            (run_id, round, blob, integrity.blob_sha256(blob)),
         )
 
     def last_checkpoint(self, run_id: str) -> tuple[int, bytes] | None:
-        """``(round, blob)`` of the run's checkpoint, or ``None`` if it has none."""
-        row = self._conn.execute("SELECT round, blob FROM checkpoints WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
+        """``(round, blob)`` of the run's checkpoint, or ``None`` if it has none.
+
+        Raises :class:`DamagedStudyError` (naming the run, the round and the restart command) if the
+        blob no longer matches the SHA-256 stored with it.
+        """
+        row = self._conn.execute(
+            "SELECT c.round, c.blob, c.sha256, r.method, r.seed FROM checkpoints c "
+            "JOIN runs r ON r.run_id = c.run_id WHERE c.run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        blob = bytes(row[1])
+        if integrity.blob_sha256(blob) != row[2]:
+            damage = Damage(
+                run_id, str(row[3]), int(row[4]), "checkpoint", integrity.checkpoint_damage_text(int(row[0]))
+            )
+            raise DamagedStudyError(self.study_dir, [damage])
+        return int(row[0]), blob
 
     def delete_rounds_after(self, run_id: str, round: int) -> None:
-        """Delete rounds and UE events after ``round`` and a checkpoint taken after it (one transaction)."""
+        """Delete rounds and UE events after ``round`` and a checkpoint taken after it (one transaction).
+
+        The run's ledger entry is lowered first, so a crash in between never makes it exceed the database.
+        """
+        entry = integrity.ledger_entry(self._conn, run_id, up_to=round)
+        if entry is not None:
+            ledger.write_entry(self.study_dir, entry, durable=True)
         with self._transaction() as conn:
             for table in ("ue_events", "rounds", "checkpoints"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND round > ?", (run_id, int(round)))
+
+    def reset_run(self, run_id: str) -> None:
+        """Forget everything a run stored (rounds, UE events, checkpoint, ledger entry, error, times) and
+        set it ``pending``, so the next study run computes it from round 0. A run the database lost
+        entirely only loses its ledger entry."""
+        ledger.remove_entry(self.study_dir, run_id)
+        with self._transaction() as conn:
+            for table in ("ue_events", "rounds", "checkpoints"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            conn.execute(
+                "UPDATE runs SET status = 'pending', error = NULL, started = NULL, finished = NULL "
+                "WHERE run_id = ?",
+                (run_id,),
+            )
+
+    # -- integrity ------------------------------------------------------------------------------------
+
+    def damage(self) -> list[Damage]:
+        """Every finding of the integrity checks: rounds lost (by the ledger), rounds whose values no
+        longer match their digest, checkpoints that no longer match their SHA-256 (empty if sound)."""
+        entries = ledger.read_entries(self.study_dir)
+        self._conn.execute("BEGIN")
+        try:
+            return integrity.find_damage(self._conn, entries)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.db_path} cannot be read to check it: {exc}") from exc
+        finally:
+            self._conn.execute("COMMIT")
+
+    def check(self) -> None:
+        """Raise :class:`DamagedStudyError` naming every damaged run and round if :meth:`damage` finds any."""
+        found = self.damage()
+        if found:
+            raise DamagedStudyError(self.study_dir, found)
 
     # -- reading --------------------------------------------------------------------------------------
 
