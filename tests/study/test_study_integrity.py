@@ -213,6 +213,10 @@ def _downgrade_to_v1(study: Path) -> None:
     with conn:
         conn.execute("ALTER TABLE rounds DROP COLUMN digest")
         conn.execute("ALTER TABLE checkpoints DROP COLUMN sha256")
+        # fields the records gained after schema 1 (the upgrade adds them with their defaults)
+        for table, column in (("rounds", "time_queue"), ("rounds", "silent"), ("rounds", "rolled_back")):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.execute("ALTER TABLE ue_events DROP COLUMN behaviour")
         conn.execute("PRAGMA user_version = 1")
     conn.close()
     shutil.rmtree(study / "ledger")

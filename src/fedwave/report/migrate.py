@@ -8,21 +8,48 @@ then records the runs in the ledger. The database part is one transaction: it ha
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
+from fedwave.records import RoundRecord, UEEvent
 from fedwave.report import ledger
 from fedwave.report.errors import StoreError
 from fedwave.report.integrity import blob_sha256, ledger_entry, stored_digests
-from fedwave.report.schema import SCHEMA_VERSION, TABLE_COLUMNS
+from fedwave.report.schema import EVENT_COLUMNS, ROUND_COLUMNS, SCHEMA_VERSION, TABLE_COLUMNS
 
 #: Schema versions :func:`upgrade` can bring up to date.
 UPGRADABLE = (1,)
 
 
+def add_record_columns(conn: sqlite3.Connection) -> list[str]:
+    """Add the record fields a database lacks (fields added to the records since it was written), each
+    with its dataclass default: e.g. ``rounds.time_queue`` 0.0 (the old split counted queueing as
+    waiting), ``ue_events.behaviour`` 'honest'. Returns the ``table.column`` names added."""
+    added = []
+    for table, cls, columns in (
+        ("rounds", RoundRecord, ROUND_COLUMNS),
+        ("ue_events", UEEvent, EVENT_COLUMNS),
+    ):
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for col in columns:
+            if col.name in have:
+                continue
+            default = defaults[col.name]
+            literal = (
+                "NULL" if default is None else repr(default) if isinstance(default, str) else str(default)
+            )
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {col.ddl} DEFAULT {literal}")
+            added.append(f"{table}.{col.name}")
+    return added
+
+
 def upgrade_v1(conn: sqlite3.Connection) -> int:
-    """Inside the caller's transaction: add and fill ``rounds.digest`` and ``checkpoints.sha256``,
-    set ``user_version`` to 2. Returns the number of rounds digested."""
+    """Inside the caller's transaction: add the record columns introduced since, add and fill
+    ``rounds.digest`` and ``checkpoints.sha256``, set ``user_version`` to 2. Returns the number of rounds
+    digested."""
+    add_record_columns(conn)
     conn.execute("ALTER TABLE rounds ADD COLUMN digest TEXT NOT NULL DEFAULT ''")
     conn.execute("ALTER TABLE checkpoints ADD COLUMN sha256 TEXT NOT NULL DEFAULT ''")
     digests = [(d, run, rnd) for run, rnd, d, stored in stored_digests(conn) if stored != "<no round row>"]
