@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from fedwave.configbase import Section
 from fedwave.errors import ConfigError
+from fedwave.privacy.dp.config import DPConfig, check_dp_run
 from fedwave.sim.config import WirelessConfig
 from fedwave.users.config import LocalDPConfig, UserConfig
 
@@ -58,6 +59,11 @@ class FLConfig(Section):
     fraction: float = Field(1.0, gt=0.0, le=1.0, description="C: fraction of UEs selected per round")
     clients_per_round: int | None = Field(
         None, ge=1, description="UEs selected per round (overrides fraction when set)"
+    )
+    sampling: Literal["fixed", "poisson"] = Field(
+        "fixed",
+        description="fixed: the same number of UEs each round | poisson: each UE joins each round "
+        "independently with probability fraction (what client-level DP's accounting assumes)",
     )
     algorithm: Literal["fedavg", "fedsgd"] = Field(
         "fedavg", description="fedavg: UEs share parameter differences; fedsgd: one gradient"
@@ -135,6 +141,9 @@ class Config(Section):
         default_factory=LocalDPConfig,
         description="users.md local noise/clipping (absolute scale, unaccounted)",
     )
+    dp: DPConfig = Field(
+        default_factory=DPConfig, description="differential privacy with accounting (epsilon at delta)"
+    )
     codec: CodecConfig = Field(default_factory=CodecConfig)
     wireless: WirelessConfig = Field(default_factory=WirelessConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -154,6 +163,11 @@ class Config(Section):
                 get_codec(getattr(self.codec, side))
             except ConfigError as exc:
                 raise ValueError(f"codec.{side}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _check_dp(self) -> Config:
+        check_dp_run(self.dp, self.fl, self.model.name)
         return self
 
     @property
