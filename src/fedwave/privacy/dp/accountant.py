@@ -79,6 +79,7 @@ class Accountant(ABC):
 
     def __init__(self) -> None:
         self.history: list[Step] = []
+        self._calls: list[Step] = []  # every recorded step() call, for an exact replay on resume
 
     def step(self, noise_multiplier: float, sample_rate: float, steps: int = 1) -> None:
         """Record ``steps`` releases at noise multiplier z and rate q (equal consecutive steps merge)."""
@@ -91,6 +92,7 @@ class Accountant(ABC):
             raise ValueError(f"steps must be >= 0, got {steps}")
         if n == 0 or q == 0:
             return
+        self._calls.append((z, q, n))
         if self.history and self.history[-1][:2] == (z, q):
             self.history[-1] = (z, q, self.history[-1][2] + n)
         else:
@@ -112,15 +114,16 @@ class Accountant(ABC):
         return float(self._epsilon(delta))
 
     def state_dict(self) -> dict[str, Any]:
-        """The accountant's state (its name and history) for checkpoints."""
-        return {"accountant": self.name, "history": [list(h) for h in self.history]}
+        """The accountant's state for checkpoints: its name and every recorded step call, in order."""
+        return {"accountant": self.name, "steps": [list(c) for c in self._calls]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replace the history with a saved one (same accountant name)."""
+        """Replay saved step calls into an empty accountant of the same name (bit-identical epsilons)."""
         if state.get("accountant") != self.name:
             raise ValueError(f"state of accountant '{state.get('accountant')}' loaded into '{self.name}'")
-        self.history = []
-        for z, q, n in state["history"]:
+        if self._calls:
+            raise ValueError("load_state_dict needs a fresh accountant (this one has recorded steps)")
+        for z, q, n in state["steps"]:
             self.step(z, q, n)
 
     @abstractmethod
@@ -196,7 +199,8 @@ class PRVAccountant(Accountant):
 
         acc = OpacusPRV()
         acc.history = [(z, q, n) for z, q, n in self.history]
-        return float(acc.get_epsilon(delta, eps_error=self.eps_error))
+        with np.errstate(divide="ignore"):  # log(1 - q) at q = 1 is -inf by design in Opacus's PRV
+            return float(acc.get_epsilon(delta, eps_error=self.eps_error))
 
 
 @register("pld")
@@ -227,11 +231,6 @@ class PLDAccountant(Accountant):
             float(sample_rate), dp_event.GaussianDpEvent(float(noise_multiplier))
         )
         self._pld.compose(event, int(steps))
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Replace the history with a saved one and recompose the PLD from it."""
-        self._pld = self._fresh()
-        super().load_state_dict(state)
 
     def _epsilon(self, delta: float) -> float:
         return float(self._pld.get_epsilon(delta))

@@ -126,9 +126,25 @@ def calibrate_noise_multiplier(
     *,
     rtol: float = 0.005,
 ) -> float:
-    """The z for which the worst schedule ends at epsilon in [target (1 - rtol), target] after ``rounds``."""
-    if not schedules:
+    """The z for which the worst schedule ends at epsilon in [target (1 - rtol), target] after ``rounds``.
+
+    Bisects on the schedule that is worst at z = 1, then checks every schedule at the result; if another
+    one exceeds the target there, it bisects again on that one (each pass raises z, so this ends).
+    """
+    candidates = list(dict.fromkeys(schedules))
+    if not candidates:
         raise ValueError("calibration needs at least one schedule")
-    return bisect_noise_multiplier(
-        lambda z: worst_epsilon(accountant, z, schedules, rounds, delta), target_epsilon, rtol=rtol
-    )
+
+    def eps(s: Schedule, z: float) -> float:
+        return planned_epsilons(accountant, z, s, [rounds], delta)[0]
+
+    at_one = [eps(s, 1.0) for s in candidates]
+    worst = candidates[max(range(len(candidates)), key=lambda i: at_one[i])]
+    for _ in range(len(candidates)):
+        z = bisect_noise_multiplier(lambda x, s=worst: eps(s, x), target_epsilon, rtol=rtol)
+        others = [eps(s, z) for s in candidates]
+        i = max(range(len(candidates)), key=lambda k: others[k])
+        if others[i] <= target_epsilon:
+            return z
+        worst = candidates[i]
+    return z
