@@ -88,8 +88,25 @@ def cmd_cell(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy(args: argparse.Namespace) -> int:
+    """The accountant alone: epsilon after the planned rounds, the q used and the z (no training)."""
+    from fedwave.privacy.dp.describe import describe_plan
+    from fedwave.privacy.dp.plan import plan_privacy
+
+    cfg = _load(args)
+    plan = plan_privacy(cfg)
+    print(describe_plan(plan, cfg, every_round=args.every_round))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmarks that print figures (not tests)."""
+    if args.what == "privacy":
+        from fedwave.privacy.dp import bench as dp_bench
+
+        rows = dp_bench.run_benchmark(args.dp_rounds, args.accountants.split(","))
+        print(dp_bench.format_benchmark(rows, args.dp_rounds))
+        return 0
     if args.what == "codecs":
         from fedwave.codecs.bench import format_benchmark, run_benchmark
 
@@ -128,8 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.set_defaults(func=cmd_cell)
 
-    p = sub.add_parser("bench", help="benchmarks: 'codecs' (bytes, NMSE, MB/s) or 'clock' (events/s)")
-    p.add_argument("what", choices=["codecs", "clock"])
+    p = sub.add_parser(
+        "privacy", help="the DP accountant alone: epsilon per planned round, q and z (no training)"
+    )
+    _config_args(p)
+    p.add_argument("--every-round", action="store_true", help="one row per round (default: compact table)")
+    p.set_defaults(func=cmd_privacy)
+
+    p = sub.add_parser(
+        "bench", help="benchmarks: 'codecs' (bytes, NMSE, MB/s), 'clock' (events/s), 'privacy' (seconds)"
+    )
+    p.add_argument("what", choices=["codecs", "clock", "privacy"])
     p.add_argument(
         "--values", type=int, default=1_199_882, help="codecs: vector length (default: the CNN's size)"
     )
@@ -137,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codecs", help="codecs: comma-separated spec strings (default: all)")
     p.add_argument("--ues", type=int, default=10_000, help="clock: number of UEs")
     p.add_argument("--rounds", type=int, default=5, help="clock: rounds")
+    p.add_argument("--dp-rounds", type=int, default=1000, help="privacy: planned rounds (default 1000)")
+    p.add_argument("--accountants", default="rdp,pld,prv", help="privacy: comma-separated accountants")
     p.set_defaults(func=cmd_bench)
 
     from fedwave.cli_study import add_study_commands
