@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from fedwave.errors import ConfigError
 from fedwave.privacy.dp.accountant import make_accountant
@@ -141,7 +142,7 @@ def calibrate_noise_multiplier(
     at_one = [eps(s, 1.0) for s in candidates]
     worst = candidates[max(range(len(candidates)), key=lambda i: at_one[i])]
     for _ in range(len(candidates)):
-        z = bisect_noise_multiplier(lambda x, s=worst: eps(s, x), target_epsilon, rtol=rtol)
+        z = bisect_noise_multiplier(partial(eps, worst), target_epsilon, rtol=rtol)
         others = [eps(s, z) for s in candidates]
         i = max(range(len(candidates)), key=lambda k: others[k])
         if others[i] <= target_epsilon:
