@@ -7,6 +7,7 @@
 * :mod:`~fedwave.privacy.dp.accountant` - accountants by name (``rdp``, ``prv``, ``pld``).
 * :mod:`~fedwave.privacy.dp.calibrate` - planned epsilons and the z that reaches a target epsilon.
 * :mod:`~fedwave.privacy.dp.plan` / :mod:`~fedwave.privacy.dp.describe` - ``fedwave privacy``.
+* :mod:`~fedwave.privacy.dp.ledger` - a run's accountants, fed with the noise actually delivered.
 """
 
 from fedwave.privacy.dp.accountant import Accountant, accountant_names, make_accountant
@@ -20,6 +21,7 @@ from fedwave.privacy.dp.dpsgd import (
     per_example_gradients,
     poisson_batch,
 )
+from fedwave.privacy.dp.ledger import PrivacyLedger
 from fedwave.privacy.dp.mechanisms import (
     add_gaussian_noise,
     central_noise_std,
@@ -32,11 +34,18 @@ from fedwave.privacy.dp.mechanisms import (
     gaussian_noise,
     global_l2_norm,
 )
-from fedwave.privacy.dp.plan import PrivacyPlan, client_sample_rate, local_schedule, plan_privacy
+from fedwave.privacy.dp.plan import (
+    PrivacyPlan,
+    client_sample_rate,
+    local_schedule,
+    plan_privacy,
+    resolved_dp_config,
+)
 
 __all__ = [
     "Accountant",
     "DPConfig",
+    "PrivacyLedger",
     "PrivacyPlan",
     "Schedule",
     "accountant_names",
@@ -63,4 +72,5 @@ __all__ = [
     "plan_privacy",
     "planned_epsilons",
     "poisson_batch",
+    "resolved_dp_config",
 ]

@@ -62,7 +62,9 @@ class DPConfig(Section):
         "(leave noise_multiplier null)",
     )
     stop_at_epsilon: float | None = Field(
-        None, gt=0.0, description="end the run before the round that would exceed this epsilon"
+        None,
+        gt=0.0,
+        description="end the run before a round whose planned noise would take epsilon past this value",
     )
     placement: Placement = Field(
         "central",

@@ -88,6 +88,15 @@ def schedules_for(cfg: Any, ue_sizes: Sequence[int] | None = None) -> dict[Sched
     )
 
 
+def resolved_dp_config(cfg: Any, plan: PrivacyPlan) -> Any:
+    """``cfg.dp`` with the plan's z written in and ``target_epsilon`` cleared (the run's resolved config).
+
+    The two keys exclude each other, so the resolved config names the z that was used and stays valid
+    when read back; the target belongs in the run's summary.
+    """
+    return cfg.dp.model_copy(update={"noise_multiplier": plan.noise_multiplier, "target_epsilon": None})
+
+
 def ue_sizes_for(cfg: Any) -> list[int]:
     """Each UE's number of training samples under ``cfg``'s dataset and partition."""
     from fedwave.data.federated import dataset_for, partition_for
