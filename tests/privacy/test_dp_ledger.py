@@ -105,3 +105,12 @@ def test_resolved_config_names_the_calibrated_z() -> None:
         None, ["dp.level=client", f"dp.noise_multiplier={dp.noise_multiplier!r}", "fl.rounds=10"]
     )
     assert plan_privacy(again).epsilons([10]) == plan.epsilons([10])
+
+
+def test_ues_without_data_release_nothing() -> None:
+    cfg = load_config(None, ["dp.level=sample", "dp.noise_multiplier=1", "fl.num_ues=3"])
+    plan = plan_privacy(cfg, [40, 0, 10])
+    assert sorted(ue for ues in plan.schedules.values() for ue in ues) == [0, 2]
+    ledger = PrivacyLedger(plan)
+    ledger.ue_released(2, 1)
+    assert ledger.ue_epsilons()[0] == 0.0 and 1 not in ledger.ue_epsilons()

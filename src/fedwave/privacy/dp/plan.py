@@ -16,7 +16,6 @@ at that epsilon (within 1% below it).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +58,9 @@ def client_sample_rate(fl: Any) -> float:
 
 
 def local_schedule(num_samples: int, batch_size: int, local_epochs: int, algorithm: str) -> Schedule:
-    """Sample level: (q_k, steps per round) of a UE holding ``num_samples`` samples."""
+    """Sample level: (q_k, steps per round) of a UE holding ``num_samples`` (>= 1) samples."""
     if num_samples < 1:
-        raise ConfigError(
-            "dp.level=sample: a UE holds no samples; choose a partition that gives every UE data"
-        )
+        raise ValueError(f"a UE with {num_samples} samples takes no DP-SGD steps")
     if algorithm == "fedsgd":
         return Schedule(1.0, 1)
     return Schedule(min(1.0, batch_size / num_samples), local_epochs * math.ceil(num_samples / batch_size))
@@ -79,8 +76,12 @@ def schedules_for(cfg: Any, ue_sizes: Sequence[int] | None = None) -> dict[Sched
             raise ValueError("sample-level accounting needs the UEs' sample counts")
         groups: dict[Schedule, list[int]] = {}
         for ue, n in enumerate(ue_sizes):
+            if n < 1:
+                continue  # a UE without data never trains: it releases nothing (epsilon 0)
             s = local_schedule(int(n), cfg.fl.batch_size, cfg.fl.local_epochs, cfg.fl.algorithm)
             groups.setdefault(s, []).append(ue)
+        if not groups:
+            raise ConfigError("dp.level=sample: no UE holds any training data; check data.* and fl.num_ues")
         return groups
     raise ConfigError(
         "dp.level is 'off': there is nothing to account. Set dp.level=client or sample, e.g. "
@@ -168,13 +169,8 @@ def shown_rounds(rounds: int, every: bool = False) -> list[int]:
 
 def per_ue_epsilons(plan: PrivacyPlan, epsilons: dict[Schedule, list[float]], index: int) -> list[float]:
     """Epsilon of every UE (by UE id) at position ``index`` of the epsilon lists."""
-    out = [0.0] * sum(len(ues) for ues in plan.schedules.values())
+    out = [0.0] * (len(plan.sizes) or sum(len(ues) for ues in plan.schedules.values()))
     for s, ues in plan.schedules.items():
         for ue in ues:
             out[ue] = epsilons[s][index]
     return out
-
-
-def size_counts(plan: PrivacyPlan) -> Counter[int]:
-    """How many UEs hold each sample count (sample level)."""
-    return Counter(plan.sizes)
