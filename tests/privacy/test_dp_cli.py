@@ -108,4 +108,4 @@ def test_dp_off_is_an_error_with_a_hint(capsys: pytest.CaptureFixture[str]) -> N
 def test_bench_privacy_prints_seconds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "privacy", "--dp-rounds", "20", "--accountants", "rdp"]) == 0
     out = capsys.readouterr().out
-    assert "over 20 rounds" in out and len(re.findall(r"\d+\.\d\d s ", out)) == 3
+    assert "over 20 rounds" in out and len(re.findall(r"\d+\.\d\d s / +\d+\.\d\d s ", out)) == 3

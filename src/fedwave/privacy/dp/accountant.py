@@ -199,7 +199,10 @@ class PRVAccountant(Accountant):
 
         acc = OpacusPRV()
         acc.history = [(z, q, n) for z, q, n in self.history]
-        with np.errstate(divide="ignore"):  # log(1 - q) at q = 1 is -inf by design in Opacus's PRV
+        # log(1 - q) at q = 1 is -inf by design in Opacus's PRV; its domain bound (an RDP bound) may
+        # note that its optimal order is the largest one, which only loosens the domain.
+        with np.errstate(divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             return float(acc.get_epsilon(delta, eps_error=self.eps_error))
 
 
