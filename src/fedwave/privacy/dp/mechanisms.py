@@ -19,6 +19,13 @@ Placement of that noise:
   neighbours (a UE's update replaced by zeros while its noise share still counts), the usual convention
   for distributed noise; with central noise zero-out and add/remove neighbours coincide.
 
+Whom epsilon protects against: everyone who sees the released global models. With central noise the
+BS itself is trusted. With distributed noise the sum carries the planned noise only if the BS sees just
+the sum (secure aggregation); fedwave's BS decodes every update on its own, and against it each update
+carries only its share, z / sqrt(planned). Lossy codecs: the sensitivity S holds for what the BS sums
+only if it clips each *decoded* update to S again (stochastic quantizers can raise the norm); under
+distributed noise the decoded sum is Gaussian only approximately (exactly with lossless codecs).
+
 Order on a UE: clip -> (distributed) noise -> encode, so quantization acts on the noised update.
 ``max_norm=None`` (no clipping) and ``std=0`` (no noise) return the input tensors themselves: exact
 no-ops, so a DP run with z = 0 and no clipping can equal the run without DP bit for bit.
