@@ -46,7 +46,7 @@ def test_valid_settings_round_trip_through_yaml(tmp_path: Path) -> None:
         (["dp.target_epsilon=0"], r"dp\.target_epsilon: .*greater than 0"),
         (["dp.level=global"], r"dp\.level: .*'off', 'client' or 'sample'"),
         (["dp.accountant=moments"], r"dp\.accountant: .*'rdp', 'prv' or 'pld'"),
-        (["dp.placement=local"], r"dp\.placement"),
+        (["dp.placement=local"], r"dp\.placement: .*'central' or 'distributed'"),
         (["dp.epsilon=1"], r"unknown key 'dp\.epsilon'"),
         (["fl.sampling=random"], r"fl\.sampling: .*'fixed' or 'poisson'"),
         ([*CLIENT], r"dp\.level=client needs dp\.noise_multiplier"),
