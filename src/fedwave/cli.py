@@ -103,8 +103,25 @@ def cmd_cell(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy(args: argparse.Namespace) -> int:
+    """The accountant alone: epsilon after the planned rounds, the q used and the z (no training)."""
+    from fedwave.privacy.dp.describe import describe_plan
+    from fedwave.privacy.dp.plan import plan_privacy
+
+    cfg = _load(args)
+    plan = plan_privacy(cfg)
+    print(describe_plan(plan, cfg, every_round=args.every_round))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmarks that print figures (not tests)."""
+    if args.what == "privacy":
+        from fedwave.privacy.dp import bench as dp_bench
+
+        rows = dp_bench.run_benchmark(args.dp_rounds, args.accountants.split(","))
+        print(dp_bench.format_benchmark(rows, args.dp_rounds))
+        return 0
     if args.what == "codecs":
         from fedwave.codecs.bench import format_benchmark, run_benchmark
 
@@ -159,17 +176,37 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.set_defaults(func=cmd_cell)
 
-    p = sub.add_parser("bench", help="benchmarks: 'codecs' (bytes, NMSE, MB/s) or 'clock' (events/s)")
-    p.add_argument("what", choices=["codecs", "clock", "attacks"])
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="attacks: options of the attack benchmark (--help)")
-    p.add_argument(
-        "--values", type=int, default=1_199_882, help="codecs: vector length (default: the CNN's size)"
+    p = sub.add_parser(
+        "privacy", help="the DP accountant alone: epsilon per planned round, q and z (no training)"
     )
-    p.add_argument("--repeats", type=int, default=3, help="codecs: timing repeats (best is kept)")
-    p.add_argument("--codecs", help="codecs: comma-separated spec strings (default: all)")
-    p.add_argument("--ues", type=int, default=10_000, help="clock: number of UEs")
-    p.add_argument("--rounds", type=int, default=5, help="clock: rounds")
-    p.set_defaults(func=cmd_bench)
+    _config_args(p)
+    p.add_argument("--every-round", action="store_true", help="one row per round (default: compact table)")
+    p.set_defaults(func=cmd_privacy)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks that print figures: codecs (bytes, NMSE, MB/s), clock (events/s), privacy "
+        "(accountant seconds), attacks (leakage fidelity)",
+    )
+    bench = p.add_subparsers(dest="what", required=True, metavar="BENCHMARK")
+    b = bench.add_parser("codecs", help="bytes, bits/coordinate, NMSE, encode/decode MB/s per codec")
+    b.add_argument("--values", type=int, default=1_199_882, help="vector length (default: the CNN's size)")
+    b.add_argument("--repeats", type=int, default=3, help="timing repeats (best is kept)")
+    b.add_argument("--codecs", help="comma-separated spec strings (default: all)")
+    b.set_defaults(func=cmd_bench)
+    b = bench.add_parser("clock", help="events per second of the simulated clock alone")
+    b.add_argument("--ues", type=int, default=10_000, help="number of UEs")
+    b.add_argument("--rounds", type=int, default=5, help="rounds")
+    b.set_defaults(func=cmd_bench)
+    b = bench.add_parser("privacy", help="wall and CPU seconds of the DP accountants")
+    b.add_argument("--dp-rounds", type=int, default=1000, help="planned rounds (default 1000)")
+    b.add_argument("--accountants", default="rdp,pld,prv", help="comma-separated accountants")
+    b.set_defaults(func=cmd_bench)
+    b = bench.add_parser(
+        "attacks", add_help=False, help="gradient-leakage fidelity (options: fedwave bench attacks --help)"
+    )
+    b.set_defaults(rest=[])
+    b.set_defaults(func=cmd_bench)
 
     from fedwave.cli_study import add_study_commands
 
@@ -200,7 +237,12 @@ def _reexec_portable(argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fedwave`` command."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if getattr(args, "command", None) == "bench" and getattr(args, "what", None) == "attacks":
+            args.rest = unknown  # the attack benchmark parses its own options
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.portable and os.environ.get("FEDWAVE_PORTABLE") != "1":
         _reexec_portable(list(sys.argv[1:] if argv is None else argv))
     func: Command = args.func

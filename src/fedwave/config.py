@@ -19,6 +19,7 @@ from fedwave.configerrors import explain, qualify
 from fedwave.configio import SHORTHANDS, apply_overrides, commented_yaml, parse_override, read_config_file
 from fedwave.errors import ConfigError
 from fedwave.privacy.attacks.config import AttackConfig
+from fedwave.privacy.dp.config import DPConfig, check_dp_run
 from fedwave.sim.config import WirelessConfig
 from fedwave.users.config import LocalDPConfig, UserConfig
 
@@ -75,6 +76,11 @@ class FLConfig(Section):
     fraction: float = Field(1.0, gt=0.0, le=1.0, description="C: fraction of UEs selected per round")
     clients_per_round: int | None = Field(
         None, ge=1, description="UEs selected per round (overrides fraction when set)"
+    )
+    sampling: Literal["fixed", "poisson"] = Field(
+        "fixed",
+        description="fixed: the same number of UEs each round | poisson: each UE joins each round "
+        "independently with probability fraction (what client-level DP's accounting assumes)",
     )
     algorithm: Literal["fedavg", "fedsgd"] = Field(
         "fedavg", description="fedavg: UEs share parameter differences; fedsgd: one gradient"
@@ -200,6 +206,9 @@ class Config(Section):
         default_factory=LocalDPConfig,
         description="users.md local noise/clipping (absolute scale, unaccounted)",
     )
+    dp: DPConfig = Field(
+        default_factory=DPConfig, description="differential privacy with accounting (epsilon at delta)"
+    )
     codec: CodecConfig = Field(default_factory=CodecConfig)
     wireless: WirelessConfig = Field(default_factory=WirelessConfig)
     faults: FaultsConfig = Field(
@@ -221,6 +230,11 @@ class Config(Section):
         problems = _codec_problems(self) + _cell_problems(self) + _fault_problems(self)
         if problems:
             raise ValueError("\n  ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _check_dp(self) -> Config:
+        check_dp_run(self.dp, self.fl, self.model.name)
         return self
 
     @property

@@ -81,7 +81,17 @@ def model_digest(model: torch.nn.Module) -> str:
 
 
 def build_simulation(cfg: Config, on_round: RoundHook | None = None) -> Simulation:
-    """Load data, partition it, build the model, the UEs, the BS and the clock."""
+    """Load data, partition it, build the model, the UEs, the BS and the clock.
+
+    Raises:
+        ConfigError: the config asks for something training does not apply yet (DP in training).
+    """
+    if cfg.dp.level != "off" or cfg.fl.sampling != "fixed":
+        raise ConfigError(
+            f"dp.level={cfg.dp.level} with fl.sampling={cfg.fl.sampling}: the accountant is available "
+            "(fedwave privacy), but this fedwave does not apply DP or Poisson sampling in training yet; "
+            "leave dp.level off and fl.sampling fixed to train"
+        )
     if cfg.engine.threads:
         torch.set_num_threads(cfg.engine.threads)
     ds = dataset_for(cfg)
