@@ -238,7 +238,7 @@ class _Scaled(Codec):
     def encode(self, tensors: Sequence[torch.Tensor], *, rng: torch.Generator, state: object = None) -> bytes:
         return self.inner.encode(tensors, rng=rng)
 
-    def decode(self, payload: bytes) -> list[torch.Tensor]:
+    def decode(self, payload: bytes, *, expected: object = None) -> list[torch.Tensor]:
         return [t * (1 + self.eps) for t in self.inner.decode(payload)]
 
 

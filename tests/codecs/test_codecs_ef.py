@@ -24,6 +24,7 @@ INNER = [
     "fp32",
     "fp16",
     "bf16",
+    "uniform:1",
     "uniform:2",
     "uniform:4:16",
     "qsgd:1",

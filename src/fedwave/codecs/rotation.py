@@ -15,14 +15,16 @@ EDEN, 2022).
 
 Bias: the scale makes ``<x_hat, x> = ||x||^2`` exactly, and the estimate is exactly unbiased when ``R``
 is a uniformly random rotation. One randomized Hadamard rotation (``H D1``) is far from that on small
-or heavy-tailed blocks: a block dominated by one entry is rotated to a vector whose entries all have
-the same magnitude, whatever ``D1``, and the estimate keeps a bias orthogonal to ``x``, measured at
-8.5% of ``||x||`` (DRIVE, 77 values with one dominant entry) and 29% (DRIVE, 77 log-normal values).
+or heavy-tailed blocks: a block dominated by one entry is rotated to nearly equal magnitudes whose
+signs that entry fixes, whatever ``D1``, so the estimate keeps a bias orthogonal to ``x``, measured
+(3000 samples) at 8.5% of ``||x||`` for DRIVE on 77 values with one entry a hundred times the others,
+and 29% on 77 log-normal values.
 Two rotations mix any input: every coordinate of ``R x`` is then close in distribution to that of a
 uniformly rotated vector, uniformly over inputs (Zilca and Mendelson, 2026, arXiv:2604.23418, who also
 show the joint law stays different in the worst case, so the bias is small but not exactly zero). On
 those two inputs the whole-vector bias of the two-rotation estimate is below the resolution of 2000
-samples (test_codecs_estimators.py::test_rotation_codecs_whole_vector_bias).
+samples, 1.3% of ``||x||`` for DRIVE and 0.6% for EDEN at 2 bits
+(tests/codecs/test_codecs_estimators.py::test_rotation_codecs_whole_vector_bias_2000_samples).
 
 Arithmetic: each block is scaled by a power of two so its largest magnitude is in [0.5, 1) before the
 rotation, and its ``alpha`` is scaled back (:mod:`fedwave.codecs.pow2`); the decoder rotates with the
