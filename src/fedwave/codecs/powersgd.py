@@ -15,8 +15,9 @@ A warm start can be nearly orthogonal to a new ``M``, so the encoder guarantees 
 captured energy ``||Q'||^2`` is below ``q/m`` of ``||M||^2``, it restarts the power iteration from the
 ``q`` columns of ``M`` with the largest norms, whose span alone holds at least ``q/m`` of ``||M||^2``.
 Hence ``||C(M) - M||^2 <= (1 - q/m) ||M||^2`` for every input: a contraction with ``delta >= q/m``,
-which ``ef(powersgd:r)`` uses as it is (as Vogels et al. do). Each matrix is scaled by a power of two
-before the iteration (:mod:`fedwave.codecs.pow2`), so large finite or denormal inputs decode finite.
+which ``ef(powersgd:r)`` uses as it is (as Vogels et al. do). A matrix of very large or very small
+values is scaled by a power of two before the iteration (:mod:`fedwave.codecs.pow2`), so large finite or
+denormal inputs decode finite.
 
 Body, per tensor: ``P`` then ``Q'`` (float32, row-major), or the raw values. Size: ``32 q (n + m)``
 bits per low-rank matrix, ``32 d`` otherwise. State keys: ``"q.<tensor index>"``.
@@ -90,7 +91,7 @@ class PowerSGD(FramedCodec):
                 w.f32(x)
                 continue
             n, m, q = layout
-            mat, e = normalize_rows(x.view(1, -1))  # largest magnitude in [0.5, 1): no overflow below
+            mat, e = normalize_rows(x.view(1, -1))  # extreme values into [0.5, 1): no overflow below
             mat = mat.view(n, m)
             key = f"q.{i}"
             warm = state.get(key) if state is not None else None

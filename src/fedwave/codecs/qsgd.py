@@ -17,11 +17,11 @@ Body, per tensor: ``n`` (float32), then either
   suffixes), then one sign bit per non-zero level. Small levels, the common case when ``s`` is below
   ``sqrt(d)``, cost about 1 bit.
 
-Arithmetic: the tensor is scaled by a power of two so its largest magnitude is in [0.5, 1) before its
-norm and levels are computed, and the decoder applies the norm's exponent last
-(:mod:`fedwave.codecs.pow2`): large finite inputs (``1e20``, whose squares overflow float32) and
-denormal ones decode to finite values within the error bound, as long as ``n`` itself is below
-float32's maximum (3.4e38).
+Arithmetic: a tensor of very large or very small values is scaled by a power of two so its largest
+magnitude is in [0.5, 1) before its norm and levels are computed, and the decoder applies the norm's
+exponent last (:mod:`fedwave.codecs.pow2`): large finite inputs (``1e20``, whose squares overflow
+float32) and denormal ones decode to finite values within the error bound, as long as ``n`` itself is
+below float32's maximum (3.4e38).
 
 Variance: with ``p_i`` the fractional part of ``|x_i| s / n``, ``E||Q(x) - x||^2 = (n/s)^2 sum p_i
 (1 - p_i) = omega ||x||^2``, ``omega = sum p_i (1 - p_i) / s^2``. Under ``ef(...)`` the encoder sends
@@ -44,7 +44,7 @@ from fedwave.codecs.bits import (
     write_split_code,
 )
 from fedwave.codecs.header import CodecId, Reader, TensorMeta, Writer, varint
-from fedwave.codecs.pow2 import ldexp, normalize_rows
+from fedwave.codecs.pow2 import ldexp, normalize_rows, split
 from fedwave.errors import ConfigError, PayloadError
 
 MAX_LEVELS = 2**16
@@ -131,7 +131,7 @@ class QSGD(FramedCodec):
                 out.append(torch.zeros(0))
                 continue
             norm = r.f32(1, "norm")
-            mantissa, e = torch.frexp(norm)  # decode with the mantissa, apply the exponent last
+            mantissa, e = split(norm)  # decode with the scaled norm, apply the exponent last
             if not self.elias:
                 nbytes = digits_size(d, 2 * s + 1)
                 r.require(nbytes, f"levels of {d} values")

@@ -26,9 +26,10 @@ those two inputs the whole-vector bias of the two-rotation estimate is below the
 samples, 1.3% of ``||x||`` for DRIVE and 0.6% for EDEN at 2 bits
 (tests/codecs/test_codecs_estimators.py::test_rotation_codecs_whole_vector_bias_2000_samples).
 
-Arithmetic: each block is scaled by a power of two so its largest magnitude is in [0.5, 1) before the
-rotation, and its ``alpha`` is scaled back (:mod:`fedwave.codecs.pow2`); the decoder rotates with the
-mantissa of ``alpha`` and applies its exponent last. Sums of squares of large finite inputs (``1e20``)
+Arithmetic: a block of very large or very small values is scaled by a power of two so its largest
+magnitude is in [0.5, 1) before the rotation, and its ``alpha`` is scaled back
+(:mod:`fedwave.codecs.pow2`); the decoder rotates with ``alpha`` scaled the same way and applies the
+exponent last. Sums of squares of large finite inputs (``1e20``)
 cannot overflow, and denormal inputs keep their precision.
 
 Under ``ef(...)`` the encoder sends the MSE-optimal scale ``alpha' = <y, c> / ||c||^2`` instead (the
@@ -52,7 +53,7 @@ import torch
 from fedwave.codecs.base import CodecState, FramedCodec, draw_seed, seeded
 from fedwave.codecs.bits import pack_codes, packed_size, unpack_codes
 from fedwave.codecs.header import Reader, TensorMeta, Writer
-from fedwave.codecs.pow2 import exponent, ldexp
+from fedwave.codecs.pow2 import exponent, ldexp, split
 
 MAX_BLOCK_LOG2 = 16
 MIN_BLOCK_LOG2 = 10
@@ -186,14 +187,14 @@ class RotationCodec(FramedCodec):
         padded = sum(sizes)
         x = torch.cat([*flats, torch.zeros(padded - d)])
         e = torch.cat([exponent(block.abs().amax(dim=1)) for block in _block_views(x, sizes)])
-        counts = torch.tensor(sizes)
-        x = ldexp(x, -torch.repeat_interleave(e, counts, output_size=padded))  # each block within [-1, 1]
+        if bool(e.any()):  # blocks of very large or very small values: largest magnitude into [0.5, 1)
+            x = ldexp(x, -torch.repeat_interleave(e, torch.tensor(sizes), output_size=padded))
         y = _rotate(x, _random_flips(seed, padded), sizes, inverse=False)
         centroids, bounds = self.centroids()
         alphas, codes = [], []
         for yg in _block_views(y, sizes):
             size = yg.shape[1]
-            sq = (yg * yg).sum(dim=1)  # at most B: every scaled value is in [-1, 1]
+            sq = (yg * yg).sum(dim=1)  # at most B * 2**80: no overflow
             norm = sq.sqrt()
             factor = torch.where(norm > 0, math.sqrt(size) / norm, torch.zeros_like(norm))
             idx = _nearest(yg * factor.unsqueeze(1), bounds)
@@ -222,11 +223,12 @@ class RotationCodec(FramedCodec):
         if not sizes:
             return [torch.zeros(0) for _ in metas]
         centroids, _ = self.centroids()
-        mantissa, e = torch.frexp(alpha)  # rotate with the mantissa, apply the exponent last
+        mantissa, e = split(alpha)  # rotate with the scaled alpha, apply the exponent last
         counts = torch.tensor(sizes)
         v = centroids[idx] * torch.repeat_interleave(mantissa, counts, output_size=padded)
         x = _rotate(v, _random_flips(seed, padded), sizes, inverse=True)
-        x = ldexp(x, torch.repeat_interleave(e, counts, output_size=padded))
+        if bool(e.any()):
+            x = ldexp(x, torch.repeat_interleave(e, counts, output_size=padded))
         return list(torch.split(x[:d], [m.numel for m in metas]))
 
 

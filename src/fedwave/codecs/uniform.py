@@ -8,10 +8,10 @@ equal to its distance from the lower one over ``delta``, so the decoded value is
 Body, per tensor: ``lo`` of every block (float32), ``hi`` of every block (float32), then the ``d``
 level indices packed ``b`` bits each. Size: ``64 * ceil(d / block) + 8 * ceil(b d / 8)`` bits.
 
-Arithmetic: each block is scaled by a power of two so its largest magnitude is in [0.5, 1) before the
-levels are computed, and the decoder scales back last (:mod:`fedwave.codecs.pow2`), so a block of large
-finite values (``hi - lo`` above float32's range) or of denormals decodes to finite values within its
-range.
+Arithmetic: a block of very large or very small values is scaled by a power of two so its largest
+magnitude is in [0.5, 1) before the levels are computed, and the decoder scales back last
+(:mod:`fedwave.codecs.pow2`), so a block of large finite values (``hi - lo`` above float32's range) or
+of denormals decodes to finite values within its range.
 
 Variance: a value at fraction ``p`` of the way between two levels has variance ``delta^2 p (1 - p)``, so
 ``E||C(x) - x||^2 = sum delta^2 p_i (1 - p_i) = omega ||x||^2`` with ``omega <= B / (2 (2**b - 1)^2)``
@@ -81,7 +81,7 @@ class Uniform(FramedCodec):
             size, nblocks = _blocks(d, self.block)
             pad = nblocks * size - d
             xb = torch.cat([x, x[-1:].expand(pad)]) if pad else x
-            xs, e = normalize_rows(xb.view(nblocks, size))  # largest magnitude of each block in [0.5, 1)
+            xs, e = normalize_rows(xb.view(nblocks, size))  # blocks of extreme values into [0.5, 1)
             lo = xs.amin(dim=1)
             hi = xs.amax(dim=1)
             delta = (hi - lo) / top
@@ -111,7 +111,7 @@ class Uniform(FramedCodec):
             hi = r.f32(nblocks, "block maxima")
             codes = unpack_codes(r.u8_tensor(packed_size(d, self.bits), "codes"), d, self.bits)
             e = exponent(torch.maximum(lo.abs(), hi.abs()))
-            lo, hi = ldexp(lo, -e), ldexp(hi, -e)  # in [-1, 1]: hi - lo cannot overflow
+            lo, hi = ldexp(lo, -e), ldexp(hi, -e)  # hi - lo cannot overflow, delta is not denormal
             delta = (hi - lo) / top
             pad = nblocks * size - d
             padded = torch.cat([codes, codes.new_zeros(pad)]) if pad else codes
