@@ -214,3 +214,20 @@ def test_uniform_per_block_ranges() -> None:
 def test_drive_nmse_at_model_scale() -> None:
     x = torch.randn(1_199_882, generator=torch.Generator().manual_seed(0))
     assert _nmse("drive", x, 0) == pytest.approx(math.pi / 2 - 1, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("levels", "size"),
+    [
+        # header 13 bytes (14 for s = 255: a 2-byte varint), norm 4 bytes, then the symbols:
+        (1, 13 + 4 + 196 + 3),  # 3 symbols: 34 words of 29 symbols in 46 bits, then 14 in 23 bits
+        (16, 13 + 4 + 630 + 7),  # 33 symbols: 90 words of 11 in 56 bits, then 10 in 51 bits
+        (255, 14 + 4 + 1125),  # 511 symbols: one per 9-bit word
+    ],
+)
+def test_qsgd_fixed_width_payload_size_is_exact(levels: int, size: int) -> None:
+    """8.11: 1000 values cost about log2(2s + 1) bits each (1.59 bits for s = 1, not 2; 5.1 for s = 16,
+    not 6), the exact byte count worked out by hand from the documented layout."""
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    payload = get_codec(f"qsgd:{levels}").encode([x], rng=torch.Generator().manual_seed(1))
+    assert len(payload) == size
