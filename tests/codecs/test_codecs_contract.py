@@ -26,6 +26,16 @@ def _rice_bytes(idx: torch.Tensor) -> int:
     return nbytes + _varint_len(nbytes)
 
 
+def qsgd_symbol_bytes(d: int, base: int) -> int:
+    """Bytes of ``d`` base-``base`` symbols as qsgd documents them: ``g`` symbols per ``w``-bit word with
+    ``base**g <= 2**56`` and ``w / g`` smallest (first ``g`` on ties), then the last ``d mod g`` symbols
+    in one word of ``bits(base**r - 1)`` bits starting on a byte boundary."""
+    options = [(g, (base**g - 1).bit_length()) for g in range(1, 57) if base**g <= 2**56]
+    g, w = min(options, key=lambda gw: (gw[1] / gw[0], gw[0]))
+    full, rest = divmod(d, g)
+    return math.ceil(full * w / 8) + (math.ceil((base**rest - 1).bit_length() / 8) if rest else 0)
+
+
 def documented_bits(spec: str, tensors: list[torch.Tensor], decoded: list[torch.Tensor]) -> tuple[int, int]:
     """(documented body size in bits, extra allowance in bits) for a payload of ``spec``.
 
@@ -61,8 +71,7 @@ def documented_bits(spec: str, tensors: list[torch.Tensor], decoded: list[torch.
         elif name == "qsgd":
             s = int(args[0])
             if len(args) == 1:
-                w = math.ceil(math.log2(2 * s + 1))
-                bits += 32 + 8 * math.ceil(w * d / 8)
+                bits += 32 + 8 * qsgd_symbol_bytes(d, 2 * s + 1)
             else:
                 norm = float(x.float().norm())
                 levels = (y.double().reshape(-1).abs() * s / norm).round().long() if norm else 0 * x.long()
@@ -229,7 +238,7 @@ class _Scaled(Codec):
     def encode(self, tensors: Sequence[torch.Tensor], *, rng: torch.Generator, state: object = None) -> bytes:
         return self.inner.encode(tensors, rng=rng)
 
-    def decode(self, payload: bytes) -> list[torch.Tensor]:
+    def decode(self, payload: bytes, *, expected: object = None) -> list[torch.Tensor]:
         return [t * (1 + self.eps) for t in self.inner.decode(payload)]
 
 

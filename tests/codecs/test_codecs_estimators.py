@@ -62,6 +62,57 @@ def test_rotation_codec_nmse_matches_theory(rotation: str, expected: float) -> N
     assert got == pytest.approx(expected, rel=0.03)
 
 
+def _small_blocks() -> dict[str, torch.Tensor]:
+    """Inputs on which one randomized Hadamard rotation is biased: 77 log-normal values (heavy tail),
+    and 77 small values with one entry a hundred times larger."""
+    g = torch.Generator().manual_seed(0)
+    lognormal = torch.exp(torch.randn(77, generator=g))
+    dominant = torch.randn(77, generator=g) * 0.1
+    dominant[5] = 10.0
+    return {"lognormal": lognormal, "dominant": dominant}
+
+
+def _whole_vector_bias(spec: str, x: torch.Tensor, samples: int) -> tuple[float, float, float]:
+    """``(z, ||b|| / ||x||, resolution)`` of the bias ``b = E[x_hat] - x`` of the whole vector.
+
+    With ``b_hat`` the mean of ``n`` decodes minus ``x`` and ``S`` their sample covariance, an unbiased
+    estimator has ``E[n ||b_hat||^2] = tr S`` and (the mean being close to normal) ``Var[n ||b_hat||^2]
+    = 2 tr(S^2)``; ``z = (n ||b_hat||^2 - tr S) / sqrt(2 tr S^2)`` is the excess in standard deviations.
+    ``resolution = sqrt(tr S / n) / ||x||`` is the relative bias that ``n`` samples can just resolve.
+    """
+    codec = get_codec(spec)
+    rng = torch.Generator().manual_seed(1)
+    draws = torch.stack([codec.decode(codec.encode([x], rng=rng))[0].double() for _ in range(samples)])
+    bias = draws.mean(dim=0) - x.double()
+    cov = torch.cov(draws.T)
+    tr, tr2 = float(torch.trace(cov)), float((cov * cov).sum())
+    norm = float(x.double().norm())
+    if tr2 == 0.0:  # no variance at all: the estimate is deterministic, so it must be exact
+        return (math.inf if float(bias.norm()) > 1e-5 * norm else 0.0), float(bias.norm()) / norm, 0.0
+    z = (samples * float(bias @ bias) - tr) / math.sqrt(2 * tr2)
+    return z, float(bias.norm()) / norm, math.sqrt(tr / samples) / norm
+
+
+@pytest.mark.parametrize(
+    ("rotation", "block"), [("drive", "lognormal"), ("drive", "dominant"), ("eden:2", "dominant")]
+)
+def test_rotation_codecs_whole_vector_bias(rotation: str, block: str) -> None:
+    """8.9: the whole vector's bias (the component along x is exact by construction, so the bias that
+    one rotation leaves is orthogonal to x) is within 5 standard deviations of zero with 200 samples.
+    One rotation gave 8.5% (dominant) and 29% (log-normal) of ||x||, a z of thousands."""
+    z, relative, resolution = _whole_vector_bias(rotation, _small_blocks()[block], samples=200)
+    assert z < 5.0, f"bias {relative:.2%} of ||x|| (resolution {resolution:.2%}), z = {z:.1f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rotation", ["drive", "eden:2", "eden:4"])
+@pytest.mark.parametrize("block", ["lognormal", "dominant"])
+def test_rotation_codecs_whole_vector_bias_2000_samples(rotation: str, block: str) -> None:
+    """The same at 2000 samples: a bias of about 1.3% of ||x|| (drive) would be seen."""
+    z, relative, resolution = _whole_vector_bias(rotation, _small_blocks()[block], samples=2000)
+    assert z < 5.0, f"bias {relative:.2%} of ||x|| (resolution {resolution:.2%}), z = {z:.1f}"
+
+
 def test_rotation_codecs_are_unbiased_along_x() -> None:
     """The unbiased scale makes <x_hat, x> = ||x||^2 exactly, for any rotation."""
     x = torch.randn(3000, generator=torch.Generator().manual_seed(4)) * torch.linspace(0.1, 3, 3000)
@@ -163,3 +214,20 @@ def test_uniform_per_block_ranges() -> None:
 def test_drive_nmse_at_model_scale() -> None:
     x = torch.randn(1_199_882, generator=torch.Generator().manual_seed(0))
     assert _nmse("drive", x, 0) == pytest.approx(math.pi / 2 - 1, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("levels", "size"),
+    [
+        # header 13 bytes (14 for s = 255: a 2-byte varint), norm 4 bytes, then the symbols:
+        (1, 13 + 4 + 196 + 3),  # 3 symbols: 34 words of 29 symbols in 46 bits, then 14 in 23 bits
+        (16, 13 + 4 + 630 + 7),  # 33 symbols: 90 words of 11 in 56 bits, then 10 in 51 bits
+        (255, 14 + 4 + 1125),  # 511 symbols: one per 9-bit word
+    ],
+)
+def test_qsgd_fixed_width_payload_size_is_exact(levels: int, size: int) -> None:
+    """8.11: 1000 values cost about log2(2s + 1) bits each (1.59 bits for s = 1, not 2; 5.1 for s = 16,
+    not 6), the exact byte count worked out by hand from the documented layout."""
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    payload = get_codec(f"qsgd:{levels}").encode([x], rng=torch.Generator().manual_seed(1))
+    assert len(payload) == size

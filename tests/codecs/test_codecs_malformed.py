@@ -6,6 +6,8 @@ also tried with the checksum recomputed after the mutation ("re-sealed").
 
 from __future__ import annotations
 
+import math
+import struct
 import time
 import zlib
 
@@ -16,8 +18,10 @@ from hypothesis import strategies as st
 
 from fedwave.codecs import get_codec
 from fedwave.codecs.base import Codec, FramedCodec
-from fedwave.codecs.header import MAX_ELEMENTS, varint
+from fedwave.codecs.header import MAX_ELEMENTS, TensorMeta, metas_of, varint
 from fedwave.errors import PayloadError
+
+from .conftest import ALL_SPECS
 
 FUZZ = settings(
     max_examples=40,
@@ -192,3 +196,99 @@ def test_huge_tensor_count_fails_fast(spec: str) -> None:
 def test_not_bytes(spec: str) -> None:
     with pytest.raises(PayloadError):
         get_codec(spec).decode("not bytes")  # type: ignore[arg-type]
+
+
+# --- element counts and expected shapes -------------------------------------------------------------
+
+
+def _crafted(codec: Codec, shapes: list[tuple[int, ...]], body: bytes = b"", dtype_code: int = 0) -> bytes:
+    """A sealed payload with ``codec``'s header, the given tensor shapes and ``body``."""
+    head = bytearray(_header(codec)) + varint(len(shapes))
+    for shape in shapes:
+        head.append(dtype_code << 5 | len(shape))
+        for dim in shape:
+            head += varint(dim)
+    return _seal(bytes(head) + body)
+
+
+@FUZZ
+@given(
+    st.integers(0, len(ALL_SPECS) - 1),
+    st.lists(st.integers(2**20, MAX_ELEMENTS), min_size=2, max_size=6),
+    st.integers(0, 6),
+    st.binary(max_size=40),
+)
+def test_zero_size_dimension_with_huge_others(which: int, dims: list[int], at: int, body: bytes) -> None:
+    """A tensor with no elements whose other dimensions multiply beyond int64 (torch would raise a
+    RuntimeError on its strides, in any order of the dimensions) is a PayloadError."""
+    codec = get_codec(ALL_SPECS[which])
+    cut = at % (len(dims) + 1)
+    shape = (*dims[:cut], 0, *dims[cut:])
+    _decode_or_payload_error_strict(codec, _crafted(codec, [shape], body))
+    _decode_or_payload_error_strict(codec, _crafted(codec, [(3,), shape], body))
+
+
+@pytest.mark.parametrize("shape", [(0, 2**28, 2**28, 2**28), (2**28, 2**28, 0), (2**28,) * 5 + (0,)])
+def test_zero_size_tensor_spans_are_checked_exactly(spec: str, shape: tuple[int, ...]) -> None:
+    _decode_or_payload_error_strict(get_codec(spec), _crafted(get_codec(spec), [shape]))
+
+
+def test_encode_refuses_what_a_payload_could_not_carry() -> None:
+    with pytest.raises(ValueError, match="spans more than"):
+        get_codec("fp32").encode([torch.zeros(0, 2**20, 2**20)], rng=torch.Generator())
+
+
+def _model_update() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(8)
+    return [
+        torch.randn(16, 3, 3, 3, generator=g),
+        torch.randn(16, generator=g),
+        torch.randn(10, 64, generator=g),
+    ]
+
+
+def test_decode_against_the_expected_shapes(spec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A payload whose tensor list differs from the expected one (count, shape, dtype, in any tensor) is
+    refused while the header is read: the codec body is never decoded."""
+    codec = get_codec(spec)
+    update = _model_update()
+    expected = metas_of(update)
+    payload = codec.encode(update, rng=torch.Generator().manual_seed(1), state={})
+    assert [t.shape for t in codec.decode(payload, expected=expected)] == [t.shape for t in update]
+    others = [
+        expected[:2],
+        [*expected, TensorMeta((1,), torch.float32)],
+        [expected[0], TensorMeta((17,), torch.float32), expected[2]],
+        [expected[0], expected[1], TensorMeta((64, 10), torch.float32)],
+        [expected[0], expected[1], TensorMeta((10, 8, 8), torch.float32)],
+        [expected[0], TensorMeta((16,), torch.float16), expected[2]],
+    ]
+    leaf = codec
+    while isinstance(getattr(leaf, "inner", None), Codec):
+        leaf = leaf.inner  # type: ignore[attr-defined]
+
+    def body_reached(*args: object) -> list[torch.Tensor]:
+        raise AssertionError("the body of a payload that disagrees with the expected shapes was decoded")
+
+    monkeypatch.setattr(type(leaf), "_decode_body", body_reached)
+    for other in others:
+        with pytest.raises(PayloadError, match="expected"):
+            codec.decode(payload, expected=other)
+
+
+@pytest.mark.parametrize("claimed", [2**26, MAX_ELEMENTS])
+def test_randk_payload_claiming_a_huge_tensor(claimed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's case: a randk:0.0001 payload of 4k bytes claiming k / 0.0001 elements (2**26: 27 KB;
+    decoding it without expectations allocates and fills 2**26 floats). Against the model's shapes it
+    is refused in the header, before the body (where every allocation happens) is read."""
+    codec = get_codec("randk:0.0001")
+    k = math.ceil(0.0001 * claimed)
+    crafted = _crafted(codec, [(claimed,)], struct.pack("<Q", 5) + b"\x00" * (4 * k))
+    assert len(crafted) < 4 * k + 40
+
+    def body_reached(*args: object) -> list[torch.Tensor]:
+        raise AssertionError("the body of a payload that disagrees with the expected shapes was decoded")
+
+    monkeypatch.setattr(type(codec), "_decode_body", body_reached)
+    with pytest.raises(PayloadError, match=rf"shape \({claimed},\), expected \(1000,\) float32"):
+        codec.decode(crafted, expected=[TensorMeta((1000,), torch.float32)])

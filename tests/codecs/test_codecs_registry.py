@@ -22,7 +22,7 @@ def test_canonical_spec_round_trips(spec: str) -> None:
         ("topk:1e-2", "topk:0.01"),
         ("topk: 0.5", "topk:0.5"),
         ("QSGD:16:Elias", "qsgd:16:elias"),
-        ("ef(ef(randk:0.1))", "ef(ef(randk:0.1))"),
+        ("EF( randk:0.1 )", "ef(randk:0.1)"),
         ("EF(powersgd:4)", "ef(powersgd:4)"),
     ],
 )
@@ -52,6 +52,8 @@ def test_spec_normalization(text: str, canonical: str) -> None:
         ("fp32:1", "no arguments"),
         ("powersgd:0", "rank"),
         ("ef(nope)", "unknown codec"),
+        ("ef(ef(randk:0.1))", "error feedback cannot be nested"),
+        ("ef(EF(topk:0.01))", "wrap the codec once, e.g. ef(topk:0.01)"),
         ("ef(topk:0.1", "ef(<codec>)"),
         ("ef", "ef(<codec>)"),
         ("", "unknown codec"),
@@ -80,12 +82,23 @@ def test_available_codecs_and_listing() -> None:
     ]  # fmt: skip
     text = format_codec_list()
     lines = text.splitlines()
-    assert len(lines) == len(infos) + 1
+    assert len(lines) == 2 * len(infos) + 3  # header, one line per family, blank, title, one per family
     for info, line in zip(infos, lines[1:]):
         assert line.startswith(info.name)
         assert info.params in line
+        assert (" yes " in line) == info.unbiased
+    assert lines[len(infos) + 1] == ""
+    assert "contraction" in lines[len(infos) + 2]
+    for info, line in zip(infos, lines[len(infos) + 3 :]):
+        assert line.split() == [info.name, *info.under_ef.split()]
     assert {i.name: i.unbiased for i in infos}["qsgd:s[:elias]"]
     assert not {i.name: i.unbiased for i in infos}["topk:r"]
+    under_ef = {i.name: i.under_ef for i in infos}
+    assert under_ef["topk:r"].startswith("as is")
+    assert under_ef["randk:r"].startswith("kept values sent unscaled")
+    assert under_ef["qsgd:s[:elias]"].startswith("scaled by 1/(1+omega")
+    assert under_ef["drive"].startswith("MSE-optimal scale")
+    assert under_ef["ef(<codec>)"].startswith("refused")
 
 
 def test_flags(spec: str) -> None:

@@ -118,3 +118,20 @@ def test_stateful_flags() -> None:
     assert get_codec("powersgd:1").stateful
     assert get_codec("ef(fp16)").stateful
     assert not get_codec("qsgd:4").stateful
+
+
+def test_powersgd_warm_start_orthogonal_to_the_update_restarts() -> None:
+    """A warm start orthogonal to the new update (M2 Q = 0) would send nothing: the encoder restarts from
+    M2's largest columns, so the error stays within (1 - q/m) ||M2||^2 (here M2 has rank 1: exact)."""
+    g = torch.Generator().manual_seed(5)
+    u1, u2 = torch.randn(40, 1, generator=g), torch.randn(40, 1, generator=g)
+    v1, v2 = torch.zeros(1, 30), torch.zeros(1, 30)
+    v1[0, 0], v2[0, 1] = 1.0, 2.0
+    codec = get_codec("powersgd:1")
+    state: CodecState = {}
+    rng = torch.Generator().manual_seed(6)
+    codec.encode([u1 @ v1], rng=rng, state=state)
+    m2 = u2 @ v2
+    assert float((m2 @ state["q.0"]).norm()) == 0.0  # the warm start is orthogonal to M2
+    out = codec.decode(codec.encode([m2], rng=rng, state=state))[0]
+    assert float((out - m2).norm()) <= 1e-5 * float(m2.norm())

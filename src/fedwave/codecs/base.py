@@ -4,10 +4,25 @@ A :class:`Codec` turns the list of tensors a UE shares into ``bytes`` (the messa
 channel transmits) and back. Codecs hold no per-UE data: stateful codecs (error feedback, PowerSGD)
 read and write a :data:`CodecState` that the caller keeps per UE, so one codec object serves many UEs
 and both link directions.
+
+Decoding against the expected layout: the receiver knows the shapes it should get (the BS knows the
+global model), so it calls ``codec.decode(payload, expected=metas_of(model_tensors))``. A payload whose
+tensor list differs in count, shape or dtype is refused with :class:`~fedwave.errors.PayloadError` while
+its header is read, before anything is allocated in proportion to the sizes it claims; every decoder
+then allocates at most a small multiple of the expected size plus the payload length. Without
+``expected`` a payload may claim up to :data:`~fedwave.codecs.header.MAX_ELEMENTS` elements, and codecs
+whose decoded size is not bounded by the payload length (``randk``, ``topk``, ``powersgd``,
+``qsgd:s:elias``) will allocate that much.
+
+Error feedback: ``ef(<codec>)`` encodes with :meth:`Codec.contraction`, a form of the codec whose
+payloads the codec itself decodes and that is a contraction, ``E||C(x) - x||^2 <= (1 - delta) ||x||^2``
+with ``delta > 0``; without that condition the residual grows without bound. Each codec's docstring
+derives its ``delta``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import struct
 from abc import ABC, abstractmethod
@@ -42,12 +57,14 @@ class Codec(ABC):
         unbiased: ``E[decode(encode(x))] == x`` over the generator's randomness.
         exact: lossless (for float32, float16 and bfloat16 inputs).
         stateful: uses a :data:`CodecState` between calls (``ef``, ``powersgd``).
+        under_ef: what ``ef(<this codec>)`` encodes with, in a few words (``fedwave codecs`` shows it).
     """
 
     spec: str
     unbiased: bool = False
     exact: bool = False
     stateful: bool = False
+    under_ef: ClassVar[str] = "refused"
 
     @abstractmethod
     def encode(
@@ -63,19 +80,39 @@ class Codec(ABC):
             tensors: the update; float32 is the main case, float16/bfloat16/float64 are accepted.
             rng: the only source of randomness; same inputs and generator state give the same bytes.
             state: per-UE state of a stateful codec, updated in place (``None``: start afresh and
-                keep nothing).
+                keep nothing). A codec never keeps a non-finite value in it.
 
         Returns:
             The payload; ``len(payload)`` bytes (header and checksum included) is what is sent.
         """
 
     @abstractmethod
-    def decode(self, payload: bytes) -> list[torch.Tensor]:
+    def decode(self, payload: bytes, *, expected: Sequence[TensorMeta] | None = None) -> list[torch.Tensor]:
         """Decode a payload to tensors of the encoded shapes and dtypes.
 
+        Args:
+            payload: bytes from the air.
+            expected: the tensors the receiver expects, in order (see
+                :func:`~fedwave.codecs.header.metas_of`); a payload with another count, shape or dtype is
+                refused before any allocation in proportion to what it claims. ``None`` accepts any
+                layout of up to :data:`~fedwave.codecs.header.MAX_ELEMENTS` elements.
+
         Raises:
-            PayloadError: the bytes were not produced by this codec's ``encode``.
+            PayloadError: the bytes were not produced by this codec's ``encode`` (or not for the
+                expected tensors). No other exception escapes.
         """
+
+    def contraction(self) -> Codec:
+        """The form of this codec that ``ef(...)`` encodes with.
+
+        Its payloads are decoded by this codec's :meth:`decode`, and it is a contraction,
+        ``E||C(x) - x||^2 <= (1 - delta) ||x||^2`` with ``delta > 0`` (the condition under which the
+        error-feedback residual stays bounded: ``E||e||^2 <= 4 (1 - delta) / delta^2 max||x||^2``).
+
+        Raises:
+            ConfigError: this codec cannot be wrapped in ``ef(...)``.
+        """
+        raise ConfigError(f"codec {self.spec!r} cannot be wrapped in ef(...)")
 
     def __repr__(self) -> str:
         return f"<codec {self.spec}>"
@@ -86,7 +123,9 @@ def prepare(tensors: Sequence[torch.Tensor]) -> tuple[list[TensorMeta], list[tor
 
     Raises:
         TypeError: not a sequence of tensors, or not float32/float16/bfloat16/float64.
-        ValueError: more than 31 dimensions, or more than ``MAX_ELEMENTS`` elements in all.
+        ValueError: more than 31 dimensions, more than ``MAX_ELEMENTS`` elements in all, or a shape
+            whose non-zero dimensions multiply to more than ``MAX_ELEMENTS`` (a payload could not
+            carry it).
     """
     if isinstance(tensors, torch.Tensor):
         raise TypeError("codecs encode a sequence of tensors; wrap a single tensor in a list")
@@ -100,10 +139,13 @@ def prepare(tensors: Sequence[torch.Tensor]) -> tuple[list[TensorMeta], list[tor
             raise TypeError(f"codecs encode float32/float16/bfloat16/float64 tensors, got {t.dtype}")
         if t.dim() > MAX_NDIM:
             raise ValueError(f"tensor with {t.dim()} dimensions (at most {MAX_NDIM})")
-        total += t.numel()
+        meta = TensorMeta.of(t)
+        if meta.span > MAX_ELEMENTS:
+            raise ValueError(f"tensor of shape {meta.shape} spans more than {MAX_ELEMENTS} elements")
+        total += meta.numel
         if total > MAX_ELEMENTS:
             raise ValueError(f"update of more than {MAX_ELEMENTS} elements")
-        metas.append(TensorMeta(tuple(t.shape), t.dtype))
+        metas.append(meta)
         flats.append(t.detach().reshape(-1).to(device="cpu", dtype=torch.float32).contiguous())
     return metas, flats
 
@@ -121,6 +163,10 @@ class FramedCodec(Codec):
     family: ClassVar[str]
     params_help: ClassVar[str] = "-"
     description: ClassVar[str] = ""
+    #: The codec is a contraction as it is (``ef`` encodes with it unchanged).
+    contractive: ClassVar[bool] = False
+    #: This object is the contraction form of an unbiased codec (see :meth:`contraction`).
+    ef_form: bool = False
 
     @classmethod
     @abstractmethod
@@ -134,6 +180,27 @@ class FramedCodec(Codec):
     def _params(self) -> bytes:
         """The codec parameters written in the header (checked on decode)."""
         return b""
+
+    def contraction(self) -> Codec:
+        """See :meth:`Codec.contraction`: ``self`` if contractive, else a copy with ``ef_form`` set.
+
+        An unbiased codec with variance ``E||C(x) - x||^2 = omega ||x||^2`` (so ``E||C(x)||^2 =
+        (1 + omega) ||x||^2``) becomes a contraction when its output is divided by ``1 + omega``:
+        ``E||C(x)/(1+omega) - x||^2 = ||x||^2 (1/(1+omega) - 2/(1+omega) + 1) = omega/(1+omega) ||x||^2``,
+        i.e. ``delta = 1/(1 + omega)`` (the scaled class of Beznosikov et al., 2020). ``omega`` may be an
+        upper bound, or the exact variance of this very input, which the encoder knows. The codecs here
+        are positively homogeneous (``C(a x)`` is distributed as ``a C(x)`` for ``a > 0``), so the
+        ``ef_form`` encoder only scales the parameter it sends (norm, range, per-block scale); the payload
+        layout and the decoder are unchanged.
+        """
+        if self.contractive:
+            return self
+        if self.unbiased:
+            form = copy.copy(self)
+            form.ef_form = True
+            form.unbiased = False
+            return form
+        return super().contraction()
 
     @abstractmethod
     def _encode_body(
@@ -166,18 +233,26 @@ class FramedCodec(Codec):
             self._encode_body(w, flats, metas, rng, state)
         return frame(self.codec_id, self._params(), metas, w.getvalue())
 
-    def decode(self, payload: bytes) -> list[torch.Tensor]:
+    def decode(self, payload: bytes, *, expected: Sequence[TensorMeta] | None = None) -> list[torch.Tensor]:
         """See :meth:`Codec.decode`."""
-        metas, r = unframe(payload, self.codec_id, self._params(), self.spec)
+        metas, r = unframe(payload, self.codec_id, self._params(), self.spec, expected)
         try:
             with torch.no_grad():
                 flats = self._decode_body(r, metas)
+                r.expect_end()
+                return [f.reshape(m.shape).to(m.dtype) for f, m in zip(flats, metas, strict=True)]
         except PayloadError:
             raise
-        except (IndexError, ValueError, TypeError, RuntimeError, ArithmeticError, struct.error) as exc:
-            raise PayloadError(f"malformed {self.spec} payload: {exc}") from exc
-        r.expect_end()
-        return [f.reshape(m.shape).to(m.dtype) for f, m in zip(flats, metas, strict=True)]
+        except (
+            IndexError,
+            ValueError,
+            TypeError,
+            RuntimeError,
+            ArithmeticError,
+            MemoryError,
+            struct.error,
+        ) as exc:
+            raise PayloadError(f"malformed {self.spec} payload: {type(exc).__name__}: {exc}") from exc
 
 
 # --- spec arguments -------------------------------------------------------------------------------

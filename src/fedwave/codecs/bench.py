@@ -45,6 +45,7 @@ DEFAULT_SPECS = (
     "uniform:4:256",
     "qsgd:255",
     "qsgd:16",
+    "qsgd:1",
     "qsgd:16:elias",
     "qsgd:1:elias",
     "terngrad",

@@ -1,4 +1,4 @@
-"""Vectorized bit packing: fixed-width codes, ternary digits and variable-length (unary + suffix) codes.
+"""Vectorized bit packing: fixed-width codes, base-k digits and variable-length (unary + suffix) codes.
 
 Bit order is little-endian throughout: for widths ``w <= 8`` code ``i`` occupies stream bits
 ``i*w .. i*w + w - 1``, low bit first, and stream bit ``j`` is bit ``j % 8`` of byte ``j // 8``. Wider
@@ -6,10 +6,18 @@ codes are stored as their low 8 bits (one byte per code) followed by their high 
 the same way. ``n`` codes of width ``w`` take exactly ``ceil(n * w / 8)`` bytes; unused high bits of the
 last byte are zero, and the unpackers reject a payload where they are not.
 
-Every function works on whole tensors; loops run only over bit positions (at most 8 or ``w``).
+Digits in base ``k`` (``k`` not a power of two) are packed ``g`` to a word, ``sum_j digit_j k**j``, and
+the words as fixed-width codes of ``w = bits(k**g - 1)`` bits; ``g`` is chosen (with ``k**g <= 2**56``) to
+make ``w / g`` smallest, which is within 2.4% of the entropy bound ``log2(k)`` for every ``k`` up to
+``2**17`` (``k = 3``: 29 digits in 46 bits, 1.586 bits per digit).
+
+Every function works on whole tensors; loops run only over bit positions (at most 8 or ``w``) or digit
+positions (at most ``g``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -56,8 +64,11 @@ def pack_codes(codes: torch.Tensor, width: int) -> bytes:
         for k in range(width):
             out[:, k] = ((acc64 >> (8 * k)) & 0xFF).to(torch.uint8)
         return out.view(-1)[: packed_size(n, width)].numpy().tobytes()
+    planes, rest = divmod(width, 8)  # `planes` byte planes (low bits first), then the `rest` high bits
     wide = codes.to(torch.int64)
-    return (wide & 0xFF).to(torch.uint8).numpy().tobytes() + pack_codes(wide >> 8, width - 8)
+    shifts = torch.arange(0, 8 * planes, 8, dtype=torch.int64).unsqueeze(1)
+    low = ((wide.unsqueeze(0) >> shifts) & 0xFF).to(torch.uint8).numpy().tobytes()
+    return low + (pack_codes(wide >> (8 * planes), rest) if rest else b"")
 
 
 def unpack_codes(data: torch.Tensor, count: int, width: int) -> torch.Tensor:
@@ -91,8 +102,12 @@ def unpack_codes(data: torch.Tensor, count: int, width: int) -> torch.Tensor:
         mask = (1 << width) - 1
         codes = torch.stack([(acc >> (width * j)) & mask for j in range(8)], dim=1).view(-1)
     else:
-        high = unpack_codes(data[count:], count, width - 8)
-        return data[:count].to(torch.int64) | (high << 8)
+        planes, rest = divmod(width, 8)
+        shifts = torch.arange(0, 8 * planes, 8, dtype=torch.int64).unsqueeze(1)
+        low = (data[: planes * count].view(planes, count).to(torch.int64) << shifts).sum(dim=0)
+        if not rest:
+            return low
+        return low | (unpack_codes(data[planes * count :], count, rest) << (8 * planes))
     if bool(codes[count:].any()):
         raise PayloadError("non-zero padding bits after the last code")
     return codes[:count].to(torch.int64)
@@ -142,6 +157,77 @@ def unpack_trits(data: torch.Tensor, count: int) -> torch.Tensor:
     if bool(out[count:].any()):
         raise PayloadError("non-zero padding digits after the last ternary digit")
     return out[:count]
+
+
+MAX_WORD_BITS = 56
+
+
+@functools.lru_cache(maxsize=64)
+def digit_group(base: int) -> tuple[int, int]:
+    """``(g, w)``: base-``base`` digits per word and bits per word, ``w / g`` smallest with ``base**g <=
+    2**56`` (the first such ``g`` on ties)."""
+    if base < 2:
+        raise ValueError(f"digit base must be at least 2, got {base}")
+    best = (1, (base - 1).bit_length())
+    g = 2
+    while base**g <= 1 << MAX_WORD_BITS:
+        w = (base**g - 1).bit_length()
+        if w * best[0] < best[1] * g:
+            best = (g, w)
+        g += 1
+    return best
+
+
+def digits_size(count: int, base: int) -> int:
+    """Bytes taken by ``count`` base-``base`` digits: the full words, then the last partial word."""
+    g, w = digit_group(base)
+    full, rest = divmod(count, g)
+    return packed_size(full, w) + (packed_size(1, (base**rest - 1).bit_length()) if rest else 0)
+
+
+def pack_digits(digits: torch.Tensor, base: int) -> bytes:
+    """Pack integers ``0 <= digit < base`` into :func:`digits_size` bytes.
+
+    The first ``g * (n // g)`` digits form words ``sum_j digit[g i + j] * base**j`` of ``w`` bits each,
+    packed with :func:`pack_codes`; the ``r = n % g`` last digits form one word of
+    ``bits(base**r - 1)`` bits, packed on its own (starting on a byte boundary).
+    """
+    g, w = digit_group(base)
+    n = digits.numel()
+    full, rest = divmod(n, g)
+    powers = torch.tensor([base**j for j in range(g)], dtype=torch.int64)
+    d64 = digits.to(torch.int64)
+    out = pack_codes((d64[: full * g].view(full, g) * powers).sum(dim=1), w)
+    if rest:
+        last = (d64[full * g :] * powers[:rest]).sum().view(1)
+        out += pack_codes(last, (base**rest - 1).bit_length())
+    return out
+
+
+def _split_words(words: torch.Tensor, base: int, g: int) -> torch.Tensor:
+    if words.numel() and int(words.max()) >= base**g:
+        raise PayloadError(f"packed word above {base}**{g} - 1")
+    powers = torch.tensor([base**j for j in range(g)], dtype=torch.int64)
+    return ((words.unsqueeze(1) // powers) % base).view(-1)
+
+
+def unpack_digits(data: torch.Tensor, count: int, base: int) -> torch.Tensor:
+    """Inverse of :func:`pack_digits`: ``count`` digits (int64).
+
+    Raises:
+        PayloadError: wrong number of bytes, a word of ``base**g`` or more, or non-zero padding bits.
+    """
+    g, w = digit_group(base)
+    need = digits_size(count, base)
+    if data.numel() != need:
+        raise PayloadError(f"{count} base-{base} digits need {need} bytes, got {data.numel()}")
+    full, rest = divmod(count, g)
+    head = packed_size(full, w)
+    out = _split_words(unpack_codes(data[:head], full, w), base, g)
+    if rest:
+        last = unpack_codes(data[head:], 1, (base**rest - 1).bit_length())
+        out = torch.cat([out, _split_words(last, base, rest)])
+    return out
 
 
 def write_split_code(unary: torch.Tensor, suffix: torch.Tensor, widths: torch.Tensor | int) -> torch.Tensor:

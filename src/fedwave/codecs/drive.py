@@ -1,8 +1,9 @@
 """``drive``: DRIVE (Vargaftik et al., 2021), one bit per coordinate after a random rotation.
 
 The sign of each rotated coordinate is sent, and the block is rescaled by ``||x||^2 / ||y||_1`` (the
-unbiased scale). For large blocks the normalized MSE is ``pi/2 - 1`` (about 0.571). Payload layout and
-size: see :mod:`fedwave.codecs.rotation` (about 1 bit per coordinate).
+unbiased scale). For large blocks the normalized MSE is ``pi/2 - 1`` (about 0.571). The rotation is two
+randomized Hadamard rotations; payload layout, size, the bias and what ``ef(drive)`` sends: see
+:mod:`fedwave.codecs.rotation` (about 1 bit per coordinate).
 """
 
 from __future__ import annotations

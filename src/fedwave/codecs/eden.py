@@ -4,7 +4,8 @@ The rotated, normalized coordinates are about standard normal; each goes to the 
 ``b``-bit Lloyd-Max quantizer of N(0, 1), and the block is rescaled by ``||x||^2 / <y, c[idx]>``, which
 makes the estimate unbiased over the rotation. For large blocks the normalized MSE is ``D_b / (1 - D_b)``
 with ``D_b`` the quantizer's MSE: about 0.571, 0.133, 0.0358 and 0.00959 for b = 1, 2, 3, 4.
-Payload layout and size: see :mod:`fedwave.codecs.rotation` (about ``b`` bits per coordinate).
+The rotation is two randomized Hadamard rotations; payload layout, size, the bias and what
+``ef(eden:b)`` sends: see :mod:`fedwave.codecs.rotation` (about ``b`` bits per coordinate).
 """
 
 from __future__ import annotations

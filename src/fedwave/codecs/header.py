@@ -69,13 +69,39 @@ class TensorMeta:
     shape: tuple[int, ...]
     dtype: torch.dtype
 
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> TensorMeta:
+        """The shape and dtype of ``tensor``."""
+        return cls(tuple(int(s) for s in tensor.shape), tensor.dtype)
+
     @property
     def numel(self) -> int:
-        """Number of elements (coordinates)."""
+        """Number of elements (coordinates), an exact Python integer."""
         n = 1
         for s in self.shape:
             n *= s
         return n
+
+    @property
+    def span(self) -> int:
+        """Product of the non-zero dimensions (exact): what torch's shape and stride arithmetic handles.
+
+        A shape such as ``(0, 2**28, 2**28, 2**28)`` has no elements, but its strides overflow int64;
+        every shape a payload may carry has a span of at most :data:`MAX_ELEMENTS`.
+        """
+        n = 1
+        for s in self.shape:
+            n *= s or 1
+        return n
+
+    def describe(self) -> str:
+        """``(10, 3) float32``, for error messages."""
+        return f"{self.shape} {str(self.dtype).removeprefix('torch.')}"
+
+
+def metas_of(tensors: Sequence[torch.Tensor]) -> list[TensorMeta]:
+    """The :class:`TensorMeta` of every tensor, e.g. the expected layout of a model's update."""
+    return [TensorMeta.of(t) for t in tensors]
 
 
 def varint(value: int) -> bytes:
@@ -214,12 +240,25 @@ def frame(codec_id: CodecId, params: bytes, metas: Sequence[TensorMeta], body: b
     return b"".join((bytes(head), body, crc.to_bytes(CRC_BYTES, "little")))
 
 
-def unframe(payload: bytes, codec_id: CodecId, params: bytes, spec: str) -> tuple[list[TensorMeta], Reader]:
+def unframe(
+    payload: bytes,
+    codec_id: CodecId,
+    params: bytes,
+    spec: str,
+    expected: Sequence[TensorMeta] | None = None,
+) -> tuple[list[TensorMeta], Reader]:
     """Check a payload's checksum and header; return its tensors' metadata and a reader on the body.
+
+    Args:
+        expected: the tensors the receiver expects (count, shapes, dtypes in order), or ``None`` to
+            accept any layout within :data:`MAX_ELEMENTS`. Each tensor is compared as soon as its
+            header bytes are read, so a payload that disagrees is refused before any allocation in
+            proportion to the sizes it claims.
 
     Raises:
         PayloadError: the payload is too short, corrupted, truncated, of another codec or other
-            parameters, or describes more than :data:`MAX_ELEMENTS` elements.
+            parameters, describes more than :data:`MAX_ELEMENTS` elements (in all, or in the span of one
+            tensor's non-zero dimensions), or differs from ``expected``.
     """
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise PayloadError(f"payload must be bytes, not {type(payload).__name__}")
@@ -242,15 +281,29 @@ def unframe(payload: bytes, codec_id: CodecId, params: bytes, spec: str) -> tupl
     if r.take(len(params), "codec parameters") != params:
         raise PayloadError(f"payload was encoded with other parameters than {spec!r}")
     count = r.varint("number of tensors", limit=r.remaining)
+    if expected is not None and count != len(expected):
+        raise PayloadError(f"payload holds {count} tensors, {len(expected)} expected")
     metas: list[TensorMeta] = []
     total = 0
-    for _ in range(count):
+    for i in range(count):
         byte = r.u8("tensor dtype")
         dtype = CODE_DTYPES.get(byte >> 5)
         if dtype is None:
             raise PayloadError(f"unknown dtype code {byte >> 5}")
-        shape = tuple(r.varint("tensor dimension", limit=MAX_ELEMENTS) for _ in range(byte & 31))
-        meta = TensorMeta(shape, dtype)
+        want = expected[i] if expected is not None else None
+        if want is not None and (dtype != want.dtype or byte & 31 != len(want.shape)):
+            raise PayloadError(
+                f"payload tensor {i} is {dtype} with {byte & 31} dimensions, expected {want.describe()}"
+            )
+        meta = TensorMeta(
+            tuple(r.varint("tensor dimension", limit=MAX_ELEMENTS) for _ in range(byte & 31)), dtype
+        )
+        if want is not None and meta.shape != want.shape:
+            raise PayloadError(f"payload tensor {i} has shape {meta.shape}, expected {want.describe()}")
+        if meta.span > MAX_ELEMENTS:
+            raise PayloadError(
+                f"payload tensor {i} of shape {meta.shape} spans more than {MAX_ELEMENTS} elements"
+            )
         total += meta.numel
         if total > MAX_ELEMENTS:
             raise PayloadError(f"payload describes more than {MAX_ELEMENTS} elements")

@@ -9,6 +9,16 @@ subspace. Biased; wrap it in ``ef(...)`` to recover what it drops.
 Tensors with fewer than two dimensions, and matrices where ``q (n + m) >= n m`` (no saving), are sent
 as raw float32.
 
+Error: ``P`` has orthonormal columns, so the decoded ``P Q'^T = P P^T M`` is the orthogonal projection of
+``M`` on the span of ``P`` and ``||M - P P^T M||^2 = ||M||^2 - ||P^T M||^2``: the codec never adds error.
+A warm start can be nearly orthogonal to a new ``M``, so the encoder guarantees a minimum: when the
+captured energy ``||Q'||^2`` is below ``q/m`` of ``||M||^2``, it restarts the power iteration from the
+``q`` columns of ``M`` with the largest norms, whose span alone holds at least ``q/m`` of ``||M||^2``.
+Hence ``||C(M) - M||^2 <= (1 - q/m) ||M||^2`` for every input: a contraction with ``delta >= q/m``,
+which ``ef(powersgd:r)`` uses as it is (as Vogels et al. do). A matrix of very large or very small
+values is scaled by a power of two before the iteration (:mod:`fedwave.codecs.pow2`), so large finite or
+denormal inputs decode finite.
+
 Body, per tensor: ``P`` then ``Q'`` (float32, row-major), or the raw values. Size: ``32 q (n + m)``
 bits per low-rank matrix, ``32 d`` otherwise. State keys: ``"q.<tensor index>"``.
 """
@@ -19,6 +29,7 @@ import torch
 
 from fedwave.codecs.base import CodecState, FramedCodec, expect_args, parse_int
 from fedwave.codecs.header import CodecId, Reader, TensorMeta, Writer, varint
+from fedwave.codecs.pow2 import ldexp, normalize_rows, sum_squares
 
 
 def low_rank_shape(shape: tuple[int, ...], rank: int) -> tuple[int, int, int] | None:
@@ -35,6 +46,12 @@ def low_rank_shape(shape: tuple[int, ...], rank: int) -> tuple[int, int, int] | 
     return n, m, q
 
 
+def _power_step(mat: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``P = orth(image)`` (Householder QR: orthonormal columns) and ``Q' = M^T P``; ``image = M Q``."""
+    p, _ = torch.linalg.qr(image)
+    return p, mat.T @ p
+
+
 class PowerSGD(FramedCodec):
     """Rank-``r`` approximation of each matrix by one warm-started power iteration."""
 
@@ -43,6 +60,8 @@ class PowerSGD(FramedCodec):
     params_help = "r = rank 1..1024"
     description = "PowerSGD: rank-r, one power iteration, warm start in the UE state (r(n+m) floats)"
     stateful = True
+    contractive = True
+    under_ef = "as is (projection: delta >= q/m)"
 
     def __init__(self, rank: int) -> None:
         if not 1 <= rank <= 1024:
@@ -72,15 +91,19 @@ class PowerSGD(FramedCodec):
                 w.f32(x)
                 continue
             n, m, q = layout
-            mat = x.view(n, m)
+            mat, e = normalize_rows(x.view(1, -1))  # extreme values into [0.5, 1): no overflow below
+            mat = mat.view(n, m)
             key = f"q.{i}"
             warm = state.get(key) if state is not None else None
             if isinstance(warm, torch.Tensor) and warm.shape == (m, q) and warm.dtype == torch.float32:
-                start = warm
+                start = normalize_rows(warm.reshape(1, -1))[0].view(m, q)  # only its span matters
             else:
                 start = torch.randn(m, q, generator=rng)
-            p, _ = torch.linalg.qr(mat @ start)
-            q_new = mat.T @ p
+            p, q_new = _power_step(mat, mat @ start)
+            if sum_squares(q_new) < q / m * sum_squares(mat):  # restart from the largest columns
+                top = torch.sort(mat.square().sum(dim=0), descending=True, stable=True).indices[:q]
+                p, q_new = _power_step(mat, mat[:, top])
+            q_new = ldexp(q_new, e)
             w.f32(p)
             w.f32(q_new)
             if state is not None and bool(q_new.any()) and bool(torch.isfinite(q_new).all()):

@@ -6,6 +6,11 @@ carried in the payload (one seed; the tensors draw their permutations from it in
 
 Body: the seed (8 bytes), then per tensor the ``k`` kept values (float32, unscaled, in the order of
 the permutation). Size: ``64 + 32 k`` bits.
+
+Variance: ``E||C(x) - x||^2 = sum x_i^2 ((k/d) (d/k - 1)^2 + (1 - k/d)) = (d/k - 1) ||x||^2``, i.e.
+``omega = d/k - 1`` for every input. Under ``ef(...)`` the encoder sends the kept values times
+``1 / (1 + omega) = k / d``, so the decoder's ``d / k`` restores them unscaled: plain random-k, a
+contraction with ``delta = k / d`` (Stich et al., 2018).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class RandK(FramedCodec):
     params_help = "r = fraction kept, in (0, 1]"
     description = "random-k sparsification, values scaled d/k, indices from a seed (~32 r bits/coord.)"
     unbiased = True
+    under_ef = "kept values sent unscaled (delta = k/d)"
 
     def __init__(self, fraction: float) -> None:
         self.fraction = fraction
@@ -62,8 +68,9 @@ class RandK(FramedCodec):
             d = x.numel()
             if d == 0:
                 continue
-            idx = torch.randperm(d, generator=shared)[: kept_count(self.fraction, d)]
-            w.f32(x[idx])
+            k = kept_count(self.fraction, d)
+            idx = torch.randperm(d, generator=shared)[:k]
+            w.f32(x[idx] * (k / d) if self.ef_form else x[idx])
 
     def _decode_body(self, r: Reader, metas: list[TensorMeta]) -> list[torch.Tensor]:
         shared = seeded(r.u64("seed"))

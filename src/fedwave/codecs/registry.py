@@ -37,17 +37,24 @@ _USAGE = {
     "powersgd": "powersgd:r",
 }
 _EF_USAGE = "ef(<codec>)"
-_EF_INFO = ("<codec> = any other spec", "error feedback: residual kept per UE and added before encoding")
+_EF_INFO = (
+    "<codec> = any spec but ef(...)",
+    "error feedback: residual kept per UE and added before encoding (what it sends: see below)",
+)
 
 
 @dataclass(frozen=True)
 class CodecInfo:
-    """One codec family, as listed by ``fedwave codecs``."""
+    """One codec family, as listed by ``fedwave codecs``.
+
+    ``under_ef`` says what ``ef(<codec>)`` encodes with (see :meth:`fedwave.codecs.base.Codec.contraction`).
+    """
 
     name: str
     params: str
     description: str
     unbiased: bool
+    under_ef: str
 
 
 def _valid() -> str:
@@ -78,17 +85,18 @@ def get_codec(spec: str) -> Codec:
 
 
 def available_codecs() -> list[CodecInfo]:
-    """Every codec family with its parameters, a one-line description and whether it is unbiased."""
+    """Every codec family with its parameters, a description, whether it is unbiased, and what ef sends."""
     infos = [
-        CodecInfo(_USAGE.get(name, name), cls.params_help, cls.description, cls.unbiased)
+        CodecInfo(_USAGE.get(name, name), cls.params_help, cls.description, cls.unbiased, cls.under_ef)
         for name, cls in _FAMILIES.items()
     ]
-    infos.append(CodecInfo(_EF_USAGE, *_EF_INFO, unbiased=False))
+    infos.append(CodecInfo(_EF_USAGE, *_EF_INFO, unbiased=False, under_ef=ErrorFeedback.under_ef))
     return infos
 
 
 def format_codec_list() -> str:
-    """The text ``fedwave codecs`` prints: one line per codec family with its parameters."""
+    """The text ``fedwave codecs`` prints: one line per codec family with its parameters, then what
+    ``ef(<codec>)`` sends for each (error feedback needs a contraction; see ``fedwave.codecs.ef``)."""
     infos = available_codecs()
     wn = max(len(i.name) for i in infos)
     wp = max(len(i.params) for i in infos)
@@ -96,4 +104,9 @@ def format_codec_list() -> str:
     for i in infos:
         flag = "yes" if i.unbiased else "no"
         lines.append(f"{i.name:<{wn}}  {i.params:<{wp}}  {flag:<8}  {i.description}")
+    lines += [
+        "",
+        "under ef(<codec>): error feedback encodes with a contraction E||C(x)-x||^2 <= (1-delta)||x||^2",
+    ]
+    lines += [f"{i.name:<{wn}}  {i.under_ef}" for i in infos]
     return "\n".join(lines)

@@ -1,7 +1,13 @@
 """``sign``: scaled sign, ``(||x||_1 / d) * sign(x)`` per tensor (as in EF-signSGD), biased.
 
-Body, per tensor: the scale ``||x||_1 / d`` (float32), then one bit per coordinate (1 = negative;
-zero counts as positive). Size: ``32 + 8 * ceil(d / 8)`` bits.
+Body, per tensor: the scale ``||x||_1 / d`` (float32, summed in float64 so large values cannot
+overflow), then one bit per coordinate (1 = negative; zero counts as positive). Size:
+``32 + 8 * ceil(d / 8)`` bits.
+
+Error: with ``a = ||x||_1 / d``, ``||a sign(x) - x||^2 = d a^2 - 2 a ||x||_1 + ||x||^2 = ||x||^2 -
+||x||_1^2 / d``, exactly. The scale is the one that minimizes this error, and since ``||x||_1 >= ||x||``
+the codec is a contraction with ``delta = ||x||_1^2 / (d ||x||^2) >= 1/d`` (Karimireddy et al., 2019);
+``ef(sign)`` uses it as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ class Sign(ParameterlessCodec):
     codec_id = CodecId.SIGN
     family = "sign"
     description = "scaled sign: (||x||_1/d) * sign(x) per tensor (1 bit/coordinate)"
+    contractive = True
+    under_ef = "as is (delta = ||x||_1^2/(d||x||^2) >= 1/d)"
 
     def _encode_body(
         self,
@@ -31,7 +39,7 @@ class Sign(ParameterlessCodec):
         for x in flats:
             if x.numel() == 0:
                 continue
-            w.f32(x.abs().sum() / x.numel())
+            w.f32(x.abs().sum(dtype=torch.float64) / x.numel())
             w.raw(pack_bits(x < 0))
 
     def _decode_body(self, r: Reader, metas: list[TensorMeta]) -> list[torch.Tensor]:

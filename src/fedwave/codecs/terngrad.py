@@ -6,6 +6,12 @@ Per tensor, with ``m = max |x_i|``: ``x_i`` becomes ``m * sign(x_i) * B_i`` with
 
 Body, per tensor: ``m`` (float32), then ``ceil(d / 5)`` bytes of base-3 digits (0 = zero, 1 = +m,
 2 = -m). Size: ``32 + 8 * ceil(d / 5)`` bits.
+
+Variance: a coordinate is ``m sign(x_i)`` with probability ``|x_i| / m``, so ``E[C_i^2] = m |x_i|`` and
+``E||C(x) - x||^2 = m ||x||_1 - ||x||^2 = omega ||x||^2`` with ``omega = m ||x||_1 / ||x||^2 - 1 <=
+sqrt(d) - 1``. Under ``ef(...)`` the encoder sends ``m / (1 + omega) = ||x||^2 / ||x||_1`` instead of
+``m`` (``omega`` of this very tensor, summed in float64), a contraction with ``delta = 1 / (1 + omega)``
+(see :meth:`~fedwave.codecs.base.FramedCodec.contraction`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import torch
 from fedwave.codecs.base import CodecState, ParameterlessCodec
 from fedwave.codecs.bits import pack_trits, unpack_trits
 from fedwave.codecs.header import CodecId, Reader, TensorMeta, Writer
+from fedwave.codecs.pow2 import sum_squares
 
 
 class TernGrad(ParameterlessCodec):
@@ -24,6 +31,7 @@ class TernGrad(ParameterlessCodec):
     family = "terngrad"
     description = "TernGrad: max|x| * sign * Bernoulli(|x|/max|x|), ternary packed 5/byte (1.6 bits/coord.)"
     unbiased = True
+    under_ef = "scaled by 1/(1+omega(x)), omega = m||x||_1/||x||^2 - 1"
 
     def _encode_body(
         self,
@@ -38,9 +46,12 @@ class TernGrad(ParameterlessCodec):
                 continue
             mag = x.abs()
             m = mag.max()
-            w.f32(m)
-            inv = 1.0 / float(m) if float(m) > 0 else 0.0
-            keep = torch.rand(x.shape, generator=rng) < mag * inv
+            scale = float(m)
+            if self.ef_form and scale > 0:  # m / (1 + omega) = ||x||^2 / ||x||_1
+                scale = sum_squares(mag) / float(mag.sum(dtype=torch.float64))
+            w.f32(torch.tensor(scale))
+            prob = mag / m if scale > 0 else torch.zeros_like(mag)  # a division: no overflow for tiny m
+            keep = torch.rand(x.shape, generator=rng) < prob
             trits = torch.where(x < 0, 2, 1) * keep
             w.raw(pack_trits(trits))
 

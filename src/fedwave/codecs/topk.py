@@ -11,6 +11,10 @@ order), an index-mode byte, then the indices as
 
 The encoder computes the exact size of both index encodings (bitmap and every Rice parameter) and
 writes the smallest. Size: ``8 + 32 k + min(d, about k (log2(d/k) + 2))`` bits (rounded to bytes).
+
+Error: ``||C(x) - x||^2`` is the energy of the ``d - k`` smallest entries, at most the fraction
+``1 - k/d`` of ``||x||^2`` (the kept entries are the largest, so they hold at least ``k/d`` of it): a
+contraction with ``delta >= k/d``, which ``ef(topk:r)`` uses as it is (Stich et al., 2018).
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ class TopK(FramedCodec):
     family = "topk"
     params_help = "r = fraction kept, in (0, 1]"
     description = "top-k sparsification: float32 values + bitmap or Rice-coded indices (~r(32+idx) bits)"
+    contractive = True
+    under_ef = "as is (delta >= k/d)"
 
     def __init__(self, fraction: float) -> None:
         self.fraction = fraction

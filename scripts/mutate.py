@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""Mutation check: plant one known bug at a time in a copy of the code and see the tests catch it.
+
+For each mutation of :data:`MUTATIONS` (one or more exact text replacements and a pytest selection) the
+script copies ``src/``, ``tests/`` and ``pyproject.toml`` to a temporary directory, applies the
+replacements there, runs the selected tests with ``PYTHONPATH`` pointing at the copy, and prints one
+line: ``killed`` (the tests failed, as they must), ``SURVIVED`` (they all passed: the suite cannot see
+that bug), or ``ERROR`` (the text to replace is not in the file exactly once, pytest could not run, or
+the selection is empty). First it runs each selection once unmutated (``baseline``): a selection that
+fails without a mutation would "kill" every mutation and prove nothing. The exit status is 1 if any
+mutation survived or errored, else 0. The repository itself is never modified.
+
+It is a tool, not part of the pytest run. Typical use, from the repository root::
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/mutate.py            # all mutations
+    .venv/bin/python scripts/mutate.py --list                        # the table
+    .venv/bin/python scripts/mutate.py --only sign-scale-halved      # one mutation
+
+To add a mutation, append a :class:`Mutation` to :data:`MUTATIONS`: a name, the replacements (file
+relative to the repository root, exact old text, new text) and the tests that must catch it (keep
+the selection small: with ``-x`` a killed mutation stops at its first failure, but a survivor runs the
+whole selection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("src", "tests", "pyproject.toml")
+PYTEST_ARGS = ("-x", "-q", "-p", "no:cacheprovider")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the exact text ``old`` (which must occur once) by ``new`` in ``file``."""
+
+    file: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """A planted bug: its edits and the pytest selection (paths or node ids) that must fail."""
+
+    name: str
+    edits: tuple[Edit, ...]
+    tests: tuple[str, ...]
+
+
+def mutation(name: str, file: str, old: str, new: str, *tests: str) -> Mutation:
+    """A mutation of a single edit."""
+    return Mutation(name, (Edit(file, old, new),), tests)
+
+
+CODECS = "src/fedwave/codecs"
+T = "tests/codecs"
+
+MUTATIONS: tuple[Mutation, ...] = (
+    mutation(
+        "fp16-decodes-zero",
+        f"{CODECS}/cast.py",
+        "            out.append(t.to(torch.float32))",
+        "            out.append(t.to(torch.float32) * (0.0 if self.wire_dtype == torch.float16 else 1.0))",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "bf16-decodes-doubled",
+        f"{CODECS}/cast.py",
+        "                t = t.view(torch.bfloat16)",
+        "                t = t.view(torch.bfloat16) * 2",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "sign-scale-halved",
+        f"{CODECS}/sign.py",
+        "            w.f32(x.abs().sum(dtype=torch.float64) / x.numel())",
+        "            w.f32(x.abs().sum(dtype=torch.float64) / x.numel() / 2)",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "qsgd-decode-scale",
+        f"{CODECS}/qsgd.py",
+        "                out.append(ldexp((signed - s).to(torch.float32) * (mantissa / s), e))",
+        "                out.append(ldexp((signed - s).to(torch.float32) * (mantissa / (s + 1)), e))",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "qsgd-level-rounding-down",
+        f"{CODECS}/qsgd.py",
+        "            level = torch.floor(ratio + noise).clamp_(0, s).to(torch.int64)",
+        "            level = torch.floor(ratio + 0.5 * noise).clamp_(0, s).to(torch.int64)",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "topk-index-off-by-one",
+        f"{CODECS}/topk.py",
+        "            dense[idx] = values",
+        "            dense[(idx + 1) % d] = values",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "randk-scale-off-by-one",
+        f"{CODECS}/randk.py",
+        "            dense[idx] = values * (d / k)",
+        "            dense[idx] = values * (d / (k + 1))",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "uniform-deterministic-rounding",
+        f"{CODECS}/uniform.py",
+        "            codes = torch.floor(scaled + noise).clamp_(0, top).to(torch.uint8).view(-1)[:d]",
+        "            codes = torch.floor(scaled + 0.5).clamp_(0, top).to(torch.uint8).view(-1)[:d]",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "terngrad-keeps-too-often",
+        f"{CODECS}/terngrad.py",
+        "            keep = torch.rand(x.shape, generator=rng) < prob",
+        "            keep = torch.rand(x.shape, generator=rng) < prob * 1.1",
+        f"{T}/test_codecs_error.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    mutation(
+        "drive-scale",
+        f"{CODECS}/rotation.py",
+        "                alpha = torch.where(dot > 0, sq / dot, torch.zeros_like(dot))",
+        "                alpha = torch.where(dot > 0, 0.9 * sq / dot, torch.zeros_like(dot))",
+        f"{T}/test_codecs_estimators.py",
+        f"{T}/test_codecs_contract.py",
+    ),
+    Mutation(
+        "rotation-once",
+        (
+            Edit(f"{CODECS}/rotation.py", "        v = _flip(_hadamard_blocks(v, sizes), second)\n", ""),
+            Edit(
+                f"{CODECS}/rotation.py",
+                "    v = _hadamard_blocks(_flip(v, first), sizes)\n"
+                "    return _hadamard_blocks(_flip(v, second), sizes)",
+                "    return _hadamard_blocks(_flip(v, first), sizes)",
+            ),
+        ),
+        (f"{T}/test_codecs_estimators.py",),
+    ),
+    mutation(
+        "powersgd-no-restart-guard",
+        f"{CODECS}/powersgd.py",
+        "            if sum_squares(q_new) < q / m * sum_squares(mat):",
+        "            if False:",
+        f"{T}/test_codecs_state.py",
+        f"{T}/test_codecs_ef.py",
+    ),
+    mutation(
+        "ef-residual-sign",
+        f"{CODECS}/ef.py",
+        "residuals = [(u - got.to(torch.float32)).contiguous() for u, got",
+        "residuals = [(got.to(torch.float32) - u).contiguous() for u, got",
+        f"{T}/test_codecs_state.py",
+        f"{T}/test_codecs_ef.py",
+    ),
+    mutation(
+        "ef-without-contraction",
+        f"{CODECS}/ef.py",
+        "        self.sender = inner.contraction()",
+        "        self.sender = inner",
+        f"{T}/test_codecs_ef.py",
+    ),
+    mutation(
+        "ef-keeps-non-finite-residual",
+        f"{CODECS}/ef.py",
+        "            if all(_finite(t) for t in targets) and all(_finite(r) for r in residuals):",
+        "            if True:",
+        f"{T}/test_codecs_ef.py",
+    ),
+    mutation(
+        "decode-ignores-expected-shapes",
+        f"{CODECS}/header.py",
+        "        want = expected[i] if expected is not None else None",
+        "        want = None",
+        f"{T}/test_codecs_malformed.py",
+    ),
+    mutation(
+        "no-span-check",
+        f"{CODECS}/header.py",
+        "        if meta.span > MAX_ELEMENTS:",
+        "        if False:",
+        f"{T}/test_codecs_malformed.py",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one mutation (or baseline): status, seconds, the end of pytest's output."""
+
+    name: str
+    status: str
+    seconds: float
+    tail: str
+
+
+def apply(tree: Path, edits: Sequence[Edit]) -> None:
+    """Apply ``edits`` to the files under ``tree``.
+
+    Raises:
+        ValueError: a file is missing, or its old text does not occur exactly once.
+    """
+    for edit in edits:
+        path = tree / edit.file
+        if not path.is_file():
+            raise ValueError(f"{edit.file}: no such file")
+        text = path.read_text(encoding="utf-8")
+        count = text.count(edit.old)
+        if count != 1:
+            raise ValueError(f"{edit.file}: the text to replace occurs {count} times (must be exactly once)")
+        path.write_text(text.replace(edit.old, edit.new), encoding="utf-8")
+
+
+def _copy(root: Path, into: Path) -> Path:
+    tree = into / "repo"
+    tree.mkdir()
+    for name in COPIED:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.is_file():
+            shutil.copy2(source, tree / name)
+    return tree
+
+
+def run(
+    root: Path,
+    name: str,
+    edits: Sequence[Edit],
+    tests: Sequence[str],
+    python: str,
+    pytest_args: Sequence[str],
+    timeout: float,
+) -> Result:
+    """Copy ``root``'s code, apply ``edits``, run ``tests``; classify pytest's exit status.
+
+    Exit status 0 (all passed) is ``SURVIVED`` for a mutation, ``passed`` for the baseline (no edits);
+    1 (tests failed) is ``killed``, or ``FAILED`` for the baseline; anything else (no tests collected,
+    usage error, interrupted) and a replacement that does not apply is ``ERROR``. A run longer than
+    ``timeout`` seconds is stopped and counts as ``killed (timeout)``.
+    """
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fedwave-mutate-") as tmp:
+        tree = _copy(root, Path(tmp))
+        try:
+            apply(tree, edits)
+        except ValueError as exc:
+            return Result(name, "ERROR", time.perf_counter() - start, str(exc))
+        env = dict(
+            os.environ, PYTHONPATH=str(tree / "src"), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")
+        )
+        cmd = [python, "-m", "pytest", *pytest_args, *tests]
+        try:
+            proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return Result(name, "killed (timeout)", time.perf_counter() - start, "")
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+    statuses = {0: "SURVIVED", 1: "killed"} if edits else {0: "passed", 1: "FAILED"}
+    return Result(name, statuses.get(proc.returncode, "ERROR"), time.perf_counter() - start, tail)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="print the mutations and exit")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutations")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated runs")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that runs pytest")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run (default 900)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this one)")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    unknown = set(args.only or ()) - {m.name for m in MUTATIONS}
+    if unknown:
+        parser.error(f"unknown mutation(s) {sorted(unknown)}; --list shows them")
+    if args.list:
+        for m in chosen:
+            files = sorted({e.file for e in m.edits})
+            print(f"{m.name:<32} {', '.join(files)}  ->  {' '.join(m.tests)}")
+        return 0
+    failed = False
+    if not args.no_baseline:
+        for tests in dict.fromkeys(m.tests for m in chosen):
+            r = run(args.root, "baseline", (), tests, args.python, PYTEST_ARGS, args.timeout)
+            print(f"{r.status:<16} {'baseline':<32} {' '.join(tests)} ({r.seconds:.0f} s)", flush=True)
+            if r.status != "passed":
+                print(f"    {r.tail}", flush=True)
+                failed = True
+        if failed:
+            print("a selection fails without any mutation: fix the suite first", file=sys.stderr)
+            return 1
+    for m in chosen:
+        r = run(args.root, m.name, m.edits, m.tests, args.python, PYTEST_ARGS, args.timeout)
+        print(f"{r.status:<16} {m.name:<32} {' '.join(m.tests)} ({r.seconds:.0f} s)", flush=True)
+        if not r.status.startswith("killed"):
+            failed = True
+            if r.tail:
+                print(f"    {r.tail}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
