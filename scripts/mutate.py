@@ -65,6 +65,8 @@ def mutation(name: str, file: str, old: str, new: str, *tests: str) -> Mutation:
 
 CODECS = "src/fedwave/codecs"
 T = "tests/codecs"
+SERVER, FL, SIM, CHANNEL = "src/fedwave/server", "src/fedwave/fl", "src/fedwave/sim", "src/fedwave/channel"
+TFL, TW = "tests/fl", "tests/wireless"
 
 MUTATIONS: tuple[Mutation, ...] = (
     mutation(
@@ -203,6 +205,116 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        if meta.span > MAX_ELEMENTS:",
         "        if False:",
         f"{T}/test_codecs_malformed.py",
+    ),
+    # --- the clock, the BS and the driver (issues 8 and 9) -------------------------------------------
+    mutation(
+        "aggregate-sign-flipped",
+        f"{SERVER}/bs.py",
+        '        pseudo = mean if self.algorithm == "fedsgd" else [-m for m in mean]',
+        "        pseudo = mean",
+        f"{TFL}/test_fl_loop.py::test_training_improves_accuracy",
+    ),
+    mutation(
+        "staleness-weight-ignored",
+        f"{SERVER}/bs.py",
+        "        weights = [b * u.weight for b, u in zip(base, good)]",
+        "        weights = [b * 1.0 for b, u in zip(base, good)]",
+        f"{TFL}/test_fl_trust.py::test_fedbuff_staleness_damps_a_uniformly_stale_buffer",
+    ),
+    mutation(
+        "staleness-normalised-away",
+        f"{SERVER}/bs.py",
+        "        damping = sum(weights) / sum(base)",
+        "        damping = 1.0",
+        f"{TFL}/test_fl_trust.py::test_fedbuff_staleness_damps_a_uniformly_stale_buffer",
+    ),
+    mutation(
+        "roll-back-disabled",
+        f"{SERVER}/bs.py",
+        "        if self._diverged(outcome.step_norm, before[0]):",
+        "        if False:",
+        f"{TFL}/test_fl_trust.py::test_a_huge_update_is_rolled_back_and_recorded",
+    ),
+    mutation(
+        "arrival-dropped",
+        f"{FL}/driver.py",
+        "        for a in arrivals:\n            pending = self._pending.pop(_handle(a.handle), None)",
+        "        for a in arrivals[1:]:\n            pending = self._pending.pop(_handle(a.handle), None)",
+        f"{TFL}/test_fl_trust.py::test_async_aggregates_every_arrival_exactly_once",
+    ),
+    mutation(
+        "ef-takes-back-with-wrong-sign",
+        f"{FL}/driver.py",
+        "                    state[key] = res + d.to(res.dtype)",
+        "                    state[key] = res - d.to(res.dtype)",
+        f"{TFL}/test_fl_trust.py::test_error_feedback_takes_back_a_message_that_never_arrived",
+    ),
+    mutation(
+        "trigger-reference-moves-on-encode",
+        f"{FL}/driver.py",
+        '        if skip:\n            return _Pending(ue, round, b"", None, num, True, None)',
+        "        if reference is not None:\n            self.last_uploaded[ue] = reference\n"
+        '        if skip:\n            return _Pending(ue, round, b"", None, num, True, None)',
+        f"{TFL}/test_fl_trust.py::test_trigger_reference_moves_only_on_delivery",
+    ),
+    mutation(
+        "first-broadcast-lossy",
+        f"{FL}/driver.py",
+        "        if version == 0 or self.downlink.exact:",
+        "        if self.downlink.exact:",
+        f"{TFL}/test_fl_trust.py::test_first_broadcast_is_exact_under_a_lossy_downlink",
+    ),
+    mutation(
+        "stall-never-stops",
+        f"{FL}/driver.py",
+        "        if limit is not None and self._idle_rounds >= limit:",
+        "        if False:",
+        f"{TFL}/test_fl_trust.py::test_a_run_that_aggregates_nothing_stops_with_an_error",
+    ),
+    mutation(
+        "fdma-band-shared-with-skippers",
+        f"{SIM}/clock.py",
+        "            up = [u for u, r in zip(ues, results) if not (r.skip or r.silent)]",
+        "            up = list(ues)",
+        f"{TW}/test_wireless_policies.py::test_event_triggered_skip",
+        f"{TFL}/test_fl_trust.py::test_fdma_band_goes_to_uploaders_so_skips_save_time",
+    ),
+    mutation(
+        "queue-counted-as-waiting",
+        f"{SIM}/timeline.py",
+        "    queue = _overlap(t_start, c.t_download_start, t_start, t_end) + _overlap(",
+        "    queue = 0.0 * _overlap(t_start, c.t_download_start, t_start, t_end) * _overlap(",
+        f"{TW}/test_wireless_access.py",
+    ),
+    mutation(
+        "broadcast-at-the-best-receiver",
+        f"{CHANNEL}/blocks.py",
+        "        self._bits = np.concatenate([self._bits, rates.min(axis=1) * self.block_s])",
+        "        self._bits = np.concatenate([self._bits, rates.max(axis=1) * self.block_s])",
+        f"{TW}/test_wireless_fading.py",
+    ),
+    mutation(
+        "one-fading-draw-per-upload",
+        f"{CHANNEL}/blocks.py",
+        "        rates = shannon_rate_bps(self.bandwidth_hz, self.snr_mean[None, :] * x, self.gap_db)",
+        "        rates = shannon_rate_bps(self.bandwidth_hz, self.snr_mean[None, :] * x[:1], self.gap_db)",
+        f"{TW}/test_wireless_fading.py",
+        f"{TW}/test_wireless_channel.py",
+    ),
+    mutation(
+        "waterfall-on-the-faded-snr",
+        f"{SIM}/clock.py",
+        "            q = float(packet_error_probability(snr, self._waterfall_m))",
+        "            q = float(packet_error_probability(snr * float(rng.standard_exponential()), "
+        "self._waterfall_m))",
+        f"{TW}/test_wireless_fading.py::test_packet_errors_use_the_mean_snr",
+    ),
+    mutation(
+        "deadline-counts-late-arrivals",
+        f"{SIM}/policies.py",
+        "        return job.event.t_upload_end <= state.t_start + self.cfg.deadline_s",
+        "        return True",
+        f"{TW}/test_wireless_policies.py",
     ),
 )
 

@@ -200,8 +200,14 @@ def test_codecs_command_lists_every_codec(capsys: pytest.CaptureFixture[str]) ->
     """One row per registered codec family (usage, parameters, unbiased yes/no, description); every codec
     spec used in these tests belongs to a listed family and builds."""
     assert main(["codecs"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    table, _, under_ef = out.partition("\n\n")
+    lines = table.splitlines()
     assert lines[0].split() == ["codec", "parameters", "unbiased", "description"]
+    # the second section says what ef(<codec>) sends for each family, in the same order
+    ef_rows = under_ef.splitlines()
+    assert ef_rows[0].startswith("under ef(<codec>)")
+    assert [r.split()[0] for r in ef_rows[1:]] == [i.name for i in available_codecs()]
     rows = [line.split() for line in lines[1:]]
     assert [r[0] for r in rows] == [i.name for i in available_codecs()]
     families = [re.split(r"[:(]", r[0])[0] for r in rows]

@@ -71,11 +71,11 @@ def test_undecodable_payload_is_lost_and_the_round_goes_on(monkeypatch: pytest.M
     real = sim.driver.uplink.decode
     calls = {"n": 0}
 
-    def flaky(payload: bytes) -> list:
+    def flaky(payload: bytes, **kwargs: object) -> list:
         calls["n"] += 1
         if calls["n"] == 1:
             raise PayloadError("corrupted on purpose")
-        return real(payload)
+        return real(payload, **kwargs)
 
     monkeypatch.setattr(sim.driver.uplink, "decode", flaky)
     sim.run_rounds(1)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from fedwave.adversary import BehaviourContext, FaultPlan
-from fedwave.codecs import Codec, CodecState, get_codec
+from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
 from fedwave.engine import Executor
 from fedwave.errors import FedwaveError, PayloadError
@@ -101,6 +101,11 @@ class FederatedDriver:
             y_test=y_test.to(device),
             metadata=metadata,
         )
+        # The layouts the BS expects: payloads describing other tensors are refused before any allocation.
+        self._update_layout = metas_of(self.bs.parameters_snapshot())
+        self._buffer_layout = [
+            TensorMeta(tuple(b.shape), torch.float32) for b in persistent_buffers(self.bs.model)
+        ]
         # UEs train one after another, so they share one working copy of the model.
         working = copy.deepcopy(self.bs.model)
         base_user = cfg.user
@@ -279,7 +284,7 @@ class FederatedDriver:
             if not state:
                 continue
             try:
-                decoded = self.uplink.decode(pending.message)
+                decoded = self.uplink.decode(pending.message, expected=self._update_layout)
             except PayloadError:
                 continue
             for i, d in enumerate(decoded):
@@ -306,7 +311,7 @@ class FederatedDriver:
                     )
                 continue
             try:
-                tensors = self.uplink.decode(pending.message)
+                tensors = self.uplink.decode(pending.message, expected=self._update_layout)
                 buffers = self._decode_buffers(pending.buffers)
             except PayloadError:
                 fate[a.ue] = "undecodable"
@@ -337,12 +342,8 @@ class FederatedDriver:
     def _decode_buffers(self, message: bytes | None) -> list[torch.Tensor] | None:
         if message is None:
             return None
-        decoded = self.raw.decode(message)
+        decoded = self.raw.decode(message, expected=self._buffer_layout)
         templates = persistent_buffers(self.bs.model)
-        if len(decoded) != len(templates):
-            raise PayloadError(
-                f"buffers message holds {len(decoded)} tensors, the model has {len(templates)}"
-            )
         return [
             d.to(t.dtype) if t.is_floating_point() else d.round().to(t.dtype)
             for d, t in zip(decoded, templates)
