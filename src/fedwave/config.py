@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from fedwave.adversary.config import FaultsConfig
+from fedwave.adversary.config import AdversaryConfig, FaultsConfig
 from fedwave.configbase import Section
 from fedwave.configerrors import explain, qualify
 from fedwave.configio import SHORTHANDS, apply_overrides, commented_yaml, parse_override, read_config_file
@@ -214,6 +214,10 @@ class Config(Section):
     faults: FaultsConfig = Field(
         default_factory=FaultsConfig, description="faulty UEs: NaN, Inf, huge or zero updates, silence"
     )
+    adversary: AdversaryConfig = Field(
+        default_factory=AdversaryConfig,
+        description="Byzantine UEs: sign_flip, scale, gaussian, label_flip, alie, ipm",
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     attack: AttackConfig = Field(
@@ -286,8 +290,15 @@ def _fault_problems(cfg: Config) -> list[str]:
             "faults.kind 'silent' under wireless.policy.name 'sync' would stall every round a silent UE is "
             "selected in (sync waits for every UE); use policy 'deadline' (set deadline_s) or first_k"
         )
-    if f.ues is not None and any(u >= cfg.fl.num_ues for u in f.ues):
-        problems.append(f"faults.ues {f.ues} name UEs outside 0..{cfg.fl.num_ues - 1} (fl.num_ues)")
+    for name, section in (("faults", f), ("adversary", cfg.adversary)):
+        if section.ues is not None and any(u >= cfg.fl.num_ues for u in section.ues):
+            problems.append(f"{name}.ues {section.ues} name UEs outside 0..{cfg.fl.num_ues - 1} (fl.num_ues)")
+    a = cfg.adversary
+    if f.ues is not None and a.ues is not None and set(f.ues) & set(a.ues):
+        problems.append(f"UEs {sorted(set(f.ues) & set(a.ues))} are in both faults.ues and adversary.ues")
+    both_fractions = f.active and a.active and f.ues is None and a.ues is None
+    if both_fractions and f.count(cfg.fl.num_ues) + a.count(cfg.fl.num_ues) > cfg.fl.num_ues:
+        problems.append("faults.fraction + adversary.fraction make more misbehaving UEs than fl.num_ues")
     return problems
 
 

@@ -1,19 +1,32 @@
-"""How a UE misbehaves: faults (NaN, Inf, huge, zero updates, silence), one mechanism for all.
+"""How a UE misbehaves: faults (NaN, Inf, huge, zero updates, silence) and Byzantine attacks (sign flip,
+scaling, Gaussian noise, label flipping, ALIE, IPM), one mechanism for both.
 
-``FaultsConfig`` (the ``faults`` config section) says who and how; :class:`FaultPlan` decides per
-round; :data:`BEHAVIOURS` is the registry of what a misbehaving UE sends instead of its update.
+``FaultsConfig`` and ``AdversaryConfig`` (the ``faults`` and ``adversary`` config sections) say who and
+how; :class:`MisbehaviourPlan` decides per round; :data:`BEHAVIOURS` is the registry of what a
+misbehaving UE sends instead of its update.
 """
 
-from fedwave.adversary.behaviours import BEHAVIOURS, Behaviour, BehaviourContext, register_behaviour
-from fedwave.adversary.config import FaultsConfig
-from fedwave.adversary.faults import FaultPlan, faulty_count
+from fedwave.adversary.behaviours import (
+    ATTACKS,
+    BEHAVIOURS,
+    FAULT_KINDS,
+    Behaviour,
+    BehaviourContext,
+    alie_z,
+    register_behaviour,
+)
+from fedwave.adversary.config import AdversaryConfig, FaultsConfig
+from fedwave.adversary.plan import MisbehaviourPlan
 
 __all__ = [
+    "ATTACKS",
     "BEHAVIOURS",
+    "FAULT_KINDS",
+    "AdversaryConfig",
     "Behaviour",
     "BehaviourContext",
-    "FaultPlan",
     "FaultsConfig",
-    "faulty_count",
+    "MisbehaviourPlan",
+    "alie_z",
     "register_behaviour",
 ]

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fedwave.adversary import BehaviourContext, FaultPlan
+from fedwave.adversary import Behaviour, BehaviourContext, MisbehaviourPlan
 from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
 from fedwave.engine import Executor
@@ -124,7 +124,8 @@ class FederatedDriver:
         self.uplink: Codec = get_codec(cfg.codec.uplink)
         self.downlink: Codec = get_codec(cfg.codec.downlink)
         self.raw: Codec = get_codec(_FP32)
-        self.faults = FaultPlan(cfg.faults, cfg.fl.num_ues, cfg.seed)
+        self.misbehaviour = MisbehaviourPlan(cfg.faults, cfg.adversary, cfg.fl.num_ues, cfg.seed)
+        self.num_classes = int((metadata or {}).get("classes", int(y_test.max()) + 1))
         self.codec_state: dict[int, CodecState] = {}
         self.trigger = cfg.wireless.event_trigger
         self.last_uploaded: dict[int, list[torch.Tensor]] = {}
@@ -193,34 +194,54 @@ class FederatedDriver:
         return sorted(int(pool[i]) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False))
 
     # ------------------------------------------------------------------ local work
-    def _train(self, task: tuple[int, int, int, int]) -> tuple[int, dict[str, Any]]:
-        round, ue, version, dispatch = task
+    def _train(self, task: tuple[int, int, int, int, Behaviour | None]) -> tuple[int, dict[str, Any]]:
+        round, ue, version, dispatch, behaviour = task
         keys: tuple[int, ...] = (round, ue) if dispatch == 0 else (round, ue, dispatch)
-        shared, _ = self.users[ue].compute_local_updates(
+        user = self.users[ue]
+        custom = None
+        if behaviour is not None and behaviour.poison is not None:  # data poisoning: train on altered data
+            x, y = behaviour.poison(user.inputs, user.labels, self.num_classes)
+            custom = {user.data_key: x, "labels": y}
+        shared, _ = user.compute_local_updates(
             self._payloads[version],
+            custom,
             rng=torch_generator(self.seed, "train", *keys),
             return_true_user_data=False,
         )
         return ue, shared
 
     def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
-        """Train UEs ``ues`` on model ``version`` (through the executor), apply faults, encode."""
+        """Train UEs ``ues`` on model ``version`` (through the executor), let faulty and malicious UEs
+        misbehave, encode.
+
+        Omniscient attacks (ALIE, IPM) see the honest updates of every UE of this dispatch.
+        """
         tasks = []
+        plans = []
         for ue in ues:
             n = self._dispatch_calls.get((round, ue), 0)
             self._dispatch_calls[(round, ue)] = n + 1
-            tasks.append((round, int(ue), version, n))
+            plan = self.misbehaviour.behaviour_of(round, int(ue), n)
+            plans.append(plan)
+            tasks.append((round, int(ue), version, n, None if plan is None else plan[0]))
         trained = self.executor.map(self._train, tasks)
+        honest = [list(shared["gradients"]) for _, shared in trained]
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
         results = []
-        for (_, ue, _, n), (_, shared) in zip(tasks, trained):
-            behaviour = self.faults.misbehaves(round, ue, n)
+        for (_, ue, _, n, _), (_, shared), plan in zip(tasks, trained, plans):
+            behaviour = None if plan is None else plan[0]
             silent = behaviour is not None and behaviour.silent
-            if behaviour is not None and not silent:
+            if plan is not None and not silent:
+                b, params = plan
                 ctx = BehaviourContext(
-                    round, ue, torch_generator(self.seed, "faults", round, ue, n), self.cfg.faults.scale
+                    round,
+                    ue,
+                    torch_generator(self.seed, "misbehave", round, ue, n),
+                    params,
+                    honest if b.needs_honest else (),
+                    sum(1 for p in plans if p is not None and p[0] is b),
                 )
-                shared = {**shared, "gradients": behaviour.apply(list(shared["gradients"]), ctx)}
+                shared = {**shared, "gradients": b.apply(list(shared["gradients"]), ctx)}
             pending = self._encode(round, ue, version, shared, n, silent)
             handle = self._next_handle
             self._next_handle += 1
