@@ -310,10 +310,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         f"{TW}/test_wireless_fading.py::test_packet_errors_use_the_mean_snr",
     ),
     mutation(
-        "deadline-counts-late-arrivals",
+        "deadline-closes-early",
         f"{SIM}/policies.py",
-        "        return job.event.t_upload_end <= state.t_start + self.cfg.deadline_s",
-        "        return True",
+        "        yield state.all_done | env.timeout(self.cfg.deadline_s)",
+        "        yield state.all_done | env.timeout(self.cfg.deadline_s * 0.9)",
         f"{TW}/test_wireless_policies.py",
     ),
 )

@@ -185,9 +185,15 @@ def test_error_feedback_takes_back_a_message_that_never_arrived() -> None:
 
 
 def test_first_broadcast_is_exact_under_a_lossy_downlink() -> None:
+    from fedwave.codecs import get_codec
+
     sim = build_simulation(load_config(None, [*SMALL, "codec.downlink=topk:0.01"]))
-    for sent, true in zip(sim.driver._payloads[0]["parameters"], sim.driver.bs.parameters_snapshot()):
+    initial = sim.driver.bs.parameters_snapshot()
+    for sent, true in zip(sim.driver._payloads[0]["parameters"], initial):
         assert torch.equal(sent, true)
+    # ... and it costs what the exact model costs on the air: its fp32 message
+    fp32 = len(get_codec("fp32").encode(initial, rng=torch.Generator()))
+    assert sim.driver.broadcast_bytes() == fp32
     sim.run_rounds(2)
     assert sim.driver.records[-1].accuracy > 0.3  # UEs started from the real model
 
