@@ -8,6 +8,15 @@ Before anything runs the store is checked (round digests, checkpoint checksums, 
 rounds): a damaged study stops with a message naming the runs and rounds, and ``run_study(..., only=...)``
 (``fedwave study restart``) recomputes just those runs. The study's name is recorded once, so a study
 directory can be moved or renamed and resumed from its new place.
+
+With ``attack.in_studies`` (``fedwave compare --attack NAME``) each finished run is then attacked
+(:func:`fedwave.privacy.attacks.leakage.measure_leakage`) and its leakage committed in one transaction.
+The attack works on copies and its own random streams, after the run's last round: the run's records are
+the same with and without it. A study killed during an attack resumes with that attack; attacks already
+stored are not redone. ``attack.at_round`` names the attacked model: null or 0 the untrained model every
+run broadcasts in round 0 (the classic setting, where optimisation attacks do best), N the global model
+after N rounds (the run is replayed to N), ``final`` the model the run ended with (taken from the run, or
+from its last checkpoint when the study resumes).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,10 +35,15 @@ from fedwave.config import Config, apply_overrides, config_from_dict
 from fedwave.configio import SHORTHANDS, parse_override
 from fedwave.errors import ConfigError
 from fedwave.fl.checkpoint import CheckpointError, load_checkpoint, resumable, save_checkpoint
-from fedwave.fl.run import build_simulation
+from fedwave.fl.run import Simulation, build_simulation
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.report.errors import StoreError, restart_command
 from fedwave.report.store import ResultsStore
+
+if TYPE_CHECKING:
+    import torch
+
+    from fedwave.report.attacks import LeakageRecord
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,19 @@ def plan_study(
         if same != label:
             raise ConfigError(f"--vary: '{same}' and '{label}' give the same configuration; list each once")
     check_runs_can_start(runs)
+    check_attack_settings(runs)
     return runs
+
+
+def check_attack_settings(runs: Sequence[RunSpec]) -> None:
+    """Refuse ``attack.at_round`` beyond a run's last round when its runs are attacked (ConfigError)."""
+    for run in runs:
+        a, rounds = run.config.attack, run.config.fl.rounds
+        if a.in_studies and isinstance(a.at_round, int) and a.at_round > rounds:
+            raise ConfigError(
+                f"run '{run.method}', seed {run.seed}: attack.at_round={a.at_round} is after the run's last "
+                f"round (fl.rounds={rounds}); use a round up to {rounds}, or attack.at_round=final"
+            )
 
 
 def check_runs_can_start(runs: Sequence[RunSpec]) -> None:
@@ -193,6 +219,8 @@ def default_study_dir(base: dict[str, Any], vary: dict[str, list[str]], seeds: i
 
 RunLine = Callable[[RunSpec, str, dict[str, Any]], None]
 RoundTick = Callable[[RunSpec, RoundRecord], None]
+#: ``on_attack(run, "attacking", None)`` before a run's attack, ``(run, "attacked", record)`` after it.
+AttackLine = Callable[[RunSpec, str, "LeakageRecord | None"], None]
 
 
 def run_study(
@@ -204,11 +232,13 @@ def run_study(
     on_round: RoundTick | None = None,
     on_run: RunLine | None = None,
     only: Collection[str] | None = None,
+    on_attack: AttackLine | None = None,
 ) -> list[RunSpec]:
     """Run (or resume) every run of the grid into ``study_dir/study.db``; returns the plan.
 
     ``only`` limits the work to those run ids (the other runs are left as they are). The store is
     checked first: damage raises :class:`~fedwave.report.errors.DamagedStudyError` before any training.
+    Runs whose config sets ``attack.in_studies`` are attacked once finished (see the module docstring).
     """
     plan = plan_study(base, vary, seeds)
     spec = {"base": base, "vary": vary, "seeds": seeds}
@@ -218,22 +248,55 @@ def run_study(
         # The name is recorded when the study is created; a moved or renamed directory keeps it.
         store.ensure_study(store.study_name() or study_dir.name, spec)
         (study_dir / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        attacked = store.attacked_runs()
         for run in plan:
             if only is not None and run.run_id not in only:
                 continue
             status = store.ensure_run(run.run_id, run.method, run.seed, run.config.to_dict(), run.varied)
+            sim: Simulation | None = None
             if status == "done":
                 if on_run is not None:
                     on_run(run, "done already", {})
-                continue
-            try:
-                info = _run_one(store, run, on_round)
-            except Exception as exc:  # recorded, then raised: the study stops and can be resumed
-                store.set_status(run.run_id, "failed", f"{type(exc).__name__}: {exc}")
-                raise
-            if on_run is not None:
-                on_run(run, "finished", info)
+            else:
+                try:
+                    info = _run_one(store, run, on_round)
+                except Exception as exc:  # recorded, then raised: the study stops and can be resumed
+                    store.set_status(run.run_id, "failed", f"{type(exc).__name__}: {exc}")
+                    raise
+                sim = info.pop("sim")
+                if on_run is not None:
+                    on_run(run, "finished", info)
+            if run.config.attack.in_studies and run.run_id not in attacked:
+                _attack_one(store, run, sim, on_attack)
     return plan
+
+
+def _attack_one(
+    store: ResultsStore, run: RunSpec, sim: Simulation | None, on_attack: AttackLine | None
+) -> None:
+    """Attack the finished ``run`` and commit its leakage (``sim``: the run, if it just finished here)."""
+    from fedwave.privacy.attacks.leakage import measure_leakage
+
+    if on_attack is not None:
+        on_attack(run, "attacking", None)
+    model = _final_model(store, run, sim) if run.config.attack.at_round == "final" else None
+    record = measure_leakage(run.config, model)
+    store.commit_attack(run.run_id, record)
+    if on_attack is not None:
+        on_attack(run, "attacked", record)
+
+
+def _final_model(store: ResultsStore, run: RunSpec, sim: Simulation | None) -> tuple[torch.nn.Module, int]:
+    """The global model ``run`` ended with and its rounds: from the run itself, else from its last
+    checkpoint, else (no checkpoint: an async run) by replaying the run, which is deterministic."""
+    if sim is None:
+        sim = build_simulation(run.config)
+        checkpoint = store.last_checkpoint(run.run_id) if resumable(sim) else None
+        if checkpoint is not None:
+            load_checkpoint(sim, checkpoint[1])
+        else:
+            sim.run_rounds(run.config.fl.rounds)
+    return sim.driver.bs.model, sim.next_round
 
 
 def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> dict[str, Any]:
@@ -273,7 +336,7 @@ def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> d
         sim.run_rounds(remaining)
     store.set_status(run.run_id, "done")
     last: RoundRecord | None = holder.get("last")
-    return {"resumed_from": resumed_from, "last": last}
+    return {"resumed_from": resumed_from, "last": last, "sim": sim}
 
 
 # -- restarting runs of a stored study ------------------------------------------------------------------
@@ -328,6 +391,7 @@ def restart_runs(
     damaged: bool = False,
     on_round: RoundTick | None = None,
     on_run: RunLine | None = None,
+    on_attack: AttackLine | None = None,
 ) -> list[RunSpec]:
     """Discard what the named runs stored and compute them again from round 0; return those runs.
 
@@ -351,5 +415,7 @@ def restart_runs(
         for run in runs:
             store.reset_run(run.run_id)
     if runs:
-        run_study(study_dir, base, vary, seeds, on_round=on_round, on_run=on_run, only=ids)
+        run_study(
+            study_dir, base, vary, seeds, on_round=on_round, on_run=on_run, only=ids, on_attack=on_attack
+        )
     return runs
