@@ -172,51 +172,32 @@ def attack_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-def lost_attacks(
-    conn: sqlite3.Connection, entries: Sequence[LedgerEntry], labels: dict[str, tuple[str, int]]
-) -> list[Damage]:
-    """Runs of which the ledger counts an attack result the database does not hold."""
-    counts = attack_counts(conn)
-    out = []
-    for e in entries:
-        if counts.get(e.run_id, 0) >= e.attacks:
-            continue
-        missing = "" if e.run_id in labels else " (the run itself is missing)"
-        text = (
-            f"had its attack result committed, the database holds none{missing}: committed results were "
-            "lost (was study.db-wal deleted or damaged?)"
-        )
-        out.append(Damage(e.run_id, e.method, e.seed, "lost", text))
-    return out
-
-
 def round_counts(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
     """``run_id -> (number of stored rounds, last round)`` for every run with rounds."""
     rows = conn.execute("SELECT run_id, count(*), max(round) FROM rounds GROUP BY run_id")
     return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
 
-def lost_rounds(
+def lost_rows(
     conn: sqlite3.Connection, entries: Sequence[LedgerEntry], labels: dict[str, tuple[str, int]]
 ) -> list[Damage]:
-    """Runs of which the ledger counts more committed rounds than the database holds."""
-    counts = round_counts(conn)
+    """Runs of which the ledger counts more committed rounds (or attack results) than the database
+    holds."""
+    counts, attacks = round_counts(conn), attack_counts(conn)
     out = []
     for e in entries:
         have = counts.get(e.run_id, (0, -1))[0]
-        if have >= e.rounds:
-            continue
         missing = "" if e.run_id in labels else " (the run itself is missing)"
-        out.append(
-            Damage(
-                e.run_id,
-                e.method,
-                e.seed,
-                "lost",
+        lost = "(was study.db-wal deleted or damaged?)"
+        if have < e.rounds:
+            text = (
                 f"had {e.rounds} rounds committed (rounds 0-{e.last_round}), the database holds "
-                f"{have}{missing}: committed rounds were lost (was study.db-wal deleted or damaged?)",
+                f"{have}{missing}: committed rounds were lost {lost}"
             )
-        )
+            out.append(Damage(e.run_id, e.method, e.seed, "lost", text))
+        if attacks.get(e.run_id, 0) < e.attacks:
+            text = f"had its attack result committed, the database holds none{missing}: it was lost {lost}"
+            out.append(Damage(e.run_id, e.method, e.seed, "lost", text))
     return out
 
 
@@ -227,9 +208,8 @@ def find_damage(conn: sqlite3.Connection, entries: Sequence[LedgerEntry]) -> lis
     Call it inside one read transaction so that the tables are read at one instant.
     """
     labels = run_labels(conn)
-    found = lost_rounds(conn, entries, labels) + damaged_rounds(conn, labels)
-    found += damaged_checkpoints(conn, labels)
-    found += lost_attacks(conn, entries, labels) + damaged_attacks(conn, labels)
+    found = lost_rows(conn, entries, labels) + damaged_rounds(conn, labels)
+    found += damaged_checkpoints(conn, labels) + damaged_attacks(conn, labels)
     return sorted(found, key=lambda d: (d.method, -1 if d.seed is None else d.seed, d.run_id))
 
 
