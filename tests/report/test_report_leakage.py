@@ -152,3 +152,23 @@ def test_a_study_without_the_attacks_table_reads_as_one_without_attacks(leak: Pa
 def test_record_status_is_checked() -> None:
     with pytest.raises(ValueError, match="status must be one of"):
         LeakageRecord("dlg", "maybe")
+
+
+def test_report_with_leakage_is_well_formed_and_self_contained(leak: Path, synth: Any) -> None:
+    from fedwave.report.html import write_report
+
+    text = write_report(leak).read_text(encoding="utf-8")
+    parser = synth.Structure()
+    parser.feed(text)
+    parser.close()
+    assert parser.errors == [] and parser.stack == []
+    ids = [a["id"] for _, a in parser.tags if a.get("id")]
+    assert len(ids) == len(set(ids)) and "leakage" in ids and "fig-leakage" in ids
+    imgs = {a["alt"]: a for t, a in parser.tags if t == "img"}
+    grids = [a for alt, a in imgs.items() if alt.startswith("dlg reconstructions")]
+    assert len(grids) == 4, "one grid per measured run"  # b1 was not applicable: no grid
+    assert all(a["src"].startswith("data:image/png;base64,") for a in imgs.values())
+    assert all((a["width"], a["height"]) == ("40", "30") for a in grids)  # read from the PNG header
+    leak_rows = text.split('<table class="leakage">')[1].split("</table>")[0].count("<tr>")
+    assert leak_rows == 1 + len(RUNS)
+    assert "not applicable: ThreatModelError: hidden labels" in text
