@@ -75,10 +75,11 @@ def attack_line(record: Any) -> str:
     """One line on a run's stored attack result (a :class:`~fedwave.report.attacks.LeakageRecord`)."""
     if record.status != "done":
         return f"attack {record.attack} not applicable: {record.error}"
+    model = f"model after {record.model_rounds} rounds" if record.model_rounds else "untrained model"
     return (
         f"attack {record.attack}: PSNR median {record.psnr_median:.1f} dB, SSIM median "
         f"{record.ssim_median:.3f}, label accuracy {record.label_accuracy:.2f} "
-        f"({record.samples} samples, model after {record.model_rounds} rounds; attack {record.wall_s:.1f} s)"
+        f"({record.samples} samples, {model}; attack {record.wall_s:.1f} s)"
     )
 
 

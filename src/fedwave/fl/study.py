@@ -9,14 +9,8 @@ rounds): a damaged study stops with a message naming the runs and rounds, and ``
 (``fedwave study restart``) recomputes just those runs. The study's name is recorded once, so a study
 directory can be moved or renamed and resumed from its new place.
 
-With ``attack.in_studies`` (``fedwave compare --attack NAME``) each finished run is then attacked
-(:func:`fedwave.privacy.attacks.leakage.measure_leakage`) and its leakage committed in one transaction.
-The attack works on copies and its own random streams, after the run's last round: the run's records are
-the same with and without it. A study killed during an attack resumes with that attack; attacks already
-stored are not redone. ``attack.at_round`` names the attacked model: null or 0 the untrained model every
-run broadcasts in round 0 (the classic setting, where optimisation attacks do best), N the global model
-after N rounds (the run is replayed to N), ``final`` the model the run ended with (taken from the run, or
-from its last checkpoint when the study resumes).
+With ``attack.in_studies`` (``fedwave compare --attack NAME``) each finished run is then attacked and
+its leakage stored (:mod:`fedwave.fl.study_attack`).
 """
 
 from __future__ import annotations
@@ -27,7 +21,7 @@ import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -36,14 +30,10 @@ from fedwave.configio import SHORTHANDS, parse_override
 from fedwave.errors import ConfigError
 from fedwave.fl.checkpoint import CheckpointError, load_checkpoint, resumable, save_checkpoint
 from fedwave.fl.run import Simulation, build_simulation
+from fedwave.fl.study_attack import AttackLine, attack_run, check_attack_settings
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.report.errors import StoreError, restart_command
 from fedwave.report.store import ResultsStore
-
-if TYPE_CHECKING:
-    import torch
-
-    from fedwave.report.attacks import LeakageRecord
 
 
 @dataclass(frozen=True)
@@ -172,17 +162,6 @@ def plan_study(
     return runs
 
 
-def check_attack_settings(runs: Sequence[RunSpec]) -> None:
-    """Refuse ``attack.at_round`` beyond a run's last round when its runs are attacked (ConfigError)."""
-    for run in runs:
-        a, rounds = run.config.attack, run.config.fl.rounds
-        if a.in_studies and isinstance(a.at_round, int) and a.at_round > rounds:
-            raise ConfigError(
-                f"run '{run.method}', seed {run.seed}: attack.at_round={a.at_round} is after the run's last "
-                f"round (fl.rounds={rounds}); use a round up to {rounds}, or attack.at_round=final"
-            )
-
-
 def check_runs_can_start(runs: Sequence[RunSpec]) -> None:
     """Load each distinct dataset, partition it and build each model of ``runs`` (nothing is trained).
 
@@ -219,8 +198,6 @@ def default_study_dir(base: dict[str, Any], vary: dict[str, list[str]], seeds: i
 
 RunLine = Callable[[RunSpec, str, dict[str, Any]], None]
 RoundTick = Callable[[RunSpec, RoundRecord], None]
-#: ``on_attack(run, "attacking", None)`` before a run's attack, ``(run, "attacked", record)`` after it.
-AttackLine = Callable[[RunSpec, str, "LeakageRecord | None"], None]
 
 
 def run_study(
@@ -267,36 +244,8 @@ def run_study(
                 if on_run is not None:
                     on_run(run, "finished", info)
             if run.config.attack.in_studies and run.run_id not in attacked:
-                _attack_one(store, run, sim, on_attack)
+                attack_run(store, run, sim, on_attack)
     return plan
-
-
-def _attack_one(
-    store: ResultsStore, run: RunSpec, sim: Simulation | None, on_attack: AttackLine | None
-) -> None:
-    """Attack the finished ``run`` and commit its leakage (``sim``: the run, if it just finished here)."""
-    from fedwave.privacy.attacks.leakage import measure_leakage
-
-    if on_attack is not None:
-        on_attack(run, "attacking", None)
-    model = _final_model(store, run, sim) if run.config.attack.at_round == "final" else None
-    record = measure_leakage(run.config, model)
-    store.commit_attack(run.run_id, record)
-    if on_attack is not None:
-        on_attack(run, "attacked", record)
-
-
-def _final_model(store: ResultsStore, run: RunSpec, sim: Simulation | None) -> tuple[torch.nn.Module, int]:
-    """The global model ``run`` ended with and its rounds: from the run itself, else from its last
-    checkpoint, else (no checkpoint: an async run) by replaying the run, which is deterministic."""
-    if sim is None:
-        sim = build_simulation(run.config)
-        checkpoint = store.last_checkpoint(run.run_id) if resumable(sim) else None
-        if checkpoint is not None:
-            load_checkpoint(sim, checkpoint[1])
-        else:
-            sim.run_rounds(run.config.fl.rounds)
-    return sim.driver.bs.model, sim.next_round
 
 
 def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> dict[str, Any]:
