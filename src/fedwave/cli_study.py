@@ -20,6 +20,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from fedwave.fl.study import default_study_dir, parse_vary, plan_study, run_study
     from fedwave.records import RoundRecord
 
+    if args.attack:  # --attack NAME: attack every finished run with that attack
+        args.override = [*args.override, "attack.in_studies=true", f"attack.name={args.attack}"]
     base = config_data(args.config, args.override)  # the same loader as 'fedwave run'
     vary = parse_vary(args.vary, args.override)
     # every grid point is validated whole (never the base alone) and its data loaded before any run
@@ -58,8 +60,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 tail += f" (resumed at round {info['resumed_from']})"
             progress.console.print(f"  {run.method:<34} seed {run.seed}  {what}{tail}", soft_wrap=True)
 
-        run_study(study_dir, base, vary, args.seeds, on_round=on_round, on_run=on_run)
+        def on_attack(run: Any, what: str, record: Any) -> None:
+            if record is None:
+                progress.update(task, description=f"{run.method} seed {run.seed}: {what}")
+                return
+            line = f"  {run.method:<34} seed {run.seed}  {attack_line(record)}"
+            progress.console.print(line, soft_wrap=True)
+
+        run_study(study_dir, base, vary, args.seeds, on_round=on_round, on_run=on_run, on_attack=on_attack)
     return _summarize(study_dir, args.target, report=not args.no_report)
+
+
+def attack_line(record: Any) -> str:
+    """One line on a run's stored attack result (a :class:`~fedwave.report.attacks.LeakageRecord`)."""
+    if record.status != "done":
+        return f"attack {record.attack} not applicable: {record.error}"
+    model = f"model after {record.model_rounds} rounds" if record.model_rounds else "untrained model"
+    return (
+        f"attack {record.attack}: PSNR median {record.psnr_median:.1f} dB, SSIM median "
+        f"{record.ssim_median:.3f}, label accuracy {record.label_accuracy:.2f} "
+        f"({record.samples} samples, {model}; attack {record.wall_s:.1f} s)"
+    )
 
 
 def _make_study_dir(study_dir: Path) -> None:
@@ -105,6 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.seeds = 2
     args.target = args.target if args.target is not None else 0.9
     args.no_report = False
+    args.attack = None
     return cmd_compare(args)
 
 
@@ -172,6 +194,13 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
         "--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9 x best)"
     )
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument(
+        "--attack",
+        metavar="NAME",
+        help="after each run, run gradient-leakage attack NAME (analytic, idlg, dlg, ig) on what its BS "
+        "receives and store the leakage (the attack.* keys set trials, batch, model round...); same as "
+        "-o attack.in_studies=true -o attack.name=NAME",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -213,10 +242,12 @@ def cmd_study_verify(args: argparse.Namespace) -> int:
     if found:
         raise DamagedStudyError(study.study_dir, found)
     n = study.table_counts()
+    attacks = f", {n['attacks']} attack results" if n["attacks"] else ""
     print(
         f"study {study.study_dir}: sound. {n['runs']} runs, {n['rounds']} rounds with {n['ue_events']} UE "
-        f"events match their digests, {n['checkpoints']} checkpoints match their SHA-256, and no "
-        f"committed round is missing ({n['ledger']} runs in the ledger)."
+        f"events{attacks} match their digests, {n['checkpoints']} checkpoints match their SHA-256, and no "
+        f"committed round{' or attack result' if attacks else ''} is missing ({n['ledger']} runs in the "
+        "ledger)."
     )
     return 0
 
@@ -242,7 +273,13 @@ def cmd_study_restart(args: argparse.Namespace) -> int:
             f"  {run.run_id} {run.method:<34} seed {run.seed}  restarted, {what}{tail}", soft_wrap=True
         )
 
-    runs = restart_runs(study_dir, args.runs, damaged=args.damaged, on_round=on_round, on_run=on_run)
+    def on_attack(run: Any, what: str, record: Any) -> None:
+        if record is not None:
+            console.print(f"  {run.run_id} {run.method:<34} seed {run.seed}  {attack_line(record)}")
+
+    runs = restart_runs(
+        study_dir, args.runs, damaged=args.damaged, on_round=on_round, on_run=on_run, on_attack=on_attack
+    )
     if not runs:
         console.print(f"study {study_dir}: no damaged run; nothing restarted")
         return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
 
@@ -118,6 +119,34 @@ def write_study(study_dir: Path, methods: tuple[str, ...] = tuple(METHODS), n_ro
     return study_dir
 
 
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Structure(HTMLParser):
+    """Checks that non-void elements nest and close properly; collects tags and attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.doctype = ""
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+        else:
+            self.stack.pop()
+
+
 @pytest.fixture(scope="session")
 def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic study written once per test session (treat as read-only)."""
@@ -142,5 +171,6 @@ def make_round_fixture() -> Callable[[str, int, int, float], tuple[RoundRecord, 
 
 @pytest.fixture(scope="session")
 def synth() -> ModuleType:
-    """This module: :func:`make_round`, :func:`write_study` and the constants, for the test files."""
+    """This module: :func:`make_round`, :func:`write_study`, :class:`Structure` and the constants, for the
+    test files."""
     return sys.modules[__name__]

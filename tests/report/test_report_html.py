@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -12,33 +11,7 @@ import pytest
 
 from fedwave.report.html import write_report
 
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 N_FIGURES = 5
-
-
-class Structure(HTMLParser):
-    """Checks that non-void elements nest and close properly; collects tags and attributes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.errors: list[str] = []
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.doctype = ""
-
-    def handle_decl(self, decl: str) -> None:
-        self.doctype = decl
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        if tag not in VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
-        else:
-            self.stack.pop()
 
 
 @pytest.fixture
@@ -58,10 +31,10 @@ def test_explicit_location_and_missing_study(study_dir: Path, tmp_path: Path) ->
         write_report(tmp_path, tmp_path / "x.html")
 
 
-def test_report_is_well_formed_html5(report: Path) -> None:
+def test_report_is_well_formed_html5(report: Path, synth: Any) -> None:
     text = report.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
-    parser = Structure()
+    parser = synth.Structure()
     parser.feed(text)
     parser.close()
     assert parser.doctype.lower() == "doctype html"
@@ -73,8 +46,8 @@ def test_report_is_well_formed_html5(report: Path) -> None:
     assert len(ids) == len(set(ids)), "element ids are unique"
 
 
-def test_report_is_self_contained(report: Path) -> None:
-    parser = Structure()
+def test_report_is_self_contained(report: Path, synth: Any) -> None:
+    parser = synth.Structure()
     parser.feed(report.read_text(encoding="utf-8"))
     for tag, attrs in parser.tags:
         assert tag not in {"script", "link", "iframe"}, tag

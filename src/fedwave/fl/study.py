@@ -8,6 +8,9 @@ Before anything runs the store is checked (round digests, checkpoint checksums, 
 rounds): a damaged study stops with a message naming the runs and rounds, and ``run_study(..., only=...)``
 (``fedwave study restart``) recomputes just those runs. The study's name is recorded once, so a study
 directory can be moved or renamed and resumed from its new place.
+
+With ``attack.in_studies`` (``fedwave compare --attack NAME``) each finished run is then attacked and
+its leakage stored (:mod:`fedwave.fl.study_attack`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from fedwave.config import Config, apply_overrides, config_from_dict
 from fedwave.configio import SHORTHANDS, parse_override
 from fedwave.errors import ConfigError
 from fedwave.fl.checkpoint import CheckpointError, load_checkpoint, resumable, save_checkpoint
-from fedwave.fl.run import build_simulation
+from fedwave.fl.run import Simulation, build_simulation
+from fedwave.fl.study_attack import AttackLine, attack_run, check_attack_settings
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.report.errors import StoreError, restart_command
 from fedwave.report.store import ResultsStore
@@ -154,6 +158,7 @@ def plan_study(
         if same != label:
             raise ConfigError(f"--vary: '{same}' and '{label}' give the same configuration; list each once")
     check_runs_can_start(runs)
+    check_attack_settings(runs)
     return runs
 
 
@@ -204,11 +209,13 @@ def run_study(
     on_round: RoundTick | None = None,
     on_run: RunLine | None = None,
     only: Collection[str] | None = None,
+    on_attack: AttackLine | None = None,
 ) -> list[RunSpec]:
     """Run (or resume) every run of the grid into ``study_dir/study.db``; returns the plan.
 
     ``only`` limits the work to those run ids (the other runs are left as they are). The store is
     checked first: damage raises :class:`~fedwave.report.errors.DamagedStudyError` before any training.
+    Runs whose config sets ``attack.in_studies`` are attacked once finished (see the module docstring).
     """
     plan = plan_study(base, vary, seeds)
     spec = {"base": base, "vary": vary, "seeds": seeds}
@@ -218,21 +225,26 @@ def run_study(
         # The name is recorded when the study is created; a moved or renamed directory keeps it.
         store.ensure_study(store.study_name() or study_dir.name, spec)
         (study_dir / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        attacked = store.attacked_runs()
         for run in plan:
             if only is not None and run.run_id not in only:
                 continue
             status = store.ensure_run(run.run_id, run.method, run.seed, run.config.to_dict(), run.varied)
+            sim: Simulation | None = None
             if status == "done":
                 if on_run is not None:
                     on_run(run, "done already", {})
-                continue
-            try:
-                info = _run_one(store, run, on_round)
-            except Exception as exc:  # recorded, then raised: the study stops and can be resumed
-                store.set_status(run.run_id, "failed", f"{type(exc).__name__}: {exc}")
-                raise
-            if on_run is not None:
-                on_run(run, "finished", info)
+            else:
+                try:
+                    info = _run_one(store, run, on_round)
+                except Exception as exc:  # recorded, then raised: the study stops and can be resumed
+                    store.set_status(run.run_id, "failed", f"{type(exc).__name__}: {exc}")
+                    raise
+                sim = info.pop("sim")
+                if on_run is not None:
+                    on_run(run, "finished", info)
+            if run.config.attack.in_studies and run.run_id not in attacked:
+                attack_run(store, run, sim, on_attack)
     return plan
 
 
@@ -273,7 +285,7 @@ def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> d
         sim.run_rounds(remaining)
     store.set_status(run.run_id, "done")
     last: RoundRecord | None = holder.get("last")
-    return {"resumed_from": resumed_from, "last": last}
+    return {"resumed_from": resumed_from, "last": last, "sim": sim}
 
 
 # -- restarting runs of a stored study ------------------------------------------------------------------
@@ -328,6 +340,7 @@ def restart_runs(
     damaged: bool = False,
     on_round: RoundTick | None = None,
     on_run: RunLine | None = None,
+    on_attack: AttackLine | None = None,
 ) -> list[RunSpec]:
     """Discard what the named runs stored and compute them again from round 0; return those runs.
 
@@ -351,5 +364,7 @@ def restart_runs(
         for run in runs:
             store.reset_run(run.run_id)
     if runs:
-        run_study(study_dir, base, vary, seeds, on_round=on_round, on_run=on_run, only=ids)
+        run_study(
+            study_dir, base, vary, seeds, on_round=on_round, on_run=on_run, only=ids, on_attack=on_attack
+        )
     return runs

@@ -11,6 +11,7 @@ import html
 import io
 import math
 import os
+import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from fedwave.report import plots, style, tables
+from fedwave.report import leakage, leakage_plots, plots, style, tables
 from fedwave.report.study import Study, load_study
 from fedwave.report.versions import software_versions
 
@@ -54,6 +55,8 @@ td .error { display: inline-block; min-width: 240px; white-space: normal; color:
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px;
           vertical-align: baseline; }
 figure { margin: 18px 0 26px; }
+figure.grid { display: inline-block; margin: 6px 14px 14px 0; vertical-align: top; }
+h4 { font-size: 0.95rem; margin: 14px 0 4px; }
 figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line);
              border-radius: 4px; }
 details { margin: 6px 0; border: 1px solid var(--line); border-radius: 4px; background: var(--panel); }
@@ -126,12 +129,12 @@ def _summary_section(summary: pd.DataFrame, colors: dict[str, str]) -> str:
         '<section id="summary"><h2>Summary per method</h2>'
         f'<p class="caption">{_e(tables.table_caption(summary))}</p>'
         + _table(list(shown.columns), rows, "summary", classes)
-        + _definitions()
+        + _definitions(with_leakage="psnr_median" in summary.columns)
         + "</section>"
     )
 
 
-def _definitions() -> str:
+def _definitions(with_leakage: bool = False) -> str:
     items = {
         "final accuracy": "test accuracy after a run's last evaluated round; mean ± sample std over seeds.",
         "time to target": "simulated seconds until test accuracy first reaches the target; mean over the "
@@ -145,6 +148,16 @@ def _definitions() -> str:
         "where only some seeds are still running (their mean; a finished seed is not extended). The band "
         "spans the seeds' minimum to maximum; a dot on the line marks where each seed ends.",
     }
+    if with_leakage:
+        items["PSNR median, SSIM median"] = (
+            "each run's median over its attacked samples (reconstruction vs true sample, data range 1); "
+            "the method's value is the median over its seeds."
+        )
+        items["label acc."] = "fraction of labels the attack recovered; mean over seeds."
+        items["attack wall, attacked"] = (
+            "host wall-clock seconds of a run's attack, mean over seeds; runs with a measured attack "
+            "(not 'not applicable') out of the method's seeds."
+        )
     body = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items.items())
     return f'<details><summary>Definitions</summary><dl class="defs">{body}</dl></details>'
 
@@ -268,6 +281,62 @@ def _figures_section(study: Study, target: float) -> str:
     return f'<section id="figures"><h2>Figures</h2>{body}</section>'
 
 
+def _png_img(png: bytes, alt: str) -> str:
+    """An ``<img>`` of stored PNG bytes at their own size (read from the PNG header)."""
+    width, height = struct.unpack(">II", png[16:24])
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}" width="{width}" height="{height}">'
+
+
+def _leakage_section(study: Study, colors: dict[str, str]) -> str:
+    """Per-run leakage table, the leakage-vs-bytes figure and each run's picture grid, by method."""
+    runs = leakage.per_run(study)
+    header = ["run", "method", "seed", "attack", "PSNR median (dB)", "PSNR best (dB)", "SSIM median"]
+    header += ["label acc.", "update (kB)", "model round", "attack wall (s)", "note"]
+    rows = []
+    for r in runs.itertuples(index=False):
+        row = [_e(r.run_id), _e(r.method), _e(r.seed), _e(r.attack), _e(_fmt(r.psnr_median, ".1f"))]
+        row += [_e(_fmt(r.psnr_best, ".1f")), _e(_fmt(r.ssim_median, ".3f"))]
+        row += [_e(_fmt(r.label_accuracy, ".2f")), _e(_fmt(r.uplink_bytes_median / 1e3, ".1f"))]
+        row += [_e(r.model_rounds), _e(_fmt(r.attack_wall_s, ".1f"))]
+        row.append(f'<span class="error">{_e(r.error)}</span>' if isinstance(r.error, str) else "")
+        rows.append(row)
+    parts = [
+        '<section id="leakage"><h2>Leakage</h2>',
+        f'<p class="caption">{_e(leakage.leakage_note(study))}: what an honest-but-curious BS '
+        "reconstructs from one user's update after the method's codec and local noise. PSNR and SSIM "
+        "compare reconstructions with the true samples (data range 1), after matching them; wall times "
+        "are host seconds.</p>",
+        _table(header, rows, "leakage", text_cols=(0, 1, 3, 11)),
+        _img(
+            leakage_plots.fig_leakage_vs_bytes(study),
+            "Leakage (PSNR) against uplink bytes",
+            "Each small point is one run (method and seed): the median PSNR of its attacked samples "
+            "against the median size of its attacked updates as received (kB = 10^3 bytes); the large "
+            "marker is the method's median over seeds.",
+            "fig-leakage",
+        ),
+        "<h3>Reconstructions</h3>",
+    ]
+    a = study.attacks
+    for method, g in a.groupby("method", sort=True):
+        swatch = f'<span class="swatch" style="background:{colors.get(str(method), "#999")}"></span>'
+        parts.append(f"<h4>{swatch}{_e(method)}</h4>")
+        for r in g.itertuples(index=False):
+            caption = f"seed {r.seed}: " + (
+                f"PSNR median {_fmt(r.psnr_median, '.1f')} dB, label accuracy {_fmt(r.label_accuracy, '.2f')}"
+                if r.status == "done"
+                else f"not applicable: {r.error}"
+            )
+            img = _png_img(r.grid, f"{r.attack} reconstructions, {method}, seed {r.seed}") if r.grid else ""
+            parts.append(
+                f'<figure class="grid" id="grid-{_e(r.run_id)}">{img}'
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
+            )
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def render_report(study: Study, target_accuracy: float | None = None) -> str:
     """The report of ``study`` as one HTML5 string (see :func:`write_report`)."""
     summary = tables.summary_table(study, target_accuracy)
@@ -279,23 +348,19 @@ def render_report(study: Study, target_accuracy: float | None = None) -> str:
         f"created {study.created} · {len(runs)} runs ({n_done} done) · "
         f"{len(study.methods)} methods · study directory {study.study_dir.resolve()}"
     )
+    with_leakage = leakage.has_leakage(study)
     sections = [
         _summary_section(summary, colors),
         _figures_section(study, target),
+        *([_leakage_section(study, colors)] if with_leakage else []),
         _runs_section(study, target),
         _configs_section(study),
         _versions_section(study),
     ]
-    nav = "".join(
-        f'<a href="#{a}">{t}</a>'
-        for a, t in [
-            ("summary", "Summary"),
-            ("figures", "Figures"),
-            ("runs", "Runs"),
-            ("configs", "Configurations"),
-            ("software", "Software"),
-        ]
-    )
+    links = [("summary", "Summary"), ("figures", "Figures")]
+    links += [("leakage", "Leakage")] if with_leakage else []
+    links += [("runs", "Runs"), ("configs", "Configurations"), ("software", "Software")]
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in links)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'

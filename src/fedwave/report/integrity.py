@@ -3,11 +3,13 @@
 * Each round row carries ``digest``: the SHA-256 of the round row and its UE events in canonical form
   (:func:`round_digest`). A value changed on disk after the commit no longer matches it.
 * Each checkpoint carries ``sha256``, the SHA-256 of its blob (:func:`blob_sha256`).
-* The ledger (:mod:`fedwave.report.ledger`) counts each run's committed rounds outside the database, so
-  a database that lost committed rounds (its ``-wal`` file deleted) is noticed.
+* Each attack result carries ``digest``: the SHA-256 of its row, the grid PNG by its SHA-256
+  (:func:`attack_digest`).
+* The ledger (:mod:`fedwave.report.ledger`) counts each run's committed rounds and attack results outside
+  the database, so a database that lost committed rows (its ``-wal`` file deleted) is noticed.
 
-:func:`find_damage` runs the three checks and returns one :class:`~fedwave.report.errors.Damage` per
-finding; nothing here changes the database.
+:func:`find_damage` runs the checks and returns one :class:`~fedwave.report.errors.Damage` per finding;
+nothing here changes the database.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from fedwave.report.errors import Damage
 from fedwave.report.ledger import LedgerEntry
-from fedwave.report.schema import ROUND_DATA_COLUMNS, TABLE_COLUMNS
+from fedwave.report.schema import ATTACK_COLUMNS, ROUND_DATA_COLUMNS, TABLE_COLUMNS
 
 #: Rounds listed one by one in a message before the rest are counted.
 _SHOWN = 8
@@ -53,6 +55,21 @@ def round_digest(round_row: Sequence[Any], event_rows: Sequence[Sequence[Any]]) 
 def blob_sha256(blob: bytes) -> str:
     """SHA-256 (hex) of a checkpoint blob."""
     return hashlib.sha256(blob).hexdigest()
+
+
+def attack_digest(row: Sequence[Any]) -> str:
+    """SHA-256 (hex) of one attack row: the values of ``ATTACK_COLUMNS`` but ``digest``, in that order,
+    with the grid PNG replaced by its SHA-256, as compact JSON (values canonical as in
+    :func:`round_digest`; an infinite PSNR is kept as ``Infinity``)."""
+    values = [blob_sha256(bytes(v)) if isinstance(v, bytes | memoryview) else _canon(v) for v in row]
+    text = json.dumps(values, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the database has table ``name`` (``attacks`` is missing in studies written before it)."""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return row is not None
 
 
 def run_labels(conn: sqlite3.Connection) -> dict[str, tuple[str, int]]:
@@ -131,44 +148,68 @@ def checkpoint_damage_text(rnd: int) -> str:
     )
 
 
+def damaged_attacks(conn: sqlite3.Connection, labels: dict[str, tuple[str, int]]) -> list[Damage]:
+    """Runs whose attack result (numbers, details or grid) no longer matches its digest."""
+    if not has_table(conn, "attacks"):
+        return []
+    out = []
+    for row in conn.execute(f"SELECT {', '.join(ATTACK_COLUMNS)} FROM attacks ORDER BY run_id"):
+        if attack_digest(row[:-1]) != row[-1]:
+            method, seed = _who(labels, str(row[0]))
+            text = (
+                "the attack result no longer matches the digest taken at commit: its leakage numbers, "
+                "details or picture grid were changed on disk"
+            )
+            out.append(Damage(str(row[0]), method, seed, "changed", text))
+    return out
+
+
+def attack_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """``run_id -> number of stored attack results`` (0 or 1) for every run with one."""
+    if not has_table(conn, "attacks"):
+        return {}
+    rows = conn.execute("SELECT run_id, count(*) FROM attacks GROUP BY run_id")
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
 def round_counts(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
     """``run_id -> (number of stored rounds, last round)`` for every run with rounds."""
     rows = conn.execute("SELECT run_id, count(*), max(round) FROM rounds GROUP BY run_id")
     return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
 
-def lost_rounds(
+def lost_rows(
     conn: sqlite3.Connection, entries: Sequence[LedgerEntry], labels: dict[str, tuple[str, int]]
 ) -> list[Damage]:
-    """Runs of which the ledger counts more committed rounds than the database holds."""
-    counts = round_counts(conn)
+    """Runs of which the ledger counts more committed rounds (or attack results) than the database
+    holds."""
+    counts, attacks = round_counts(conn), attack_counts(conn)
     out = []
     for e in entries:
         have = counts.get(e.run_id, (0, -1))[0]
-        if have >= e.rounds:
-            continue
         missing = "" if e.run_id in labels else " (the run itself is missing)"
-        out.append(
-            Damage(
-                e.run_id,
-                e.method,
-                e.seed,
-                "lost",
+        lost = "(was study.db-wal deleted or damaged?)"
+        if have < e.rounds:
+            text = (
                 f"had {e.rounds} rounds committed (rounds 0-{e.last_round}), the database holds "
-                f"{have}{missing}: committed rounds were lost (was study.db-wal deleted or damaged?)",
+                f"{have}{missing}: committed rounds were lost {lost}"
             )
-        )
+            out.append(Damage(e.run_id, e.method, e.seed, "lost", text))
+        if attacks.get(e.run_id, 0) < e.attacks:
+            text = f"had its attack result committed, the database holds none{missing}: it was lost {lost}"
+            out.append(Damage(e.run_id, e.method, e.seed, "lost", text))
     return out
 
 
 def find_damage(conn: sqlite3.Connection, entries: Sequence[LedgerEntry]) -> list[Damage]:
-    """Every finding of the three checks (lost rounds, changed rounds, damaged checkpoints), by run.
+    """Every finding of the checks (lost or changed rounds, damaged checkpoints, lost or changed attack
+    results), by run.
 
     Call it inside one read transaction so that the tables are read at one instant.
     """
     labels = run_labels(conn)
-    found = lost_rounds(conn, entries, labels) + damaged_rounds(conn, labels)
-    found += damaged_checkpoints(conn, labels)
+    found = lost_rows(conn, entries, labels) + damaged_rounds(conn, labels)
+    found += damaged_checkpoints(conn, labels) + damaged_attacks(conn, labels)
     return sorted(found, key=lambda d: (d.method, -1 if d.seed is None else d.seed, d.run_id))
 
 
@@ -183,4 +224,5 @@ def ledger_entry(conn: sqlite3.Connection, run_id: str, up_to: int | None = None
     n, last = conn.execute(
         f"SELECT count(*), COALESCE(max(round), -1) FROM rounds WHERE run_id = ?{limit}", params
     ).fetchone()
-    return LedgerEntry(run_id, str(run[0]), int(run[1]), int(n), int(last))
+    attacks = attack_counts(conn).get(run_id, 0)
+    return LedgerEntry(run_id, str(run[0]), int(run[1]), int(n), int(last), attacks)

@@ -2,9 +2,10 @@
 
 SQLite in WAL mode keeps recent transactions in ``study.db-wal`` until they are copied into ``study.db``.
 If that file is deleted or lost, the database silently falls back to an older state. The ledger lets a
-study notice: after each committed round the run's file ``ledger/<run>.json`` is replaced (atomically)
-with the number of rounds the database held after the commit. A database holding fewer rounds of a run
-than its ledger says has lost committed rounds.
+study notice: after each committed round (or attack result) the run's file ``ledger/<run>.json`` is
+replaced (atomically) with the number of rounds (and attack results) the database held after the
+commit. A database holding fewer rounds (or attack results) of a run than its ledger says has lost
+committed rows.
 
 Ordering keeps the ledger at or below the database at every instant, so a crash never causes a false
 alarm: a commit writes the ledger *after* the transaction, a deletion lowers the ledger *before* it.
@@ -30,13 +31,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """What the ledger knows of one run: ``rounds`` committed, the last being ``last_round`` (-1: none)."""
+    """What the ledger knows of one run: ``rounds`` committed, the last being ``last_round`` (-1: none),
+    and ``attacks`` attack results committed (0 or 1; absent in entries written before attacks)."""
 
     run_id: str
     method: str
     seed: int
     rounds: int
     last_round: int
+    attacks: int = 0
 
 
 def entry_path(study_dir: Path, run_id: str) -> Path:
@@ -108,6 +111,7 @@ def read_entries(study_dir: Path) -> list[LedgerEntry]:
                 seed=int(data["seed"]),
                 rounds=int(data["rounds"]),
                 last_round=int(data["last_round"]),
+                attacks=int(data.get("attacks", 0)),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(

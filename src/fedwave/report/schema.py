@@ -12,10 +12,16 @@ Tables::
     rounds      (run_id -> runs, round, <RoundRecord fields>, extra JSON, digest;  PK (run_id, round))
     ue_events   (run_id -> runs, round, ue, <UEEvent fields>;                      PK (run_id, round, ue))
     checkpoints (run_id PK -> runs, round, blob, sha256)
+    attacks     (run_id PK -> runs, attack, status, error, leakage summary, JSON details, grid PNG, digest)
 
-``rounds.digest`` is the SHA-256 of the round row and its UE events in canonical form and
-``checkpoints.sha256`` the SHA-256 of the blob (see :mod:`fedwave.report.integrity`), so a value changed
-on disk after it was committed is detected. ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`.
+``rounds.digest`` is the SHA-256 of the round row and its UE events in canonical form,
+``attacks.digest`` that of the attack row (its grid by the grid's SHA-256) and ``checkpoints.sha256`` the
+SHA-256 of the blob (see :mod:`fedwave.report.integrity`), so a value changed on disk after it was
+committed is detected. ``PRAGMA user_version`` holds :data:`SCHEMA_VERSION`.
+
+The ``attacks`` table (leakage of each run, :mod:`fedwave.report.attacks`) was added without a version
+change: it is an extra table that older readers ignore, created when a writer opens a database that lacks
+it, and a reader treats a database without it as a study without attack results.
 """
 
 from __future__ import annotations
@@ -122,8 +128,55 @@ def _ddl() -> list[str]:
     ]
 
 
+#: Allowed values of ``attacks.status``: measured, or the attack could not apply (NaN values, an error).
+ATTACK_STATUSES = ("done", "not applicable")
+
+#: The ``attacks`` table: one row per attacked run (see :mod:`fedwave.report.attacks` for the meaning).
+ATTACKS_DDL = f"""CREATE TABLE IF NOT EXISTS attacks (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+    attack TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({", ".join(f"'{s}'" for s in ATTACK_STATUSES)})),
+    error TEXT,
+    psnr_median REAL,
+    psnr_best REAL,
+    ssim_median REAL,
+    label_accuracy REAL,
+    wall_s REAL,
+    uplink_bytes_median REAL,
+    trials INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    model_rounds INTEGER,
+    threat_model TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    diagnostics TEXT NOT NULL,
+    grid BLOB,
+    digest TEXT NOT NULL
+)"""
+
+#: Columns of the ``attacks`` table; every one but ``digest`` is covered by the digest, in this order.
+ATTACK_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "attack",
+    "status",
+    "error",
+    "psnr_median",
+    "psnr_best",
+    "ssim_median",
+    "label_accuracy",
+    "wall_s",
+    "uplink_bytes_median",
+    "trials",
+    "samples",
+    "model_rounds",
+    "threat_model",
+    "metrics",
+    "diagnostics",
+    "grid",
+    "digest",
+)
+
 #: ``CREATE TABLE IF NOT EXISTS`` statements for every table.
-DDL: tuple[str, ...] = tuple(_ddl())
+DDL: tuple[str, ...] = (*_ddl(), ATTACKS_DDL)
 
 #: Columns each table must have (checked when a database is opened).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -5,10 +5,10 @@ process killed at any moment (``kill -9``, power loss) leaves either the whole r
 database runs in WAL mode with ``synchronous=FULL`` (a committed round survives a power cut) and a busy
 timeout, so several worker processes may write runs of one study at once.
 
-Every round carries a digest and every checkpoint a SHA-256, and a ledger beside the database counts
-each run's committed rounds (:mod:`fedwave.report.integrity`); :meth:`ResultsStore.check` reports values
-changed on disk and rounds the database lost. Nothing stores the directory's path or name, so a study
-directory can be moved or renamed.
+Every round and attack result carries a digest and every checkpoint a SHA-256, and a ledger beside the
+database counts each run's committed rounds and attack results (:mod:`fedwave.report.integrity`);
+:meth:`ResultsStore.check` reports values changed on disk and rows the database lost. Nothing stores the
+directory's path or name, so a study directory can be moved or renamed.
 
 Bookkeeping times (``created``, ``started``, ``finished``) are host UTC timestamps in ISO 8601; every
 time inside a record is simulated seconds. The schema is in :mod:`fedwave.report.schema`.
@@ -30,10 +30,12 @@ import pandas as pd
 
 from fedwave.errors import ConfigError
 from fedwave.records import RoundRecord, UEEvent
+from fedwave.report import attacks as attack_rows
 from fedwave.report import frames, integrity, ledger, migrate
 from fedwave.report.errors import Damage, DamagedStudyError, StoreError
 from fedwave.report.migrate import check_database
 from fedwave.report.schema import (
+    ATTACKS_DDL,
     DB_NAME,
     DDL,
     EVENT_COLUMNS,
@@ -108,6 +110,8 @@ class ResultsStore:
             elif version in migrate.UPGRADABLE and set(TABLE_COLUMNS) <= self._tables():
                 migrate.upgrade_v1(conn)
                 self.upgraded_from = version
+            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                conn.execute(ATTACKS_DDL)  # a study written before attack results gains the table
         if self.upgraded_from is not None:
             migrate.write_ledger(conn, self.study_dir)
         check_database(conn, self.db_path)
@@ -316,13 +320,36 @@ class ResultsStore:
             for table in ("ue_events", "rounds", "checkpoints"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND round > ?", (run_id, int(round)))
 
+    # -- attack results -------------------------------------------------------------------------------
+
+    def commit_attack(self, run_id: str, record: attack_rows.LeakageRecord) -> None:
+        """Store the run's attack result (replacing one stored before) in one transaction, with its
+        digest; then update the run's ledger entry."""
+        row = attack_rows.record_row(run_id, record)
+        try:
+            with self._transaction() as conn:
+                attack_rows.insert_attack(conn, row)
+                entry = integrity.ledger_entry(conn, run_id)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"cannot store the attack result of run {run_id!r}: {exc}") from exc
+        if entry is not None:
+            ledger.write_entry(self.study_dir, entry)
+
+    def attacked_runs(self) -> set[str]:
+        """Run ids that have an attack result stored."""
+        return attack_rows.attacked_runs(self._conn)
+
+    def attacks(self) -> pd.DataFrame:
+        """One row per attacked run (see :func:`fedwave.report.attacks.read_attacks`)."""
+        return attack_rows.read_attacks(self._conn)
+
     def reset_run(self, run_id: str) -> None:
-        """Forget everything a run stored (rounds, UE events, checkpoint, ledger entry, error, times) and
-        set it ``pending``, so the next study run computes it from round 0. A run the database lost
-        entirely only loses its ledger entry."""
+        """Forget everything a run stored (rounds, UE events, checkpoint, attack result, ledger entry,
+        error, times) and set it ``pending``, so the next study run computes it from round 0. A run the
+        database lost entirely only loses its ledger entry."""
         ledger.remove_entry(self.study_dir, run_id)
         with self._transaction() as conn:
-            for table in ("ue_events", "rounds", "checkpoints"):
+            for table in ("ue_events", "rounds", "checkpoints", "attacks"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             conn.execute(
                 "UPDATE runs SET status = 'pending', error = NULL, started = NULL, finished = NULL "

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from fedwave.report import attacks as attack_rows
 from fedwave.report import frames, integrity, ledger
 from fedwave.report.errors import Damage, DamagedStudyError, StoreError
 from fedwave.report.migrate import check_database
@@ -90,12 +91,14 @@ class Study:
             raise DamagedStudyError(self.study_dir, found)
 
     def table_counts(self) -> dict[str, int]:
-        """Rows per table (``runs``, ``rounds``, ``ue_events``, ``checkpoints``) and ledger entries."""
+        """Rows per table (``runs``, ``rounds``, ``ue_events``, ``checkpoints``, ``attacks``) and ledger
+        entries."""
         with self._connect() as conn:
             counts = {
                 t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
                 for t in ("runs", "rounds", "ue_events", "checkpoints")
             }
+            counts["attacks"] = sum(integrity.attack_counts(conn).values())
         counts["ledger"] = len(ledger.read_entries(self.study_dir))
         return counts
 
@@ -142,6 +145,13 @@ class Study:
         """Every UE event of every run, joined with method and seed."""
         with self._connect() as conn:
             return frames.read_ue_events(conn)
+
+    @cached_property
+    def attacks(self) -> pd.DataFrame:
+        """One row per attacked run: leakage numbers, threat model, per-sample metrics, grid PNG (see
+        :mod:`fedwave.report.attacks`); empty for a study without attacks."""
+        with self._connect() as conn:
+            return attack_rows.read_attacks(conn)
 
     def events(self, run_id: str | None = None, round: int | None = None) -> pd.DataFrame:
         """UE events of one run and/or round, read without loading the whole table."""

@@ -9,6 +9,7 @@ Definitions (units: simulated seconds, bytes, joules):
 * speed-up: baseline time to target / method time to target (both means); NaN when either never
   reaches the target or there is no baseline.
 * uplink bytes, energy, simulated time, rounds: per-run totals, averaged over seeds.
+* leakage (studies with attack results): see :mod:`fedwave.report.leakage`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fedwave.report import leakage
 from fedwave.report.study import Study
 
 #: Pattern of a baseline label: the codec is exactly ``fp32`` (``codec=fp32`` not followed by more spec).
@@ -102,7 +104,8 @@ def summary_table(
     study: Study, target_accuracy: float | None = None, baseline: str | None = None
 ) -> pd.DataFrame:
     """Per method, sorted by label: seeds, rounds, final accuracy mean/std, time to target, speed-up,
-    uplink bytes, energy and simulated time (see the module docstring for definitions).
+    uplink bytes, energy and simulated time (see the module docstring for definitions); in a study with
+    attack results also the leakage columns of :mod:`fedwave.report.leakage`.
 
     ``target_accuracy`` defaults to :func:`default_target`; ``baseline`` to the ``codec=fp32`` method.
     ``df.attrs`` holds ``target_accuracy``, ``baseline`` and ``baseline_note``.
@@ -134,7 +137,7 @@ def summary_table(
         base_time = float(df.loc[df["method"] == base, "time_to_target_s"].iloc[0])
         df["speedup"] = base_time / df["time_to_target_s"]
     df.attrs.update(target_accuracy=target, baseline=base, baseline_note=note)
-    return df
+    return leakage.add_method_columns(df, study)
 
 
 _SUMMARY_COLUMNS = [
@@ -171,14 +174,15 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     out["uplink (MB)"] = (df["bytes_up_mean"] / 1e6).map(lambda x: _num(x, ".2f"))
     out["energy (J)"] = df["energy_j_mean"].map(lambda x: _num(x, ".1f"))
     out["sim. time (s)"] = df["sim_time_s_mean"].map(lambda x: _num(x, ".1f"))
-    return out
+    return out.join(leakage.display_columns(df))
 
 
 def table_caption(df: pd.DataFrame) -> str:
     """A one-line caption: target accuracy and the baseline note from ``df.attrs``."""
     target = df.attrs.get("target_accuracy", math.nan)
     note = df.attrs.get("baseline_note", "")
-    return f"target accuracy {_num(target, '.2f')}; {note}".strip("; ")
+    leak = df.attrs.get("leakage_note", "")
+    return "; ".join(p for p in (f"target accuracy {_num(target, '.2f')}", note, leak) if p)
 
 
 def format_table(df: pd.DataFrame, width: int = 240) -> str:

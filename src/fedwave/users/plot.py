@@ -142,10 +142,12 @@ def comparison_grid(
     reconstructed_labels: torch.Tensor | Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
     max_columns: int = 16,
+    captions: Sequence[str] | None = None,
 ) -> Figure:
     """True samples in one row, their reconstructions in the row below (sample i over sample i).
 
-    More than ``max_columns`` samples wrap into further row pairs.
+    More than ``max_columns`` samples wrap into further row pairs. ``captions`` (one per sample) add a
+    line to each reconstruction's title (e.g. its PSNR).
     """
     if true.shape[1:] != reconstructed.shape[1:] or true.shape[0] != reconstructed.shape[0]:
         raise ConfigError(
@@ -153,6 +155,8 @@ def comparison_grid(
         )
     if max_columns < 1:
         raise ConfigError(f"max_columns must be >= 1, got {max_columns}")
+    if captions is not None and len(captions) != true.shape[0]:
+        raise ConfigError(f"{len(captions)} captions given for {true.shape[0]} samples")
     top = to_display(true, mean, std, scale=scale)
     bottom = to_display(reconstructed, mean, std, scale=scale)
     n = top.shape[0]
@@ -170,6 +174,8 @@ def comparison_grid(
         r_title = (
             _label_text(reconstructed_labels[i], class_names) if reconstructed_labels is not None else None
         )
+        if captions is not None:
+            r_title = captions[i] if r_title is None else f"{r_title}\n{captions[i]}"
         _draw(ax_true, top[i], t_title)
         _draw(ax_rec, bottom[i], r_title)
     return fig

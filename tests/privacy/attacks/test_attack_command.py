@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,27 @@ def test_bad_attack_settings_exit_2_with_a_message(
     rc = main(["attack", *FAST, "-o", override, "-q", "--out", str(tmp_path / "r")])
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+def test_attack_on_the_final_model_trains_all_rounds() -> None:
+    over = ["model.name=mlp", "fl.num_ues=2", "fl.rounds=2", "attack.name=dlg", "attack.trials=1"]
+    over += ["attack.dlg.iterations=2"]
+    final = run_attack_experiment(load_config(None, [*over, "attack.at_round=final"]))
+    two = run_attack_experiment(load_config(None, [*over, "attack.at_round=2"]))
+    untrained = run_attack_experiment(load_config(None, over))
+    assert final.summary["threat_model"]["model_rounds"] == 2
+    assert untrained.summary["threat_model"]["model_rounds"] == 0
+    mse = [run.summary["mse_median"] for run in (final, two, untrained)]
+    assert mse[0] == mse[1] != mse[2]  # the same trained model; the untrained one gives another error
+
+
+def test_dp_settings_are_refused_not_ignored(tmp_path: Path, capsys) -> None:
+    from fedwave.privacy.attacks.leakage import measure_leakage
+
+    dp = ["dp.level=client", "dp.noise_multiplier=1.0"]
+    rc = main(["attack", *FAST, *(a for o in dp for a in ("-o", o)), "-q", "--out", str(tmp_path / "r")])
+    assert rc == 2
+    assert "dp.level=client: the attacked user does not apply" in capsys.readouterr().err
+    record = measure_leakage(load_config(None, [*dp, "attack.name=idlg", "attack.trials=1"]))
+    assert record.status == "not applicable" and "AttackNotApplicable: dp.level=client" in str(record.error)
+    assert math.isnan(record.psnr_median) and record.grid_png is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -102,6 +103,28 @@ def clamp_to_box(x: torch.Tensor, server: ServerView) -> torch.Tensor:
     """``x`` clipped to the data range (normalised coordinates)."""
     lo, hi = server.box()
     return torch.maximum(torch.minimum(x, hi.to(x.dtype)), lo.to(x.dtype))
+
+
+#: An optimisation restart's outcome: (final gradient loss, inputs, label logits).
+Restart = tuple[float, torch.Tensor, torch.Tensor]
+
+
+def best_reconstruction(
+    best: Restart | None,
+    labels: torch.Tensor | None,
+    server: ServerView,
+    rng: torch.Generator,
+    n: int,
+    diagnostics: dict[str, Any],
+) -> Reconstruction:
+    """The reconstruction of the restart ``best`` kept (the lowest gradient loss), inside the data box;
+    with no restart kept (all diverged) a random start flagged with loss inf. Labels: the given ones,
+    else the argmax of the restart's logits."""
+    if best is None:
+        best = (math.inf, random_init(n, server, rng), torch.zeros(n, server.num_classes))
+    loss, data, logits = best
+    out = labels if labels is not None else logits.argmax(dim=1)
+    return Reconstruction(clamp_to_box(data, server), out.long(), {**diagnostics, "gradient_loss": loss})
 
 
 def target_tensors(obs: Observation) -> list[torch.Tensor]:

@@ -7,7 +7,7 @@ run measures exactly what the BS of that configuration would receive.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -91,8 +91,15 @@ class AttackConfig(Section):
     name: str = Field("ig", description="attack: analytic | idlg | dlg | ig")
     trials: int = Field(4, ge=1, description="independent UE batches attacked")
     batch: int = Field(1, ge=1, description="samples per attacked batch (the user's num_data_points)")
-    at_round: int | None = Field(
-        None, ge=0, description="null: untrained model; N: the global model after N FL rounds of this config"
+    at_round: Annotated[int, Field(ge=0)] | Literal["final"] | None = Field(
+        None,
+        description="the attacked model: null or 0: untrained (what every run broadcasts in round 0); N: the "
+        "global model after N FL rounds of this config; final: after all fl.rounds rounds",
+    )
+    in_studies: bool = Field(
+        False,
+        description="fedwave compare: attack every finished run (method, seed) with these settings and "
+        "store its leakage (same as --attack NAME)",
     )
     labels: Literal["auto", "estimate", "joint"] = Field(
         "auto",

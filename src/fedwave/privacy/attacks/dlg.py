@@ -19,7 +19,8 @@ import torch
 from fedwave.privacy.attacks.base import (
     Progress,
     Reconstruction,
-    clamp_to_box,
+    Restart,
+    best_reconstruction,
     euclidean,
     random_init,
     resolve_labels,
@@ -61,7 +62,7 @@ def euclidean_matching(
     n, c = schedule.num_data, server.num_classes
     dc = cfg.dlg
     total = dc.iterations * dc.restarts
-    best: tuple[float, torch.Tensor, torch.Tensor] | None = None
+    best: Restart | None = None
     diverged = 0
     for restart in range(dc.restarts):
         x = random_init(n, server, rng).requires_grad_(True)
@@ -100,19 +101,6 @@ def euclidean_matching(
         final = float(euclidean(replica(x.detach(), y_final), target).detach()) * scale
         if best is None or final < best[0]:
             best = (final, x.detach().clone(), y_logits.detach().clone())
-    if best is None:  # every restart diverged: report the starting guess, flagged
-        best = (math.inf, random_init(n, server, rng), torch.zeros(n, c))
-    best_loss, data, logits = best
-    out_labels = labels if labels is not None else logits.argmax(dim=1)
-    return Reconstruction(
-        clamp_to_box(data, server),
-        out_labels.long(),
-        {
-            "label_source": source,
-            "gradient_loss": best_loss,
-            "objective": "euclidean",
-            "restarts": dc.restarts,
-            "diverged_restarts": diverged,
-            "guessed": schedule.guessed,
-        },
-    )
+    diagnostics = {"label_source": source, "objective": "euclidean", "restarts": dc.restarts}
+    diagnostics |= {"diverged_restarts": diverged, "guessed": schedule.guessed}
+    return best_reconstruction(best, labels, server, rng, n, diagnostics)

@@ -1,71 +1,62 @@
-"""The picture grid of an attack run: per trial, the true samples above their reconstructions (PNG)."""
+"""The picture grid of an attack: true samples above their matched reconstructions, as PNG bytes.
+
+Drawn by :func:`fedwave.users.plot.comparison_grid` (the one grid implementation): each trial's
+``attack.batch`` samples stay side by side, trials follow each other along the row and wrap into further
+row pairs. A true sample is titled with its label, its reconstruction with the predicted label and a
+caption (its PSNR). At most :data:`MAX_TRIALS_SHOWN` trials are drawn; the metrics cover all of them.
+"""
 
 from __future__ import annotations
 
+import io
 import textwrap
 from collections.abc import Sequence
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
+from fedwave.users.plot import comparison_grid
+
 MAX_TRIALS_SHOWN = 8
+#: Samples per row pair at most (a trial wider than this wraps).
+MAX_COLUMNS = 16
+_DPI = 100
 
 
-def _show(ax: plt.Axes, sample: torch.Tensor) -> None:
-    x = sample.detach().float().clamp(0.0, 1.0)
-    if x.dim() == 2:  # (C, L): 1-D signals as curves
-        for ch in x:
-            ax.plot(ch.numpy(), lw=1.0)
-        ax.set_ylim(-0.05, 1.05)
-    elif x.shape[0] == 1:
-        ax.imshow(x[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    else:
-        ax.imshow(x.permute(1, 2, 0).numpy(), vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def write_grid(
-    path: Path,
+def grid_png(
     true: Sequence[torch.Tensor],
     recon: Sequence[torch.Tensor],
-    captions: Sequence[Sequence[str]] | None = None,
+    *,
+    true_labels: Sequence[torch.Tensor],
+    recon_labels: Sequence[torch.Tensor],
+    captions: Sequence[Sequence[str]],
     title: str = "",
-) -> Path:
-    """Write a PNG with two rows per trial: true samples (top) over matched reconstructions (bottom).
+) -> bytes:
+    """PNG bytes of the grid of the first :data:`MAX_TRIALS_SHOWN` trials.
 
     Args:
-        path: the PNG file to write.
-        true, recon: per trial, samples ``(B, *input_shape)`` in the raw [0, 1] range, recon matched to true.
-        captions: per trial, one caption per sample shown under the reconstruction (e.g. PSNR).
-        title: figure title.
+        true, recon: per trial, samples ``(B, *input_shape)`` in the raw [0, 1] range, ``recon[t][j]``
+            matched to ``true[t][j]``.
+        true_labels, recon_labels: per trial, the true labels and the matched reconstructions' labels.
+        captions: per trial, one caption per sample (shown under the reconstruction's label).
+        title: figure title (wrapped to the figure's width).
     """
-    trials = min(len(true), MAX_TRIALS_SHOWN)
-    cols = max(int(t.shape[0]) for t in true[:trials])
-    fig, axes = plt.subplots(
-        2 * trials, cols, figsize=(max(4.0, 1.2 * cols + 0.8), 2.5 * trials + 0.8), squeeze=False
+    shown = min(len(true), MAX_TRIALS_SHOWN)
+    batch = int(true[0].shape[0])
+    cols = min(MAX_COLUMNS, batch * max(1, min(shown, MAX_COLUMNS // max(batch, 1))))
+    fig = comparison_grid(
+        torch.cat(list(true[:shown])),
+        torch.cat(list(recon[:shown])),
+        mean=0.0,
+        std=1.0,
+        true_labels=torch.cat(list(true_labels[:shown])),
+        reconstructed_labels=torch.cat(list(recon_labels[:shown])),
+        captions=[c for trial in captions[:shown] for c in trial],
+        max_columns=cols,
     )
-    for t in range(trials):
-        for j in range(cols):
-            top, bottom = axes[2 * t][j], axes[2 * t + 1][j]
-            if j < true[t].shape[0]:
-                _show(top, true[t][j])
-                _show(bottom, recon[t][j])
-                if captions is not None:
-                    bottom.set_xlabel(captions[t][j], fontsize=7)
-            else:
-                top.axis("off")
-                bottom.axis("off")
-        axes[2 * t][0].set_ylabel(f"trial {t}\ntrue", fontsize=7)
-        axes[2 * t + 1][0].set_ylabel("reconstructed", fontsize=7)
     if title:
-        fig.suptitle(textwrap.fill(title, 60), fontsize=8)
+        width_in = float(fig.get_size_inches()[0])
+        fig.suptitle(textwrap.fill(title, max(24, int(width_in * 11))), fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None})
+    return buf.getvalue()

@@ -16,6 +16,8 @@ import torch
 from fedwave.privacy.attacks.base import (
     Progress,
     Reconstruction,
+    Restart,
+    best_reconstruction,
     clamp_to_box,
     cosine_distance,
     random_init,
@@ -46,7 +48,7 @@ def ig_attack(
     lo, hi = server.box()
     milestones = [int(ic.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
     total = ic.iterations * ic.restarts
-    best: tuple[float, torch.Tensor, torch.Tensor] | None = None
+    best: Restart | None = None
     for restart in range(ic.restarts):
         x = clamp_to_box(random_init(n, server, rng), server).requires_grad_(True)
         y_logits = torch.randn((n, c), generator=rng).requires_grad_(True)
@@ -77,19 +79,6 @@ def ig_attack(
         final = float(cosine_distance(replica(x.detach(), y_final), target).detach())
         if math.isfinite(final) and (best is None or final < best[0]):
             best = (final, x.detach().clone(), y_logits.detach().clone())
-    if best is None:
-        best = (math.inf, clamp_to_box(random_init(n, server, rng), server), torch.zeros(n, c))
-    best_loss, data, logits = best
-    out_labels = labels if labels is not None else logits.argmax(dim=1)
-    return Reconstruction(
-        clamp_to_box(data, server),
-        out_labels.long(),
-        {
-            "label_source": source,
-            "gradient_loss": best_loss,
-            "objective": "cosine + tv",
-            "tv_weight": ic.tv_weight,
-            "restarts": ic.restarts,
-            "guessed": schedule.guessed,
-        },
-    )
+    diagnostics = {"label_source": source, "objective": "cosine + tv", "tv_weight": ic.tv_weight}
+    diagnostics |= {"restarts": ic.restarts, "guessed": schedule.guessed}
+    return best_reconstruction(best, labels, server, rng, n, diagnostics)

@@ -2,10 +2,12 @@
 
 Per trial t: draw ``attack.batch`` training samples (seeded by (seed, "attack", t)), give them to a user
 of ``attack.user`` whose local privacy is the config's ``local_privacy``, let it answer the BS's payload
-for the model (untrained, or the global model after ``attack.at_round`` FL rounds of the config),
-encode its update with ``codec.uplink`` and decode it (what arrives), run ``attack.name`` on that, and
-score the reconstruction against the true batch (``fedwave.privacy.metrics``). The attack sees only the
-decoded update and the shared metadata. Wall times are host-clock measurements of the attacks only.
+for the model (untrained, the global model after ``attack.at_round`` FL rounds of the config, or the
+model a study's run ended with), encode its update with ``codec.uplink`` and decode it (what arrives),
+run ``attack.name`` on that, and score the reconstruction against the true batch
+(``fedwave.privacy.metrics``). The attack sees only the decoded update and the shared metadata. Wall
+times are host-clock measurements of the attacks only. The ``dp`` section is not applied to the attacked
+user: a config with ``dp.level`` on is refused (:func:`check_applicable`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from fedwave.data.datasets import Dataset
 from fedwave.data.federated import dataset_for
 from fedwave.models import build_model
 from fedwave.privacy.attacks.base import Reconstruction
-from fedwave.privacy.attacks.grid import write_grid
+from fedwave.privacy.attacks.errors import AttackNotApplicable
+from fedwave.privacy.attacks.grid import grid_png
 from fedwave.privacy.attacks.observation import Observation, ServerView, UpdateKind
 from fedwave.privacy.attacks.registry import run_attack
 from fedwave.privacy.metrics import SampleMetrics, match, sample_metrics, summarize
@@ -73,22 +76,36 @@ class _Case:
         self.seed = seed
 
 
-def attacked_model(cfg: Config) -> tuple[nn.Module, Dataset]:
-    """The model the BS broadcasts: the run's initial model, or the global model after ``at_round`` rounds.
+def requested_rounds(cfg: Config) -> int:
+    """FL rounds the attacked model has been trained for: ``attack.at_round`` (``final``: ``fl.rounds``)."""
+    at = cfg.attack.at_round
+    return cfg.fl.rounds if at == "final" else int(at or 0)
 
-    The untrained model is the one ``fedwave run`` starts from (same seeded initialisation).
+
+def broadcast_model(cfg: Config) -> tuple[nn.Module, Dataset, int]:
+    """The model the BS broadcasts after :func:`requested_rounds` rounds, its dataset, and the rounds
+    actually run (fewer when the run stops early, e.g. at its target accuracy).
+
+    The untrained model is the one ``fedwave run`` starts from (same seeded initialisation); a trained
+    one is obtained by replaying the config's FL run, which is deterministic.
     """
     ds = dataset_for(cfg)
-    rounds = cfg.attack.at_round or 0
+    rounds = requested_rounds(cfg)
     if rounds > 0:
         from fedwave.fl.run import build_simulation
 
         sim = build_simulation(cfg)
         sim.run_rounds(rounds)
-        return copy.deepcopy(sim.driver.bs.model), ds
+        return copy.deepcopy(sim.driver.bs.model), ds, sim.next_round
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, "model-init"))
         model = build_model(cfg.model.name, tuple(ds.input_shape), ds.num_classes)
+    return model, ds, 0
+
+
+def attacked_model(cfg: Config) -> tuple[nn.Module, Dataset]:
+    """The model the BS broadcasts and the dataset (see :func:`broadcast_model`)."""
+    model, ds, _ = broadcast_model(cfg)
     return model, ds
 
 
@@ -205,25 +222,60 @@ def write_run(run: AttackRun, run_dir: Path) -> None:
                     ]
                 )
     (run_dir / "summary.json").write_text(json.dumps(_json_safe(run.summary), indent=2) + "\n")
-    captions = [[f"{s.psnr:.1f} dB" for s in t.samples] for t in run.trials]
-    write_grid(
-        run_dir / "grid.png",
+    (run_dir / "grid.png").write_bytes(run_grid_png(run))
+
+
+def run_grid_png(run: AttackRun, *, titled: bool = True) -> bytes:
+    """The run's picture grid (PNG bytes): true samples over their reconstructions, PSNR under each;
+    ``titled`` adds a title naming the attack, model, data and codec."""
+    c = run.config
+    rounds = run.summary["threat_model"].get("model_rounds", 0)
+    model = "untrained" if not rounds else f"after {rounds} rounds"
+    title = (
+        f"{c.attack.name} on {c.model.name} ({model}), {c.data.dataset}, codec {c.codec.uplink}: "
+        "true (top, label) over reconstructed (bottom, label and PSNR)"
+    )
+    return grid_png(
         [t.true for t in run.trials],
         [t.recon for t in run.trials],
-        captions,
-        title=f"{run.config.attack.name} on {run.config.model.name}/{run.config.data.dataset}, "
-        f"codec {run.config.codec.uplink}: true (top) over reconstructed (bottom)",
+        true_labels=[torch.tensor([s.label for s in t.samples]) for t in run.trials],
+        recon_labels=[torch.tensor([s.predicted_label for s in t.samples]) for t in run.trials],
+        captions=[[f"{s.psnr:.1f} dB" for s in t.samples] for t in run.trials],
+        title=title if titled else "",
     )
 
 
+def check_applicable(cfg: Config) -> None:
+    """Raise :class:`AttackNotApplicable` for settings the attacked user cannot reproduce."""
+    if cfg.dp.level != "off":
+        raise AttackNotApplicable(
+            f"dp.level={cfg.dp.level}: the attacked user does not apply the dp section's clipping and "
+            "noise, so its update would not be what the BS of this config receives; leakage under DP is "
+            "not measured (local_privacy.* noise is applied)"
+        )
+
+
 def run_attack_experiment(
-    cfg: Config, *, run_dir: Path | None = None, progress: TrialProgress | None = None
+    cfg: Config,
+    *,
+    run_dir: Path | None = None,
+    progress: TrialProgress | None = None,
+    model: tuple[nn.Module, int] | None = None,
 ) -> AttackRun:
-    """Run ``cfg.attack`` for ``attack.trials`` batches; write ``run_dir`` if given."""
+    """Run ``cfg.attack`` for ``attack.trials`` batches; write ``run_dir`` if given.
+
+    ``model`` gives the attacked model and the FL rounds it was trained for (a study passes its run's
+    model); by default it is :func:`broadcast_model`'s. The given model is never changed.
+    """
+    check_applicable(cfg)
     if cfg.engine.threads:
         torch.set_num_threads(cfg.engine.threads)
-    model, ds = attacked_model(cfg)
-    trials = [attack_trial(cfg, model, ds, t, progress) for t in range(cfg.attack.trials)]
+    if model is None:
+        net, ds, rounds = broadcast_model(cfg)
+    else:
+        net, rounds = copy.deepcopy(model[0]), model[1]
+        ds = dataset_for(cfg)
+    trials = [attack_trial(cfg, net, ds, t, progress) for t in range(cfg.attack.trials)]
     samples = [s for t in trials for s in t.samples]
     summary = summarize(samples)
     summary.update(
@@ -233,7 +285,7 @@ def run_attack_experiment(
             "wall_s": sum(t.wall_s for t in trials),
             "wall_s_per_trial": sum(t.wall_s for t in trials) / len(trials),
             "uplink_bytes_median": sorted(t.uplink_bytes for t in trials)[len(trials) // 2],
-            "threat_model": threat_model(cfg),
+            "threat_model": {**threat_model(cfg), "model_rounds": rounds},
             "diagnostics": [t.diagnostics for t in trials],
         }
     )

@@ -81,7 +81,7 @@ def print_attack_summary(run: AttackRun) -> None:
     shared = [k.removeprefix("shares_") for k, v in tm.items() if k.startswith("shares_") and v]
     console.print(
         f"threat model: shares {', '.join(shared) or 'nothing but the update'}; "
-        f"local privacy {tm['local_privacy']} (unaccounted); at round {tm['at_round']}"
+        f"local privacy {tm['local_privacy']} (unaccounted); model trained for {tm['model_rounds']} rounds"
     )
     if run.run_dir is not None:
         console.print(f"written: {run.run_dir}/ (grid.png, metrics.csv, summary.json, config.yaml)")
