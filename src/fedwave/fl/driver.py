@@ -10,6 +10,12 @@ discarded with its reason (``discard``: lost, dropped, silent, in flight at the 
 derived from (seed, round, UE, purpose). The driver's state between rounds (global model, optimizer,
 broadcast copy, per-UE codec and trigger state) is captured by :meth:`FederatedDriver.state_dict`.
 
+Differential privacy (``dp.level`` client or sample, :mod:`fedwave.fl.dp`): under ``fl.sampling:
+poisson`` each UE joins a round independently with probability q; at client level each UE clips (and,
+with distributed placement, noises) its update before any fault and before encoding, the BS forms
+DP-FedAvg's noised fixed-denominator mean, and the round is accounted at its end; at sample level the UEs
+train by DP-SGD (:class:`~fedwave.users.dpsgd.UserDPSGD`). The ledger is part of the driver's state.
+
 Event-triggered uploads compare a UE's local model with the last one the BS *received* from it: the
 reference moves when an update is aggregated, never when it is merely encoded. An error-feedback UE
 whose message never reached the BS (lost, dropped, silent, in flight) takes that message back into its
@@ -31,12 +37,14 @@ from fedwave.codecs import Codec, CodecState, get_codec
 from fedwave.config import Config
 from fedwave.engine import Executor
 from fedwave.errors import FedwaveError, PayloadError
+from fedwave.fl.dp import RunPrivacy
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import numpy_generator, torch_generator
 from fedwave.server import BaseStation, ReceivedUpdate, is_finite
 from fedwave.sim.protocol import Arrival, LocalResult
 from fedwave.sim.trigger import should_upload
 from fedwave.users import User, UserDataSource, construct_user
+from fedwave.users.dpsgd import UserDPSGD
 from fedwave.users.privacy import global_norm
 from fedwave.users.tensors import persistent_buffers
 
@@ -59,6 +67,7 @@ class _Pending:
     num_samples: int
     skip: bool
     reference: list[torch.Tensor] | None  # the UE's local model, the trigger's reference once delivered
+    honest: bool = True  # the UE followed the protocol (no fault applied)
 
 
 class FederatedDriver:
@@ -72,6 +81,7 @@ class FederatedDriver:
         executor: how client work is run (``fedwave.engine``).
         on_round: called with each finished round's record and UE events.
         metadata: dataset metadata carried in server payloads.
+        privacy: the run's differential privacy (None when ``dp.level`` is off).
     """
 
     def __init__(
@@ -84,8 +94,10 @@ class FederatedDriver:
         executor: Executor,
         on_round: RoundCallback | None = None,
         metadata: dict[str, Any] | None = None,
+        privacy: RunPrivacy | None = None,
     ) -> None:
         self.cfg = cfg
+        self.privacy = privacy
         self.seed = cfg.seed
         self.executor = executor
         self.on_round = on_round
@@ -100,21 +112,12 @@ class FederatedDriver:
             x_test=x_test.to(device),
             y_test=y_test.to(device),
             metadata=metadata,
+            dp=privacy.aggregation() if privacy is not None else None,
         )
         # UEs train one after another, so they share one working copy of the model.
         working = copy.deepcopy(self.bs.model)
-        base_user = cfg.user
         self.users: list[User] = [
-            construct_user(
-                model,
-                self.loss_fn,
-                _Case(base_user.model_copy(update={"user_idx": k}), cfg.seed),
-                setup,
-                data=data,
-                seed=cfg.seed,
-                working_model=working,
-            )
-            for k in range(cfg.fl.num_ues)
+            self._make_user(model, k, setup, data, working) for k in range(cfg.fl.num_ues)
         ]
         self.uplink: Codec = get_codec(cfg.codec.uplink)
         self.downlink: Codec = get_codec(cfg.codec.downlink)
@@ -136,9 +139,42 @@ class FederatedDriver:
         self._round_fate: dict[int, dict[int, str]] = {}
         self._idle_rounds = 0
         self._round_agg: tuple[int, bool, float, int] = (0, False, 0.0, 0)
+        self._round_dp: dict[int, dict[str, int]] = {}  # per round: planned, delivered, clipped counts
         self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
         self.records: list[RoundRecord] = []
         self._prepare_broadcast()
+
+    def _make_user(
+        self, model: nn.Module, k: int, setup: dict[str, Any], data: UserDataSource, working: nn.Module
+    ) -> User:
+        """UE ``k``: the user type of ``cfg.user`` (users.md), or a DP-SGD user at sample level."""
+        cfg = self.cfg
+        user_cfg = cfg.user.model_copy(update={"user_idx": k})
+        if cfg.dp.level != "sample":
+            case = _Case(user_cfg, cfg.seed)
+            return construct_user(
+                model, self.loss_fn, case, setup, data=data, seed=cfg.seed, working_model=working
+            )
+        assert self.privacy is not None
+        x, y = data.user_data(k, "all")
+        return UserDPSGD(
+            model,
+            self.loss_fn,
+            x,
+            y,
+            user_cfg,
+            setup,
+            clip=self.privacy.clip,
+            noise_multiplier=self.privacy.z,
+            batch_size=cfg.fl.batch_size,
+            local_epochs=cfg.fl.local_epochs,
+            algorithm=cfg.fl.algorithm,
+            user_idx=k,
+            seed=cfg.seed,
+            data_key=data.data_key,
+            working_model=working,
+            metadata=data.metadata,
+        )
 
     # ------------------------------------------------------------------ downlink
     def _prepare_broadcast(self) -> None:
@@ -180,11 +216,19 @@ class FederatedDriver:
 
     # ------------------------------------------------------------------ selection
     def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
-        """``count`` UEs drawn uniformly without replacement from ``available`` (sorted ids)."""
+        """The UEs of a round among ``available`` (sorted ids).
+
+        ``fl.sampling: fixed``: ``count`` UEs drawn uniformly without replacement. ``poisson``: each UE
+        joins independently with probability q = ``fl.fraction`` (one uniform per UE in id order); the
+        count is random and may be 0 (the caller passes ``count`` = all UEs).
+        """
         call = self._select_calls.get(round, 0)
         self._select_calls[round] = call + 1
         pool = sorted(available)
         rng = numpy_generator(self.seed, "select", round, call)
+        if self.cfg.fl.sampling == "poisson":
+            joins = rng.random(len(pool)) < float(self.cfg.fl.fraction)
+            return [int(u) for u, j in zip(pool, joins) if j][:count]
         return sorted(int(pool[i]) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False))
 
     # ------------------------------------------------------------------ local work
@@ -207,16 +251,24 @@ class FederatedDriver:
             tasks.append((round, int(ue), version, n))
         trained = self.executor.map(self._train, tasks)
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
+        dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
+        dp_round["planned"] += len(tasks)
         results = []
         for (_, ue, _, n), (_, shared) in zip(tasks, trained):
             behaviour = self.faults.misbehaves(round, ue, n)
             silent = behaviour is not None and behaviour.silent
+            if self.privacy is not None and self.privacy.level == "client" and not silent:
+                keys: tuple[int, ...] = (round, ue) if n == 0 else (round, ue, n)
+                private, clipped = self.privacy.privatize(list(shared["gradients"]), keys, len(tasks))
+                shared = {**shared, "gradients": private}
+                dp_round["clipped_ue"] += int(clipped)
             if behaviour is not None and not silent:
                 ctx = BehaviourContext(
                     round, ue, torch_generator(self.seed, "faults", round, ue, n), self.cfg.faults.scale
                 )
                 shared = {**shared, "gradients": behaviour.apply(list(shared["gradients"]), ctx)}
             pending = self._encode(round, ue, version, shared, n, silent)
+            pending.honest = behaviour is None
             handle = self._next_handle
             self._next_handle += 1
             self._pending[handle] = pending
@@ -293,6 +345,7 @@ class FederatedDriver:
         fate = self._round_fate.setdefault(round, {})
         received: list[ReceivedUpdate] = []
         references: dict[int, list[torch.Tensor]] = {}
+        honest: set[int] = set()  # UEs whose decoded update is an honest one (a delivered DP noise share)
         for a in arrivals:
             pending = self._pending.pop(_handle(a.handle), None)
             if pending is None:
@@ -313,11 +366,17 @@ class FederatedDriver:
                 continue
             update = ReceivedUpdate(a.ue, tensors, pending.num_samples, buffers, a.weight)
             received.append(update)
+            if pending.honest:
+                honest.add(a.ue)
             if pending.reference is not None:
                 references[a.ue] = pending.reference
-        outcome = self.bs.aggregate(received)
+        noise = self.privacy.noise_generator(round) if self.privacy is not None else None
+        outcome = self.bs.aggregate(received, noise)
         for ue in outcome.rejected:
             fate[ue] = "rejected"
+        dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
+        dp_round["delivered"] += sum(1 for ue in outcome.aggregated if ue in honest)
+        dp_round["clipped_bs"] = dp_round.get("clipped_bs", 0) + len(outcome.dp_clipped)
         kept = [] if outcome.rolled_back else outcome.aggregated
         if outcome.rolled_back:
             for ue in outcome.aggregated:
@@ -371,6 +430,7 @@ class FederatedDriver:
         result = self.bs.evaluate()
         record.accuracy, record.loss = result.accuracy, result.loss
         record.bytes_down = record.bytes_down or sum(ev.bytes_down for ev in events)
+        keep_private = self._account(record, events)
         self.records.append(record)
         for key in [k for k in self._dispatch_calls if k[0] <= record.round]:
             del self._dispatch_calls[key]
@@ -378,7 +438,8 @@ class FederatedDriver:
         if self.on_round is not None:
             self.on_round(record, events)
         skipped_all = record.selected > 0 and record.skipped == record.selected
-        self._idle_rounds = 0 if kept or skipped_all else self._idle_rounds + 1
+        if record.selected > 0:  # a Poisson sample may be empty: neither progress nor a stall
+            self._idle_rounds = 0 if kept or skipped_all else self._idle_rounds + 1
         limit = self.cfg.server.max_idle_rounds
         if limit is not None and self._idle_rounds >= limit:
             raise RunStalled(
@@ -389,7 +450,25 @@ class FederatedDriver:
                 "server.max_idle_rounds (null: never stop)"
             )
         target = self.cfg.fl.target_accuracy
-        return not (self.cfg.fl.stop_at_target and target is not None and record.accuracy >= target)
+        reached = self.cfg.fl.stop_at_target and target is not None and record.accuracy >= target
+        return keep_private and not reached
+
+    def _account(self, record: RoundRecord, events: list[UEEvent]) -> bool:
+        """DP accounting of the round (fills ``record.epsilon``); False when dp.stop_at_epsilon stops."""
+        dp_round = self._round_dp.pop(record.round, {})
+        if self.privacy is None:
+            return True
+        if self.privacy.level == "client":
+            record.extra["dp_clipped_ue"] = float(dp_round.get("clipped_ue", 0))
+            record.extra["dp_clipped_bs"] = float(dp_round.get("clipped_bs", 0))
+        steps: dict[int, int] = {}
+        for ev in events:
+            user = self.users[ev.ue]
+            if isinstance(user, UserDPSGD):
+                steps[ev.ue] = user.steps_per_round()
+        return self.privacy.end_round(
+            record, events, dp_round.get("delivered", 0), dp_round.get("planned", 0), steps
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -405,6 +484,7 @@ class FederatedDriver:
             "downlink_bytes": self._downlink_bytes[self.bs.version],
             "idle_rounds": self._idle_rounds,
             "aggregated_total": self.aggregated_total,
+            "privacy": self.privacy.state_dict() if self.privacy is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -418,6 +498,10 @@ class FederatedDriver:
             u.counted_queries = q
         self._idle_rounds = int(state.get("idle_rounds", 0))
         self.aggregated_total = int(state.get("aggregated_total", 0))
+        if self.privacy is not None:
+            if state.get("privacy") is None:
+                raise ValueError("the checkpoint holds no privacy ledger, but this run accounts DP")
+            self.privacy.load_state_dict(state["privacy"])
         self._payloads.clear()
         self._downlink_bytes.clear()
         # Rebuild the current broadcast exactly as it was sent after the last aggregation.
