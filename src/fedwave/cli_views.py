@@ -95,6 +95,17 @@ def privacy_line(privacy: dict[str, Any] | None) -> str | None:
             text += (
                 f"; largest over UEs, median {format_epsilon(ue['median'])}, min {format_epsilon(ue['min'])}"
             )
+        counts = [
+            f"{privacy[k]} {label}"
+            for k, label in (
+                ("clipped_ue", "updates clipped on the UE"),
+                ("zeroed_ue", "non-finite updates sent as zeros"),
+                ("clipped_bs", "clipped again at the BS"),
+            )
+            if privacy.get(k)
+        ]
+        if counts:
+            text += "; " + ", ".join(counts)
         if privacy.get("stopped_at_epsilon"):
             text += f"; {privacy['stop_reason']}"
         parts.append(text)

@@ -256,3 +256,18 @@ def test_poisson_selection_joins_each_ue_independently_with_probability_q() -> N
     empty = sum(not s for s in rounds)
     assert abs(empty - 3000 * 0.7**6) < 5 * 17.6
     assert max(len(s) for s in rounds) > 2
+
+
+def test_a_diverged_ue_sends_zeros_and_still_delivers_its_noise_share() -> None:
+    """lr 1e38 makes every local update non-finite. With a clip bound each UE sends zeros (norm 0 <= S)
+    plus its share, so nothing is rejected and every share counts; without one, NaN is rejected."""
+    dp = ["dp.placement=distributed", "dp.noise_multiplier=1", "fl.lr=1e38", "server.max_idle_rounds=null"]
+    result = run(load_config(None, [*CLIENT, "fl.rounds=2", *dp]))
+    assert sum(r.selected for r in result.records) > 0
+    for r in result.records:
+        assert r.rejected == 0 and r.extra["dp_zeroed_ue"] == r.selected == r.arrived
+        assert r.extra["dp_shares_delivered"] == r.selected
+    unclipped = run(
+        load_config(None, [*CLIENT, "fl.rounds=2", *dp[2:], "dp.clip=null", "dp.noise_multiplier=0"])
+    )
+    assert all(r.rejected == r.selected for r in unclipped.records)

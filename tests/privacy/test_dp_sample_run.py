@@ -114,3 +114,11 @@ def test_each_ue_is_charged_for_every_update_it_put_on_the_air() -> None:
         assert per_ue[ue] == pytest.approx(expected, rel=0.01), ue
     assert result.records[-1].epsilon == max(per_ue.values())
     assert result.summary["privacy"]["ue_epsilons"]["max"] == max(per_ue.values())
+
+
+@pytest.mark.parametrize("algorithm", ["fedavg", "fedsgd"])
+def test_a_ue_without_data_takes_no_step_and_shares_zeros(algorithm: str) -> None:
+    user = _user(0, clip=1.0, noise_multiplier=1.0, batch_size=10, local_epochs=2, algorithm=algorithm)
+    assert user.steps_per_round() == 0
+    shared, _ = user.compute_local_updates(_payload(user), rng=torch.Generator().manual_seed(0))
+    assert all(torch.equal(t, torch.zeros_like(t)) for t in shared["gradients"])

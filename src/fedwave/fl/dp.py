@@ -3,10 +3,11 @@
 :class:`RunPrivacy` holds the run's plan (:func:`~fedwave.privacy.dp.plan.plan_privacy`, z resolved)
 and its :class:`~fedwave.privacy.dp.ledger.PrivacyLedger`; the driver calls it at these points:
 
-* client level, on each selected UE before encoding (:meth:`RunPrivacy.privatize`): clip the update to S;
-  with distributed placement add the UE's share N(0, (z S)^2 / planned), ``planned`` = UEs selected this
-  round, from the stream ``(seed, "dp-noise", round, ue)``. A faulty UE misbehaves after this (it does
-  not follow the protocol); its update is then not counted as a delivered share.
+* client level, on each selected UE before encoding (:meth:`RunPrivacy.privatize`): clip the update to S
+  (an update holding NaN or Inf becomes zeros: a diverged local model must not cost the round its noise
+  share); with distributed placement add the UE's share N(0, (z S)^2 / planned), ``planned`` = UEs
+  selected this round, from the stream ``(seed, "dp-noise", round, ue)``. A faulty UE misbehaves after
+  this (it does not follow the protocol); its update is then not counted as a delivered share.
 * client level, at the BS: :meth:`RunPrivacy.aggregation` configures the BS's DP-FedAvg mean
   (:mod:`fedwave.server.dp`); central noise is drawn from ``(seed, "dp-noise", round, "bs")``.
 * end of round (:meth:`RunPrivacy.end_round`, before the record is handed on and checkpointed):
@@ -101,17 +102,26 @@ class RunPrivacy:
 
     def privatize(
         self, update: Sequence[torch.Tensor], keys: tuple[Key, ...], planned: int
-    ) -> tuple[list[torch.Tensor], bool]:
+    ) -> tuple[list[torch.Tensor], str | None]:
         """A UE's honest client-level step before encoding: clip to S, add its share if distributed.
 
         ``keys`` are the UE's ``(round, ue)`` (plus the dispatch number if any); ``planned`` the number
-        of UEs selected this round. Returns the tensors and whether the clip bound was hit.
+        of UEs selected this round. Returns the tensors and what the clip did: ``"clipped"`` (the bound
+        was hit), ``"zeroed"`` (the update held NaN or Inf: with a clip bound the UE sends zeros, a
+        finite update of norm 0 <= S, so its noise share is still delivered; a diverged model would
+        otherwise have every UE rejected) or None.
         """
-        out, factor = clip_update(update, self.clip)
+        how: str | None = None
+        tensors = list(update)
+        if self.clip is not None and not all(bool(torch.isfinite(t).all()) for t in tensors):
+            tensors, how = [torch.zeros_like(t) for t in tensors], "zeroed"
+        out, factor = clip_update(tensors, self.clip)
+        if factor < 1.0:
+            how = "clipped"
         if self.placement == "distributed" and self.z > 0 and self.clip is not None:
             std = distributed_share_std(self.z, self.clip, planned)
             out = add_gaussian_noise(out, std, torch_generator(self.seed, "dp-noise", *keys))
-        return out, factor < 1.0
+        return out, how
 
     def noise_generator(self, round: int) -> torch.Generator | None:
         """The stream of the BS's central noise in ``round`` (None when the BS adds none)."""
@@ -154,6 +164,7 @@ class RunPrivacy:
                     self.ledger.ue_released(ev.ue, steps[ev.ue])
                     released += 1
             record.extra["dp_released"] = float(released)
+            record.extra["dp_z"] = self.z if self.clip is not None else 0.0
             per_ue = list(self.ledger.ue_epsilons().values())
             record.extra["dp_epsilon_median"] = statistics.median(per_ue) if per_ue else 0.0
         record.epsilon = self.ledger.epsilon()

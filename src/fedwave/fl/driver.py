@@ -259,9 +259,10 @@ class FederatedDriver:
             silent = behaviour is not None and behaviour.silent
             if self.privacy is not None and self.privacy.level == "client" and not silent:
                 keys: tuple[int, ...] = (round, ue) if n == 0 else (round, ue, n)
-                private, clipped = self.privacy.privatize(list(shared["gradients"]), keys, len(tasks))
+                private, how = self.privacy.privatize(list(shared["gradients"]), keys, len(tasks))
                 shared = {**shared, "gradients": private}
-                dp_round["clipped_ue"] += int(clipped)
+                if how is not None:
+                    dp_round[f"{how}_ue"] = dp_round.get(f"{how}_ue", 0) + 1
             if behaviour is not None and not silent:
                 ctx = BehaviourContext(
                     round, ue, torch_generator(self.seed, "faults", round, ue, n), self.cfg.faults.scale
@@ -460,11 +461,12 @@ class FederatedDriver:
             return True
         if self.privacy.level == "client":
             record.extra["dp_clipped_ue"] = float(dp_round.get("clipped_ue", 0))
+            record.extra["dp_zeroed_ue"] = float(dp_round.get("zeroed_ue", 0))
             record.extra["dp_clipped_bs"] = float(dp_round.get("clipped_bs", 0))
         steps: dict[int, int] = {}
         for ev in events:
             user = self.users[ev.ue]
-            if isinstance(user, UserDPSGD):
+            if isinstance(user, UserDPSGD) and user.steps_per_round() > 0:
                 steps[ev.ue] = user.steps_per_round()
         return self.privacy.end_round(
             record, events, dp_round.get("delivered", 0), dp_round.get("planned", 0), steps

@@ -225,12 +225,17 @@ def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None 
 def privacy_summary(sim: Simulation) -> dict[str, Any]:
     """``summary.json``'s ``privacy``: the DP accounting, and the users.md local noise if any.
 
-    Without DP, ``epsilon`` is None. Local noise (``local_privacy``) has an absolute scale and no
+    Client level adds the number of UE updates clipped to S on the UE (``clipped_ue``), sent as zeros
+    because they were not finite (``zeroed_ue``) and clipped again at the BS (``clipped_bs``). Without
+    DP, ``epsilon`` is None. Local noise (``local_privacy``) has an absolute scale and no
     accountant: it is listed under ``local_privacy`` as "unaccounted".
     """
     out: dict[str, Any] = (
         sim.privacy.summary() if sim.privacy is not None else {"level": "off", "epsilon": None}
     )
+    if sim.privacy is not None and sim.privacy.level == "client":
+        for key in ("dp_clipped_ue", "dp_zeroed_ue", "dp_clipped_bs"):
+            out[key[3:]] = int(sum(r.extra.get(key, 0.0) for r in sim.driver.records))
     lp = sim.cfg.local_privacy
     local = {k: getattr(lp, k) for k in ("gradient_noise", "input_noise", "per_example_clipping")}
     if any(v > 0 for v in local.values()):

@@ -165,7 +165,7 @@ def fig_privacy_utility(study: Study) -> Figure:
         if logx:
             ax.set_xscale("log")
             ax.axvline(hi * 10 ** (0.12 * span), color="#999999", ls=":", lw=1)
-            ticks = [t for t in ax.get_xticks() if lo / 1.01 <= t <= hi * 1.01]
+            ticks = _ticks_125(lo / 10 ** (0.1 * span), hi * 10 ** (0.05 * span))
             labels = [f"{t:g}" for t in ticks]
             if runs["inf"].any():
                 ticks.append(inf_x)
@@ -176,6 +176,7 @@ def fig_privacy_utility(study: Study) -> Figure:
             )
         else:
             ax.set_xticks([inf_x], ["inf"])
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("epsilon after the run (at the run's delta; log scale)")
         ax.set_ylabel("final test accuracy")
         ax.set_title("Privacy vs utility: final accuracy against epsilon")
@@ -194,6 +195,13 @@ def fig_privacy_utility(study: Study) -> Figure:
         )
         _legend(fig, handles, title="method (one point per seed)")
         return fig
+
+
+def _ticks_125(lo: float, hi: float) -> list[float]:
+    """1-2-5 steps between ``lo`` and ``hi`` (> 0); only powers of ten when there would be more than 8."""
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    steps = (1, 2, 5) if k1 - k0 <= 3 else (1,)
+    return [m * 10.0**k for k in range(k0, k1 + 1) for m in steps if lo <= m * 10.0**k <= hi]
 
 
 def plot_privacy_utility(study: Study, out_dir: str | os.PathLike[str]) -> Any:

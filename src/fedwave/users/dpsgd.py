@@ -75,6 +75,8 @@ class UserDPSGD(User):
         return self._schedule(self.num_data_points)[1]
 
     def _schedule(self, n: int) -> tuple[float, int]:
+        if n < 1:
+            return 0.0, 0  # a UE without data takes no step and releases nothing
         s = local_schedule(n, self.batch_size, self.local_epochs, self.algorithm)
         return s.sample_rate, s.steps_per_round
 
@@ -115,7 +117,7 @@ class UserDPSGD(User):
                 p.grad = g.to(dtype=p.dtype)
             optimizer.step()
         with torch.no_grad():
-            if self.algorithm == "fedsgd":
+            if self.algorithm == "fedsgd" and grads:
                 by_param = iter(grads)
                 shared_tensors = [next(by_param) if p.requires_grad else torch.zeros_like(p) for p in params]
             else:
