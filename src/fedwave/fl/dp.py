@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from fedwave.config import Config
 from fedwave.errors import ConfigError
@@ -52,6 +53,10 @@ from fedwave.privacy.dp.plan import PrivacyPlan, client_sample_rate, plan_privac
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import Key, torch_generator
 from fedwave.server.dp import DPAggregation
+from fedwave.users.base import LossFn
+from fedwave.users.config import UserConfig
+from fedwave.users.datasource import UserDataSource
+from fedwave.users.dpsgd import UserDPSGD
 
 
 class RunPrivacy:
@@ -123,6 +128,39 @@ class RunPrivacy:
             out = add_gaussian_noise(out, std, torch_generator(self.seed, "dp-noise", *keys))
         return out, how
 
+    def dpsgd_user(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        user_cfg: UserConfig,
+        setup: dict[str, Any],
+        data: UserDataSource,
+        working: nn.Module | None,
+    ) -> UserDPSGD:
+        """Sample level: UE ``user_cfg.user_idx`` training by DP-SGD on all its samples, on the plan's
+        schedule (clip C, z, B = ``fl.batch_size``, E = ``fl.local_epochs``, ``fl.algorithm``)."""
+        k = user_cfg.user_idx
+        x, y = data.user_data(k, "all")
+        fl = self.cfg.fl
+        return UserDPSGD(
+            model,
+            loss_fn,
+            x,
+            y,
+            user_cfg,
+            setup,
+            clip=self.clip,
+            noise_multiplier=self.z,
+            batch_size=fl.batch_size,
+            local_epochs=fl.local_epochs,
+            algorithm=fl.algorithm,
+            user_idx=k,
+            seed=self.seed,
+            data_key=data.data_key,
+            working_model=working,
+            metadata=data.metadata,
+        )
+
     def noise_generator(self, round: int) -> torch.Generator | None:
         """The stream of the BS's central noise in ``round`` (None when the BS adds none)."""
         if self.level != "client" or self.placement != "central":
@@ -130,24 +168,20 @@ class RunPrivacy:
         return torch_generator(self.seed, "dp-noise", round, "bs")
 
     # ------------------------------------------------------------------ end of round
-    def end_round(
-        self,
-        record: RoundRecord,
-        events: Sequence[UEEvent],
-        delivered: int,
-        planned: int,
-        steps: dict[int, int],
-    ) -> bool:
+    def end_round(self, record: RoundRecord, events: Sequence[UEEvent], counts: dict[str, int]) -> bool:
         """Account round ``record.round``, fill its epsilon and DP figures; False if the run must stop.
 
         Args:
             record: the round's record (``epsilon`` and ``extra["dp_*"]`` are written).
             events: the round's UE events (sample level: who put an update on the air).
-            delivered: client level: honest updates decoded and not rejected (the shares in the sum).
-            planned: client level: UEs selected this round.
-            steps: sample level: DP-SGD steps of each UE's update this round.
+            counts: client level, from the driver: ``planned`` (UEs selected), ``delivered`` (honest
+                updates decoded and not rejected: the shares in the sum), ``clipped_ue``, ``zeroed_ue``
+                (see :meth:`privatize`) and ``clipped_bs`` (decoded updates the BS clipped again).
         """
         if self.level == "client":
+            delivered, planned = counts.get("delivered", 0), counts.get("planned", 0)
+            for key in ("clipped_ue", "zeroed_ue", "clipped_bs"):
+                record.extra[f"dp_{key}"] = float(counts.get(key, 0))
             if self.placement == "central":
                 z = self.ledger.client_round()
             else:
@@ -160,8 +194,9 @@ class RunPrivacy:
         else:
             released = 0
             for ev in events:
-                if ev.attempts > 0 and ev.ue in steps:
-                    self.ledger.ue_released(ev.ue, steps[ev.ue])
+                steps = self.ledger.steps_per_round.get(ev.ue, 0)  # UEs without data are not planned
+                if ev.attempts > 0 and steps > 0:
+                    self.ledger.ue_released(ev.ue, steps)
                     released += 1
             record.extra["dp_released"] = float(released)
             record.extra["dp_z"] = self.z if self.clip is not None else 0.0

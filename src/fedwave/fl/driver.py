@@ -44,7 +44,6 @@ from fedwave.server import BaseStation, ReceivedUpdate, is_finite
 from fedwave.sim.protocol import Arrival, LocalResult
 from fedwave.sim.trigger import should_upload
 from fedwave.users import User, UserDataSource, construct_user
-from fedwave.users.dpsgd import UserDPSGD
 from fedwave.users.privacy import global_norm
 from fedwave.users.tensors import persistent_buffers
 
@@ -148,32 +147,12 @@ class FederatedDriver:
         self, model: nn.Module, k: int, setup: dict[str, Any], data: UserDataSource, working: nn.Module
     ) -> User:
         """UE ``k``: the user type of ``cfg.user`` (users.md), or a DP-SGD user at sample level."""
-        cfg = self.cfg
-        user_cfg = cfg.user.model_copy(update={"user_idx": k})
-        if cfg.dp.level != "sample":
-            case = _Case(user_cfg, cfg.seed)
-            return construct_user(
-                model, self.loss_fn, case, setup, data=data, seed=cfg.seed, working_model=working
-            )
-        assert self.privacy is not None
-        x, y = data.user_data(k, "all")
-        return UserDPSGD(
-            model,
-            self.loss_fn,
-            x,
-            y,
-            user_cfg,
-            setup,
-            clip=self.privacy.clip,
-            noise_multiplier=self.privacy.z,
-            batch_size=cfg.fl.batch_size,
-            local_epochs=cfg.fl.local_epochs,
-            algorithm=cfg.fl.algorithm,
-            user_idx=k,
-            seed=cfg.seed,
-            data_key=data.data_key,
-            working_model=working,
-            metadata=data.metadata,
+        user_cfg = self.cfg.user.model_copy(update={"user_idx": k})
+        if self.privacy is not None and self.privacy.level == "sample":
+            return self.privacy.dpsgd_user(model, self.loss_fn, user_cfg, setup, data, working)
+        case = _Case(user_cfg, self.seed)
+        return construct_user(
+            model, self.loss_fn, case, setup, data=data, seed=self.seed, working_model=working
         )
 
     # ------------------------------------------------------------------ downlink
@@ -456,21 +435,8 @@ class FederatedDriver:
 
     def _account(self, record: RoundRecord, events: list[UEEvent]) -> bool:
         """DP accounting of the round (fills ``record.epsilon``); False when dp.stop_at_epsilon stops."""
-        dp_round = self._round_dp.pop(record.round, {})
-        if self.privacy is None:
-            return True
-        if self.privacy.level == "client":
-            record.extra["dp_clipped_ue"] = float(dp_round.get("clipped_ue", 0))
-            record.extra["dp_zeroed_ue"] = float(dp_round.get("zeroed_ue", 0))
-            record.extra["dp_clipped_bs"] = float(dp_round.get("clipped_bs", 0))
-        steps: dict[int, int] = {}
-        for ev in events:
-            user = self.users[ev.ue]
-            if isinstance(user, UserDPSGD) and user.steps_per_round() > 0:
-                steps[ev.ue] = user.steps_per_round()
-        return self.privacy.end_round(
-            record, events, dp_round.get("delivered", 0), dp_round.get("planned", 0), steps
-        )
+        counts = self._round_dp.pop(record.round, {})
+        return self.privacy is None or self.privacy.end_round(record, events, counts)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
