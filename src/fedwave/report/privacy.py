@@ -176,7 +176,7 @@ def fig_privacy_utility(study: Study) -> Figure:
             )
         else:
             ax.set_xticks([inf_x], ["inf"])
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, 1.03)  # accuracies; the top points stay whole
         ax.set_xlabel("epsilon after the run (at the run's delta; log scale)")
         ax.set_ylabel("final test accuracy")
         ax.set_title("Privacy vs utility: final accuracy against epsilon")
