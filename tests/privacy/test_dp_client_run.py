@@ -271,3 +271,17 @@ def test_a_diverged_ue_sends_zeros_and_still_delivers_its_noise_share() -> None:
         load_config(None, [*CLIENT, "fl.rounds=2", *dp[2:], "dp.clip=null", "dp.noise_multiplier=0"])
     )
     assert all(r.rejected == r.selected for r in unclipped.records)
+
+
+def test_a_target_epsilon_run_writes_the_calibrated_z_and_ends_at_the_target(tmp_path: Path) -> None:
+    cfg = load_config(None, [*CLIENT, "fl.rounds=5", "dp.target_epsilon=8"])
+    result = run(cfg, run_dir=tmp_path / "run")
+    written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["dp"]
+    z = written["noise_multiplier"]
+    assert written["target_epsilon"] is None and 0 < z < 10
+    assert result.config.dp.noise_multiplier == z  # the resolved config is the run's config
+    privacy = json.loads((tmp_path / "run" / "summary.json").read_text())["privacy"]
+    assert privacy["target_epsilon"] == 8 and privacy["noise_multiplier"] == z
+    assert 8 * 0.99 <= result.records[-1].epsilon <= 8.0
+    assert google_epsilon([(z, 0.5)] * 5) == pytest.approx(8.0, rel=0.01)
+    load_config(tmp_path / "run" / "config.yaml")  # the written config is valid as it stands
