@@ -19,8 +19,13 @@ combination is an error. With K = N (``fl.fraction: 1``) nothing is sampled: the
 q = 1 (no amplification), which is exact, and the combination is allowed.
 
 ``clip: null`` means "no clipping": the sensitivity is unbounded, so the accounted epsilon is infinite.
-Together with ``noise_multiplier: 0`` it makes every DP step an exact no-op (for checking that a DP run
-with these settings equals the run without DP). Non-finite values are refused (use null, not inf).
+Together with ``noise_multiplier: 0`` it makes every DP step an exact no-op: a client-level run then
+equals the run without DP bit for bit when q N equals the number of updates aggregated each round
+(``fl.fraction: 1``, no losses), with ``fl.weighting: uniform`` and the same sampling. Non-finite values
+are refused (use null, not inf).
+
+:func:`check_dp_run` (the ``dp`` section against ``fl`` and the model) and :func:`check_dp_training`
+(what training needs from the other sections) run in the config validator, before anything trains.
 """
 
 from __future__ import annotations
