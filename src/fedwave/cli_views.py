@@ -41,11 +41,13 @@ def round_progress(rounds: int, *, quiet: bool = False) -> Iterator[Any]:
         if not progress.live.is_started:
             progress.start()
             progress.start_task(task)
+        eps = "" if record.epsilon is None else f"  eps {format_epsilon(record.epsilon)}"
         progress.update(
             task,
             advance=1,
             description=(
                 f"acc {record.accuracy:.3f}  sim t {record.t_end:,.1f} s  up {record.bytes_up / 1e6:.2f} MB"
+                + eps
             ),
         )
 
@@ -62,6 +64,59 @@ def _fmt_bytes(n: float) -> str:
             return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1000
     return f"{n} GB"
+
+
+def format_epsilon(eps: float | None) -> str:
+    """Epsilon for people: 4 significant digits, ``inf`` (no noise or no clipping), ``—`` (no DP)."""
+    if eps is None or math.isnan(eps):
+        return "—"
+    return "inf" if math.isinf(eps) else f"{eps:.4g}"
+
+
+def privacy_line(privacy: dict[str, Any] | None) -> str | None:
+    """The summary's privacy row: epsilon at delta and how it was obtained; None for a run without any.
+
+    The users.md local noise (``local_privacy``) is shown as "unaccounted" (absolute scale, no epsilon).
+    """
+    if not privacy:
+        return None
+    parts = []
+    if privacy.get("level", "off") != "off":
+        where = privacy.get("placement")
+        how = f"client level, {where} noise" if privacy["level"] == "client" else "sample level (DP-SGD)"
+        text = (
+            f"epsilon {format_epsilon(privacy['epsilon'])} at delta {privacy['delta']:g} ({how}, "
+            f"z = {privacy['noise_multiplier']:.4g}, clip {privacy['clip']}, {privacy['accountant']})"
+        )
+        if privacy.get("target_epsilon") is not None:
+            text += f"; z calibrated for dp.target_epsilon {privacy['target_epsilon']:g}"
+        ue = privacy.get("ue_epsilons")
+        if ue:
+            text += (
+                f"; largest over UEs, median {format_epsilon(ue['median'])}, min {format_epsilon(ue['min'])}"
+            )
+        counts = [
+            f"{privacy[k]} {label}"
+            for k, label in (
+                ("clipped_ue", "updates clipped on the UE"),
+                ("zeroed_ue", "non-finite updates sent as zeros"),
+                ("clipped_bs", "clipped again at the BS"),
+            )
+            if privacy.get(k)
+        ]
+        if counts:
+            text += "; " + ", ".join(counts)
+        if privacy.get("stopped_at_epsilon"):
+            text += f"; {privacy['stop_reason']}"
+        parts.append(text)
+    if privacy.get("local_privacy"):
+        lp = privacy["local_privacy"]
+        parts.append(
+            "local_privacy noise unaccounted (users.md absolute scale: "
+            f"gradient_noise {lp['gradient_noise']}, "
+            f"input_noise {lp['input_noise']}, per_example_clipping {lp['per_example_clipping']})"
+        )
+    return "; ".join(parts) if parts else None
 
 
 def print_run_summary(result: Any) -> None:
@@ -99,6 +154,9 @@ def print_run_summary(result: Any) -> None:
     t.add_row("energy (all UEs)", f"{s['energy_j']:,.2f} J")
     counts = ", ".join(f"{k} {s[k]}" for k in ("dropped", "lost", "skipped", "rejected"))
     t.add_row("updates", counts)
+    line = privacy_line(s.get("privacy"))
+    if line is not None:
+        t.add_row("privacy", line)
     if "time_to_accuracy_s" in s:
         tta = s["time_to_accuracy_s"]
         t.add_row(

@@ -19,7 +19,7 @@ from fedwave.configerrors import explain, qualify
 from fedwave.configio import SHORTHANDS, apply_overrides, commented_yaml, parse_override, read_config_file
 from fedwave.errors import ConfigError
 from fedwave.privacy.attacks.config import AttackConfig
-from fedwave.privacy.dp.config import DPConfig, check_dp_run
+from fedwave.privacy.dp.config import DPConfig, check_dp_run, check_dp_training
 from fedwave.sim.config import WirelessConfig
 from fedwave.users.config import LocalDPConfig, UserConfig
 
@@ -239,6 +239,7 @@ class Config(Section):
     @model_validator(mode="after")
     def _check_dp(self) -> Config:
         check_dp_run(self.dp, self.fl, self.model.name)
+        check_dp_training(self)
         return self
 
     @property

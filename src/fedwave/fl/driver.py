@@ -10,6 +10,12 @@ discarded with its reason (``discard``: lost, dropped, silent, in flight at the 
 derived from (seed, round, UE, purpose). The driver's state between rounds (global model, optimizer,
 broadcast copy, per-UE codec and trigger state) is captured by :meth:`FederatedDriver.state_dict`.
 
+Differential privacy (``dp.level`` client or sample, :mod:`fedwave.fl.dp`): under ``fl.sampling:
+poisson`` each UE joins a round independently with probability q; at client level each UE clips (and,
+with distributed placement, noises) its update before any fault and before encoding, the BS forms
+DP-FedAvg's noised fixed-denominator mean, and the round is accounted at its end; at sample level the UEs
+train by DP-SGD (:class:`~fedwave.users.dpsgd.UserDPSGD`). The ledger is part of the driver's state.
+
 Event-triggered uploads compare a UE's local model with the last one the BS *received* from it: the
 reference moves when an update is aggregated, never when it is merely encoded. An error-feedback UE
 whose message never reached the BS (lost, dropped, silent, in flight) takes that message back into its
@@ -31,6 +37,7 @@ from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
 from fedwave.engine import Executor
 from fedwave.errors import FedwaveError, PayloadError
+from fedwave.fl.dp import RunPrivacy
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import numpy_generator, torch_generator
 from fedwave.server import BaseStation, ReceivedUpdate, is_finite
@@ -59,6 +66,7 @@ class _Pending:
     num_samples: int
     skip: bool
     reference: list[torch.Tensor] | None  # the UE's local model, the trigger's reference once delivered
+    honest: bool = True  # the UE followed the protocol (no fault applied)
 
 
 class FederatedDriver:
@@ -72,6 +80,7 @@ class FederatedDriver:
         executor: how client work is run (``fedwave.engine``).
         on_round: called with each finished round's record and UE events.
         metadata: dataset metadata carried in server payloads.
+        privacy: the run's differential privacy (None when ``dp.level`` is off).
     """
 
     def __init__(
@@ -84,8 +93,10 @@ class FederatedDriver:
         executor: Executor,
         on_round: RoundCallback | None = None,
         metadata: dict[str, Any] | None = None,
+        privacy: RunPrivacy | None = None,
     ) -> None:
         self.cfg = cfg
+        self.privacy = privacy
         self.seed = cfg.seed
         self.executor = executor
         self.on_round = on_round
@@ -100,6 +111,7 @@ class FederatedDriver:
             x_test=x_test.to(device),
             y_test=y_test.to(device),
             metadata=metadata,
+            dp=privacy.aggregation() if privacy is not None else None,
         )
         # The layouts the BS expects: payloads describing other tensors are refused before any allocation.
         self._update_layout = metas_of(self.bs.parameters_snapshot())
@@ -108,18 +120,8 @@ class FederatedDriver:
         ]
         # UEs train one after another, so they share one working copy of the model.
         working = copy.deepcopy(self.bs.model)
-        base_user = cfg.user
         self.users: list[User] = [
-            construct_user(
-                model,
-                self.loss_fn,
-                _Case(base_user.model_copy(update={"user_idx": k}), cfg.seed),
-                setup,
-                data=data,
-                seed=cfg.seed,
-                working_model=working,
-            )
-            for k in range(cfg.fl.num_ues)
+            self._make_user(model, k, setup, data, working) for k in range(cfg.fl.num_ues)
         ]
         self.uplink: Codec = get_codec(cfg.codec.uplink)
         self.downlink: Codec = get_codec(cfg.codec.downlink)
@@ -142,9 +144,22 @@ class FederatedDriver:
         self._round_fate: dict[int, dict[int, str]] = {}
         self._idle_rounds = 0
         self._round_agg: tuple[int, bool, float, int] = (0, False, 0.0, 0)
+        self._round_dp: dict[int, dict[str, int]] = {}  # per round: planned, delivered, clipped counts
         self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
         self.records: list[RoundRecord] = []
         self._prepare_broadcast()
+
+    def _make_user(
+        self, model: nn.Module, k: int, setup: dict[str, Any], data: UserDataSource, working: nn.Module
+    ) -> User:
+        """UE ``k``: the user type of ``cfg.user`` (users.md), or a DP-SGD user at sample level."""
+        user_cfg = self.cfg.user.model_copy(update={"user_idx": k})
+        if self.privacy is not None and self.privacy.level == "sample":
+            return self.privacy.dpsgd_user(model, self.loss_fn, user_cfg, setup, data, working)
+        case = _Case(user_cfg, self.seed)
+        return construct_user(
+            model, self.loss_fn, case, setup, data=data, seed=self.seed, working_model=working
+        )
 
     # ------------------------------------------------------------------ downlink
     def _prepare_broadcast(self) -> None:
@@ -186,11 +201,19 @@ class FederatedDriver:
 
     # ------------------------------------------------------------------ selection
     def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
-        """``count`` UEs drawn uniformly without replacement from ``available`` (sorted ids)."""
+        """The UEs of a round among ``available`` (sorted ids).
+
+        ``fl.sampling: fixed``: ``count`` UEs drawn uniformly without replacement. ``poisson``: each UE
+        joins independently with probability q = ``fl.fraction`` (one uniform per UE in id order); the
+        count is random and may be 0 (the caller passes ``count`` = all UEs).
+        """
         call = self._select_calls.get(round, 0)
         self._select_calls[round] = call + 1
         pool = sorted(available)
         rng = numpy_generator(self.seed, "select", round, call)
+        if self.cfg.fl.sampling == "poisson":
+            joins = rng.random(len(pool)) < float(self.cfg.fl.fraction)
+            return [int(u) for u, j in zip(pool, joins) if j][:count]
         return sorted(int(pool[i]) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False))
 
     # ------------------------------------------------------------------ local work
@@ -227,10 +250,18 @@ class FederatedDriver:
         trained = self.executor.map(self._train, tasks)
         honest = [list(shared["gradients"]) for _, shared in trained]
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
+        dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
+        dp_round["planned"] += len(tasks)
         results = []
         for (_, ue, _, n, _), (_, shared), plan in zip(tasks, trained, plans):
             behaviour = None if plan is None else plan[0]
             silent = behaviour is not None and behaviour.silent
+            if self.privacy is not None and self.privacy.level == "client" and not silent:
+                keys: tuple[int, ...] = (round, ue) if n == 0 else (round, ue, n)
+                private, how = self.privacy.privatize(list(shared["gradients"]), keys, len(tasks))
+                shared = {**shared, "gradients": private}
+                if how is not None:
+                    dp_round[f"{how}_ue"] = dp_round.get(f"{how}_ue", 0) + 1
             if plan is not None and not silent:
                 b, params = plan
                 ctx = BehaviourContext(
@@ -243,6 +274,7 @@ class FederatedDriver:
                 )
                 shared = {**shared, "gradients": b.apply(list(shared["gradients"]), ctx)}
             pending = self._encode(round, ue, version, shared, n, silent)
+            pending.honest = behaviour is None
             handle = self._next_handle
             self._next_handle += 1
             self._pending[handle] = pending
@@ -319,6 +351,7 @@ class FederatedDriver:
         fate = self._round_fate.setdefault(round, {})
         received: list[ReceivedUpdate] = []
         references: dict[int, list[torch.Tensor]] = {}
+        honest: set[int] = set()  # UEs whose decoded update is an honest one (a delivered DP noise share)
         for a in arrivals:
             pending = self._pending.pop(_handle(a.handle), None)
             if pending is None:
@@ -339,11 +372,17 @@ class FederatedDriver:
                 continue
             update = ReceivedUpdate(a.ue, tensors, pending.num_samples, buffers, a.weight)
             received.append(update)
+            if pending.honest:
+                honest.add(a.ue)
             if pending.reference is not None:
                 references[a.ue] = pending.reference
-        outcome = self.bs.aggregate(received)
+        noise = self.privacy.noise_generator(round) if self.privacy is not None else None
+        outcome = self.bs.aggregate(received, noise)
         for ue in outcome.rejected:
             fate[ue] = "rejected"
+        dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
+        dp_round["delivered"] += sum(1 for ue in outcome.aggregated if ue in honest)
+        dp_round["clipped_bs"] = dp_round.get("clipped_bs", 0) + len(outcome.dp_clipped)
         kept = [] if outcome.rolled_back else outcome.aggregated
         if outcome.rolled_back:
             for ue in outcome.aggregated:
@@ -393,6 +432,7 @@ class FederatedDriver:
         result = self.bs.evaluate()
         record.accuracy, record.loss = result.accuracy, result.loss
         record.bytes_down = record.bytes_down or sum(ev.bytes_down for ev in events)
+        keep_private = self._account(record, events)
         self.records.append(record)
         for key in [k for k in self._dispatch_calls if k[0] <= record.round]:
             del self._dispatch_calls[key]
@@ -400,7 +440,8 @@ class FederatedDriver:
         if self.on_round is not None:
             self.on_round(record, events)
         skipped_all = record.selected > 0 and record.skipped == record.selected
-        self._idle_rounds = 0 if kept or skipped_all else self._idle_rounds + 1
+        if record.selected > 0:  # a Poisson sample may be empty: neither progress nor a stall
+            self._idle_rounds = 0 if kept or skipped_all else self._idle_rounds + 1
         limit = self.cfg.server.max_idle_rounds
         if limit is not None and self._idle_rounds >= limit:
             raise RunStalled(
@@ -411,7 +452,13 @@ class FederatedDriver:
                 "server.max_idle_rounds (null: never stop)"
             )
         target = self.cfg.fl.target_accuracy
-        return not (self.cfg.fl.stop_at_target and target is not None and record.accuracy >= target)
+        reached = self.cfg.fl.stop_at_target and target is not None and record.accuracy >= target
+        return keep_private and not reached
+
+    def _account(self, record: RoundRecord, events: list[UEEvent]) -> bool:
+        """DP accounting of the round (fills ``record.epsilon``); False when dp.stop_at_epsilon stops."""
+        counts = self._round_dp.pop(record.round, {})
+        return self.privacy is None or self.privacy.end_round(record, events, counts)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -427,6 +474,7 @@ class FederatedDriver:
             "downlink_bytes": self._downlink_bytes[self.bs.version],
             "idle_rounds": self._idle_rounds,
             "aggregated_total": self.aggregated_total,
+            "privacy": self.privacy.state_dict() if self.privacy is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -440,6 +488,10 @@ class FederatedDriver:
             u.counted_queries = q
         self._idle_rounds = int(state.get("idle_rounds", 0))
         self.aggregated_total = int(state.get("aggregated_total", 0))
+        if self.privacy is not None:
+            if state.get("privacy") is None:
+                raise ValueError("the checkpoint holds no privacy ledger, but this run accounts DP")
+            self.privacy.load_state_dict(state["privacy"])
         self._payloads.clear()
         self._downlink_bytes.clear()
         # Rebuild the current broadcast exactly as it was sent after the last aggregation.

@@ -3,6 +3,14 @@
 ``run(cfg)`` wires the parts of a round together (data, model, users, codecs, clock, BS) and writes a
 run directory as it goes: ``config.yaml`` (resolved), ``rounds.csv`` (one row per round, appended and
 flushed each round), ``timeline.csv`` (one row per UE and round) and, at the end, ``summary.json``.
+
+With differential privacy (``dp.level`` client or sample) the run is planned first
+(:class:`~fedwave.fl.dp.RunPrivacy`): z is resolved (calibrated from ``dp.target_epsilon`` if set) and
+written into ``config.yaml`` with the target cleared (the two keys exclude each other; the target is in
+``summary.json`` under ``privacy``), every round's ``epsilon`` goes into ``rounds.csv``, and
+``summary.json`` holds the final epsilon, the per-UE distribution (sample level) and whether
+``dp.stop_at_epsilon`` ended the run. The users.md local noise (``local_privacy``) is reported as
+"unaccounted".
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from fedwave.data.federated import dataset_for, partition_for
 from fedwave.devices import training_flops_per_sample
 from fedwave.engine import make_executor
 from fedwave.errors import ConfigError
+from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.driver import FederatedDriver
 from fedwave.fl.summary import summarize
 from fedwave.models import build_model
@@ -61,13 +70,34 @@ class Simulation:
     t_now: float = 0.0
     next_round: int = 0
 
+    @property
+    def privacy(self) -> RunPrivacy | None:
+        """The run's differential privacy (None when ``dp.level`` is off)."""
+        return self.driver.privacy
+
+    @property
+    def resolved_config(self) -> Config:
+        """The config as run: with DP, z resolved into ``dp`` and ``dp.target_epsilon`` cleared."""
+        return self.privacy.resolved_config() if self.privacy is not None else self.cfg
+
     def run_rounds(self, rounds: int) -> None:
-        """Run ``rounds`` more rounds on the simulated clock (or fewer if the driver stops early)."""
+        """Run ``rounds`` more rounds on the simulated clock (or fewer if the driver stops early).
+
+        Under ``fl.sampling: poisson`` the clock may accept up to every UE in a round (the driver draws
+        each one with probability ``fl.fraction``).
+        """
         before = len(self.driver.records)
+        fl = self.cfg.fl
+        count = fl.num_ues if fl.sampling == "poisson" else fl.per_round()
         self.t_now = self.clock.run(
-            self.driver, rounds, self.cfg.fl.per_round(), start_round=self.next_round, t_start=self.t_now
+            self.driver, rounds, count, start_round=self.next_round, t_start=self.t_now
         )
         self.next_round += len(self.driver.records) - before
+
+    @property
+    def stopped_by_privacy(self) -> bool:
+        """Whether ``dp.stop_at_epsilon`` ended the run before its planned rounds."""
+        return self.privacy is not None and self.privacy.stopped_at_epsilon is not None
 
 
 def model_digest(model: torch.nn.Module) -> str:
@@ -81,22 +111,18 @@ def model_digest(model: torch.nn.Module) -> str:
 
 
 def build_simulation(cfg: Config, on_round: RoundHook | None = None) -> Simulation:
-    """Load data, partition it, build the model, the UEs, the BS and the clock.
+    """Load data, partition it, plan the privacy, build the model, the UEs, the BS and the clock.
 
     Raises:
-        ConfigError: the config asks for something training does not apply yet (DP in training).
+        ConfigError: the privacy plan cannot run (``dp.target_epsilon`` unreachable,
+            ``dp.stop_at_epsilon`` below one round's epsilon).
     """
-    if cfg.dp.level != "off" or cfg.fl.sampling != "fixed":
-        raise ConfigError(
-            f"dp.level={cfg.dp.level} with fl.sampling={cfg.fl.sampling}: the accountant is available "
-            "(fedwave privacy), but this fedwave does not apply DP or Poisson sampling in training yet; "
-            "leave dp.level off and fl.sampling fixed to train"
-        )
     if cfg.engine.threads:
         torch.set_num_threads(cfg.engine.threads)
     ds = dataset_for(cfg)
     parts = partition_for(cfg, ds.y_train.numpy())
     data = UserDataSource.from_dataset(ds, parts)
+    privacy = RunPrivacy(cfg, [len(p) for p in parts]) if cfg.dp.level != "off" else None
     # PyTorch's default initialisers draw from the global generator: seed it from a derived stream
     # inside fork_rng so the caller's global RNG state is left untouched.
     with torch.random.fork_rng(devices=[]):
@@ -112,6 +138,7 @@ def build_simulation(cfg: Config, on_round: RoundHook | None = None) -> Simulati
         make_executor(cfg.engine.executor),
         on_round,
         metadata=dataset_metadata(ds),
+        privacy=privacy,
     )
     clock = Clock(cfg.wireless, cfg.fl.num_ues, flops, cfg.seed)
     return Simulation(cfg, ds, driver, clock, flops)
@@ -181,13 +208,36 @@ def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None 
             on_round(record, evs)
 
     sim = build_simulation(cfg, hook)
+    resolved = sim.resolved_config
     if run_dir is not None:
-        writer = RunWriter(run_dir, cfg)
+        writer = RunWriter(run_dir, resolved)
     sim.run_rounds(cfg.fl.rounds)
     summary = summarize(sim.driver.records, events, cfg.fl.target_accuracy)
+    summary["privacy"] = privacy_summary(sim)
     summary["flops_per_sample"] = sim.flops_per_sample
     summary["model_sha256"] = model_digest(sim.driver.bs.model)
     summary["portable_kernels"] = os.environ.get("FEDWAVE_PORTABLE") == "1"
     if writer is not None:
         writer.finish(summary)
-    return RunResult(cfg, sim.driver.records, events, summary, run_dir)
+    return RunResult(resolved, sim.driver.records, events, summary, run_dir)
+
+
+def privacy_summary(sim: Simulation) -> dict[str, Any]:
+    """``summary.json``'s ``privacy``: the DP accounting, and the users.md local noise if any.
+
+    Client level adds the number of UE updates clipped to S on the UE (``clipped_ue``), sent as zeros
+    because they were not finite (``zeroed_ue``) and clipped again at the BS (``clipped_bs``). Without
+    DP, ``epsilon`` is None. Local noise (``local_privacy``) has an absolute scale and no
+    accountant: it is listed under ``local_privacy`` as "unaccounted".
+    """
+    out: dict[str, Any] = (
+        sim.privacy.summary() if sim.privacy is not None else {"level": "off", "epsilon": None}
+    )
+    if sim.privacy is not None and sim.privacy.level == "client":
+        for key in ("dp_clipped_ue", "dp_zeroed_ue", "dp_clipped_bs"):
+            out[key[3:]] = int(sum(r.extra.get(key, 0.0) for r in sim.driver.records))
+    lp = sim.cfg.local_privacy
+    local = {k: getattr(lp, k) for k in ("gradient_noise", "input_noise", "per_example_clipping")}
+    if any(v > 0 for v in local.values()):
+        out["local_privacy"] = {**local, "distribution": lp.distribution, "accounting": "unaccounted"}
+    return out

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from fedwave.report import leakage, leakage_plots, plots, style, tables
+from fedwave.report import leakage, leakage_plots, plots, privacy, style, tables
 from fedwave.report.study import Study, load_study
 from fedwave.report.versions import software_versions
 
@@ -142,6 +142,10 @@ def _definitions(with_leakage: bool = False) -> str:
         "speed-up": "baseline time to target / method time to target.",
         "uplink, energy, sim. time": "totals per run (MB = 10^6 bytes, joules, simulated s), "
         "mean over seeds.",
+        "epsilon": "(studies with privacy settings) the accountant's epsilon after a run's last round, at "
+        "the run's delta (dp.delta); one value, or the range over seeds when they differ (under distributed "
+        "noise dropped UEs raise it). inf: a round released data without noise (z = 0 or no clipping). "
+        "unaccounted: the users.md local noise (local_privacy), an absolute scale without an epsilon.",
         "curves": "a seed's accuracy holds from one round end to the next (a step function); seeds are "
         "averaged on the union of their round ends over the seeds that have a value there. "
         "A method's line spans all its seeds: it is solid where every seed contributes and thin and dotted "
@@ -275,6 +279,18 @@ def _figures_section(study: Study, target: float) -> str:
                 f"Timeline of the UEs in round {rnd} of {label}",
                 f"Round {rnd} of {label}: the first run's round with the most UEs that did not "
                 "arrive. Markers on the right give each such UE's outcome.",
+            )
+        )
+    if privacy.varies_dp(study):
+        figs.append(
+            (
+                privacy.fig_privacy_utility(study),
+                "fig-privacy-utility",
+                "Final accuracy against epsilon",
+                "Privacy vs utility: each point is one run (method and seed), its final test accuracy "
+                "against its epsilon after the last round (log scale, at the run's delta); an open "
+                "diamond is a method's mean over seeds. Runs with epsilon = inf (z = 0, or no DP) stand "
+                "right of the dotted break.",
             )
         )
     body = "".join(_img(fig, alt, caption, fid) for fig, fid, alt, caption in figs)

@@ -461,4 +461,8 @@ def plot_all(
     chosen = pick_timeline_round(study)
     if chosen is not None:
         out["ue_timeline"] = plot_ue_timeline(study, out_dir, *chosen)
+    from fedwave.report import privacy  # the privacy-utility figure, when the study varies a dp key
+
+    if privacy.varies_dp(study):
+        out["privacy_utility"] = privacy.plot_privacy_utility(study, out_dir)
     return out

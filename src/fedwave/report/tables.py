@@ -9,6 +9,9 @@ Definitions (units: simulated seconds, bytes, joules):
 * speed-up: baseline time to target / method time to target (both means); NaN when either never
   reaches the target or there is no baseline.
 * uplink bytes, energy, simulated time, rounds: per-run totals, averaged over seeds.
+* epsilon (only in studies with DP or the users.md local noise): each run's epsilon after its last
+  round at the run's delta; mean, min and max over the method's seeds; "unaccounted" for local noise
+  (see :mod:`fedwave.report.privacy`).
 * leakage (studies with attack results): see :mod:`fedwave.report.leakage`.
 """
 
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fedwave.report import leakage
+from fedwave.report.privacy import epsilon_text, has_privacy, privacy_columns
 from fedwave.report.study import Study
 
 #: Pattern of a baseline label: the codec is exactly ``fp32`` (``codec=fp32`` not followed by more spec).
@@ -132,6 +136,8 @@ def summary_table(
             }
         )
     df = pd.DataFrame(rows, columns=_SUMMARY_COLUMNS)
+    if has_privacy(study):
+        df = df.merge(privacy_columns(study), on="method", how="left")
     base, note = find_baseline(list(df["method"]), baseline)
     if base is not None:
         base_time = float(df.loc[df["method"] == base, "time_to_target_s"].iloc[0])
@@ -174,6 +180,11 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     out["uplink (MB)"] = (df["bytes_up_mean"] / 1e6).map(lambda x: _num(x, ".2f"))
     out["energy (J)"] = df["energy_j_mean"].map(lambda x: _num(x, ".1f"))
     out["sim. time (s)"] = df["sim_time_s_mean"].map(lambda x: _num(x, ".1f"))
+    if "epsilon_mean" in df.columns:
+        out["epsilon"] = [
+            epsilon_text(k, lo, hi, d)
+            for k, lo, hi, d in zip(df["privacy"], df["epsilon_min"], df["epsilon_max"], df["delta"])
+        ]
     return out.join(leakage.display_columns(df))
 
 

@@ -37,19 +37,36 @@ def weighted_mean(updates: Sequence[Update], weights: Sequence[float] | None = N
     """
     if not updates:
         raise ValueError("weighted_mean needs at least one update")
-    n_tensors = len(updates[0])
-    if any(len(u) != n_tensors for u in updates):
-        raise ValueError("updates hold different numbers of tensors")
     w = [1.0] * len(updates) if weights is None else [float(x) for x in weights]
     if len(w) != len(updates) or any(x < 0 for x in w) or sum(w) <= 0:
         raise ValueError(f"weights must be non-negative, one per update, with a positive sum; got {w}")
-    total = sum(w)
+    return scaled_sum(updates, w, sum(w))
+
+
+def scaled_sum(updates: Sequence[Update], weights: Sequence[float], denominator: float) -> list[torch.Tensor]:
+    """Tensor-by-tensor ``sum_k w_k u_k / denominator``, accumulated in float64, in the first update's dtype.
+
+    The one arithmetic of every mean the BS forms: :func:`weighted_mean` is this with ``denominator =
+    sum(weights)``; DP-FedAvg's fixed-denominator estimate is this with weights 1 and ``denominator = q
+    N`` (its noise one more summand of weight 1). So with the same updates and weights and a
+    denominator equal to the sum of the weights, both give the same bits.
+
+    Raises:
+        ValueError: no updates, mismatched structures, or a denominator that is not positive.
+    """
+    if not updates:
+        raise ValueError("scaled_sum needs at least one update")
+    if not denominator > 0:
+        raise ValueError(f"denominator must be > 0, got {denominator}")
+    n_tensors = len(updates[0])
+    if any(len(u) != n_tensors for u in updates) or len(weights) != len(updates):
+        raise ValueError("updates hold different numbers of tensors, or weights do not match the updates")
     out: list[torch.Tensor] = []
     for j in range(n_tensors):
         acc = torch.zeros_like(updates[0][j], dtype=torch.float64)
-        for u, wk in zip(updates, w):
+        for u, wk in zip(updates, weights):
             if wk:
-                acc.add_(u[j].to(torch.float64), alpha=wk / total)
+                acc.add_(u[j].to(torch.float64), alpha=wk / denominator)
         out.append(acc.to(updates[0][j].dtype))
     return out
 

@@ -4,6 +4,13 @@ The BS never sees a UE's data. Each received update is a list of tensors in ``mo
 order plus optional buffers and a sample count. FedSGD updates are gradients; FedAvg updates are
 parameter differences ``p_local - p_server`` (see ``fedwave.users.base``). The BS turns their weighted
 mean into a pseudo-gradient and lets the server optimizer take one step.
+
+Under client-level DP (``dp``: a :class:`~fedwave.server.dp.DPAggregation`) the mean is DP-FedAvg's
+instead (:mod:`fedwave.server.dp`): each finite update clipped to S, summed with weight 1, noised, divided
+by q N; buffers are not aggregated (models with buffers are refused with DP). Norm bounding and the
+roll-back of a diverging step work on both paths: ``server.norm_bound`` applies after the DP clip (it can
+only lower norms further), and a rolled-back DP step still cost privacy (its noised result was computed
+and the decision to roll back depends on it).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import torch
 from torch import nn
 
 from fedwave.server.aggregate import aggregate_buffers, is_finite, update_norm, weighted_mean
+from fedwave.server.dp import DPAggregation, dp_clip, dp_mean
 from fedwave.server.evaluate import Evaluation, evaluate
 from fedwave.server.optimizers import apply_pseudo_gradient, make_server_optimizer
 from fedwave.server.payload import build_payload
@@ -53,6 +61,8 @@ class AggregationOutcome:
         rolled_back: the step made the model non-finite or exploded (see ``divergence_factor``), so the
             BS restored the model, its buffers and optimizer state from before it.
         step_norm: L2 norm of the change the step made to the parameters (before any roll-back).
+        dp_clipped: DP path: UEs whose decoded update the BS clipped to S (a lossy codec raised its norm).
+        dp_noise_std: DP path: std of the noise the BS added to each coordinate of the sum (0: none).
     """
 
     aggregated: list[int] = field(default_factory=list)
@@ -60,6 +70,8 @@ class AggregationOutcome:
     clipped: list[int] = field(default_factory=list)
     rolled_back: bool = False
     step_norm: float = 0.0
+    dp_clipped: list[int] = field(default_factory=list)
+    dp_noise_std: float = 0.0
 
 
 class BaseStation:
@@ -74,6 +86,7 @@ class BaseStation:
         aggregating) and ``divergence_factor`` (roll back a step larger than this times max(1, ||w||)).
         x_test, y_test: the held-out test split.
         metadata: dataset metadata carried in every payload.
+        dp: client-level DP aggregation (clip S, noise std, denominator q N), or None.
     """
 
     def __init__(
@@ -86,7 +99,9 @@ class BaseStation:
         x_test: torch.Tensor,
         y_test: torch.Tensor,
         metadata: dict[str, Any] | None = None,
+        dp: DPAggregation | None = None,
     ) -> None:
+        self.dp = dp
         self.norm_bound: float | None = getattr(server_cfg, "norm_bound", None)
         self.divergence_factor: float | None = getattr(server_cfg, "divergence_factor", None)
         self.model = copy.deepcopy(model)
@@ -105,7 +120,9 @@ class BaseStation:
             self.model, with_buffers=self.has_buffers, buffers_mode="train", metadata=self.metadata
         )
 
-    def aggregate(self, updates: list[ReceivedUpdate]) -> AggregationOutcome:
+    def aggregate(
+        self, updates: list[ReceivedUpdate], noise: torch.Generator | None = None
+    ) -> AggregationOutcome:
         """Reject non-finite updates, bound norms, average the rest, take one server optimizer step.
 
         The average is ``sum_k (n_k / sum_j n_j) s_k u_k`` with ``n_k`` the sample (or uniform) weight and
@@ -113,7 +130,8 @@ class BaseStation:
         step, it is not normalised away (FedBuff). Buffers: the same weights, normalised. If the step
         leaves a non-finite model, or moves the parameters by more than ``divergence_factor`` times
         ``max(1, ||w||)``, it is rolled back. With no acceptable update the model is unchanged; the
-        version advances in every case.
+        version advances in every case. With ``dp`` set the mean is DP-FedAvg's (see the module
+        docstring), its noise drawn from ``noise``; a round with no update still takes a noise-only step.
         """
         outcome = AggregationOutcome()
         good: list[ReceivedUpdate] = []
@@ -122,6 +140,8 @@ class BaseStation:
             (good if finite else []).append(u)
             (outcome.aggregated if finite else outcome.rejected).append(u.ue)
         self.version += 1
+        if self.dp is not None:
+            return self._aggregate_dp(good, outcome, noise)
         if not good:
             return outcome
         if self.norm_bound is not None:
@@ -132,6 +152,30 @@ class BaseStation:
             return outcome
         damping = sum(weights) / sum(base)
         mean = [m * damping for m in weighted_mean([u.tensors for u in good], weights)]
+        self._step(mean, good, outcome)
+        return outcome
+
+    def _aggregate_dp(
+        self, good: list[ReceivedUpdate], outcome: AggregationOutcome, noise: torch.Generator | None
+    ) -> AggregationOutcome:
+        assert self.dp is not None
+        bounded = []
+        for u in good:
+            tensors, clipped = dp_clip(u.tensors, self.dp)
+            if clipped:
+                outcome.dp_clipped.append(u.ue)
+            v = ReceivedUpdate(u.ue, tensors, u.num_samples, None, 1.0)
+            bounded.append(self._bounded(v, outcome) if self.norm_bound is not None else v)
+        outcome.dp_noise_std = self.dp.noise_std
+        mean = dp_mean([u.tensors for u in bounded], self.dp, [p.shape for p in self.params], noise)
+        if mean is not None:
+            self._step(mean, [], outcome)
+        return outcome
+
+    def _step(
+        self, mean: list[torch.Tensor], good: list[ReceivedUpdate], outcome: AggregationOutcome
+    ) -> None:
+        """One server optimizer step along ``mean``; buffers of ``good``; roll back if it diverged."""
         before = self._snapshot()
         pseudo = mean if self.algorithm == "fedsgd" else [-m for m in mean]
         apply_pseudo_gradient(self.optimizer, self.params, pseudo)
@@ -146,7 +190,6 @@ class BaseStation:
         if self._diverged(outcome.step_norm, before[0]):
             self._restore(before)
             outcome.rolled_back = True
-        return outcome
 
     def _bounded(self, u: ReceivedUpdate, outcome: AggregationOutcome) -> ReceivedUpdate:
         assert self.norm_bound is not None

@@ -12,7 +12,7 @@
 
 from fedwave.privacy.dp.accountant import Accountant, accountant_names, make_accountant
 from fedwave.privacy.dp.calibrate import Schedule, calibrate_noise_multiplier, planned_epsilons
-from fedwave.privacy.dp.config import DPConfig, check_dp_run
+from fedwave.privacy.dp.config import DPConfig, check_dp_run, check_dp_training
 from fedwave.privacy.dp.dpsgd import (
     check_dpsgd_model,
     clip_per_example,
@@ -53,6 +53,7 @@ __all__ = [
     "calibrate_noise_multiplier",
     "central_noise_std",
     "check_dp_run",
+    "check_dp_training",
     "check_dpsgd_model",
     "client_sample_rate",
     "clip_per_example",

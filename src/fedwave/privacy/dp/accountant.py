@@ -99,6 +99,11 @@ class Accountant(ABC):
             self.history.append((z, q, n))
 
     @property
+    def calls(self) -> tuple[Step, ...]:
+        """Every recorded :meth:`step` call, in order (equal calls give bit-identical epsilons)."""
+        return tuple(self._calls)
+
+    @property
     def steps(self) -> int:
         """Total number of recorded steps."""
         return sum(n for _, _, n in self.history)

@@ -19,8 +19,13 @@ combination is an error. With K = N (``fl.fraction: 1``) nothing is sampled: the
 q = 1 (no amplification), which is exact, and the combination is allowed.
 
 ``clip: null`` means "no clipping": the sensitivity is unbounded, so the accounted epsilon is infinite.
-Together with ``noise_multiplier: 0`` it makes every DP step an exact no-op (for checking that a DP run
-with these settings equals the run without DP). Non-finite values are refused (use null, not inf).
+Together with ``noise_multiplier: 0`` it makes every DP step an exact no-op: a client-level run then
+equals the run without DP bit for bit when q N equals the number of updates aggregated each round
+(``fl.fraction: 1``, no losses), with ``fl.weighting: uniform`` and the same sampling. Non-finite values
+are refused (use null, not inf).
+
+:func:`check_dp_run` (the ``dp`` section against ``fl`` and the model) and :func:`check_dp_training`
+(what training needs from the other sections) run in the config validator, before anything trains.
 """
 
 from __future__ import annotations
@@ -144,3 +149,103 @@ def check_dp_run(dp: DPConfig, fl: Any, model_name: str) -> None:
         except ConfigError:
             return  # an unknown model name is reported by the model's own check
         check_dpsgd_model(model, model_name)
+
+
+def check_dp_training(cfg: Any) -> None:
+    """What training with ``fl.sampling: poisson`` or DP needs from the other sections (ValueError).
+
+    Run by the config validator, so a study refuses a bad grid point before any run trains. Refused,
+    each because the reported epsilon would not hold (or the sampling would not be what it says):
+
+    * ``fl.sampling: poisson`` with ``wireless.policy.name: async`` (no rounds to sample for).
+    * DP with ``async`` (updates trained on older models, staleness weights: not one Poisson-sampled
+      release per round), with ``wireless.event_trigger`` (a UE's choice to send or skip, and with
+      ``on_skip: reuse`` the BS re-aggregating an old update, depend on its private update without
+      noise), and with models holding buffers (BatchNorm statistics are averaged without clip or noise).
+    * Distributed placement with a lossy uplink codec (the codec acts on the noised update, so the sum
+      is no longer the Gaussian mechanism accounted; central placement clips each decoded update at the
+      BS and is correct with any codec) or with ``server.norm_bound`` (it would cut the noise shares).
+    * Sample level with ``local_privacy`` settings (DP-SGD replaces the local loop they act in).
+    """
+    fl, dp = cfg.fl, cfg.dp
+    policy = cfg.wireless.policy.name
+    if fl.sampling == "poisson" and policy == "async":
+        raise ValueError(
+            "fl.sampling=poisson samples the UEs of each synchronous round, but wireless.policy.name=async "
+            "dispatches a UE whenever a training slot frees up: use fl.sampling=fixed with async, or a "
+            "synchronous policy (sync, deadline, first_k)"
+        )
+    if dp.level == "off":
+        return
+    problems = []
+    if policy == "async":
+        problems.append(
+            f"dp.level={dp.level} with wireless.policy.name=async: buffered asynchronous aggregation "
+            "(stale updates, staleness weights) is not the one Poisson-sampled release per round the "
+            "accountant covers; use policy sync, deadline or first_k"
+        )
+    trigger = cfg.wireless.event_trigger
+    if trigger.enabled:
+        problems.append(
+            f"dp.level={dp.level} with wireless.event_trigger.enabled=true: a UE's choice to send or skip "
+            f"(and, with on_skip={trigger.on_skip}, what the BS aggregates for a skip) depends on its "
+            "private update and is released without noise; set wireless.event_trigger.enabled=false"
+        )
+    if dp.level == "client" and dp.placement == "distributed":
+        from fedwave.codecs import get_codec
+        from fedwave.errors import ConfigError
+
+        try:
+            exact = get_codec(cfg.codec.uplink).exact
+        except ConfigError:
+            exact = True  # an unknown codec is reported by the codec check
+        if not exact:
+            problems.append(
+                f"dp.placement=distributed with the lossy uplink codec '{cfg.codec.uplink}': the codec acts "
+                "on each noised update, so the decoded sum is no longer the Gaussian mechanism the "
+                "accountant covers; use a lossless codec (codec.uplink=fp32) or dp.placement=central (the "
+                "BS clips each decoded update to dp.clip again, correct with any codec)"
+            )
+        if cfg.server.norm_bound is not None:
+            problems.append(
+                f"dp.placement=distributed with server.norm_bound={cfg.server.norm_bound}: bounding each "
+                "received update would cut the UEs' noise shares; leave server.norm_bound null (each UE "
+                "clips to dp.clip) or use dp.placement=central"
+            )
+    if dp.level == "sample":
+        lp = cfg.local_privacy
+        set_keys = [
+            f"local_privacy.{k}={getattr(lp, k)}"
+            for k in ("gradient_noise", "input_noise", "per_example_clipping")
+            if getattr(lp, k) > 0
+        ]
+        if set_keys:
+            problems.append(
+                f"dp.level=sample replaces local training by DP-SGD, where {', '.join(set_keys)} would not "
+                "act: set them to 0 (DP-SGD clips to dp.clip and adds z * dp.clip), or use dp.level=client"
+            )
+    problems.extend(_buffer_problems(dp.level, cfg.model.name))
+    if problems:
+        raise ValueError("\n  ".join(problems))
+
+
+def _buffer_problems(level: str, model_name: str) -> list[str]:
+    """A model with buffers (BatchNorm running statistics) under client-level DP (sample: check_dp_run)."""
+    if level != "client":
+        return []
+    from fedwave.errors import ConfigError
+    from fedwave.models import build_model
+
+    try:
+        model = build_model(model_name, (1, 8, 8), 10)
+    except ConfigError:
+        return []  # an unknown model name is reported by the model's own check
+    buffers = [name for name, _ in model.named_buffers()]
+    if not buffers:
+        return []
+    shown = ", ".join(buffers[:3]) + (f" and {len(buffers) - 3} more" if len(buffers) > 3 else "")
+    return [
+        f"dp.level=client: model.name '{model_name}' has buffers ({shown}), BatchNorm statistics the UEs "
+        "send and the BS averages without clipping or noise, so they would leak unaccounted. Use a model "
+        "with GroupNorm instead of BatchNorm or one without normalisation (convnet, cnn, 2nn, mlp, lenet)"
+    ]

@@ -39,6 +39,7 @@ class PrivacyLedger:
         self.z = plan.noise_multiplier if plan.clip is not None else 0.0
         self.client: Accountant | None = None
         self.rates: dict[int, float] = {}
+        self.steps_per_round: dict[int, int] = {}
         self.ues: dict[int, Accountant] = {}
         if self.level == "client":
             (schedule,) = plan.schedules
@@ -46,6 +47,7 @@ class PrivacyLedger:
             self.client = make_accountant(plan.accountant)
         else:
             self.rates = {ue: s.sample_rate for s, ues in plan.schedules.items() for ue in ues}
+            self.steps_per_round = {ue: s.steps_per_round for s, ues in plan.schedules.items() for ue in ues}
 
     # ------------------------------------------------------------------ client level
     def client_round(self, *, delivered: int | None = None, planned: int | None = None) -> float:
@@ -68,12 +70,28 @@ class PrivacyLedger:
         return z
 
     def next_round_epsilon(self) -> float:
-        """Epsilon after one more client-level round delivering the planned noise (for stop_at_epsilon)."""
-        if self.client is None:
-            raise ValueError("next_round_epsilon is for dp.level=client")
-        trial = copy.deepcopy(self.client)
-        trial.step(self.z, self.sample_rate)
-        return trial.get_epsilon(self.delta)
+        """Epsilon after one more round at the planned noise (for ``dp.stop_at_epsilon``).
+
+        Client level: one more step at z. Sample level: the largest over UEs if every UE released one
+        more round of its planned DP-SGD steps (an upper bound: not every UE trains every round). UEs
+        with the same history and schedule are evaluated once.
+        """
+        if self.client is not None:
+            trial = copy.deepcopy(self.client)
+            trial.step(self.z, self.sample_rate)
+            return trial.get_epsilon(self.delta)
+        worst = 0.0
+        seen: set[tuple[Any, ...]] = set()
+        for ue, q in self.rates.items():
+            acc = self.ues.get(ue)
+            key = (acc.calls if acc is not None else (), q, self.steps_per_round[ue])
+            if key in seen:
+                continue
+            seen.add(key)
+            trial = copy.deepcopy(acc) if acc is not None else make_accountant(self.plan.accountant)
+            trial.step(self.z, q, self.steps_per_round[ue])
+            worst = max(worst, trial.get_epsilon(self.delta))
+        return worst
 
     # ------------------------------------------------------------------ sample level
     def ue_released(self, ue: int, steps: int) -> None:
@@ -87,8 +105,22 @@ class PrivacyLedger:
         self.ues[ue].step(self.z, self.rates[ue], steps)
 
     def ue_epsilons(self) -> dict[int, float]:
-        """Epsilon of every planned UE so far (0 for those with nothing released)."""
-        return {ue: (self.ues[ue].get_epsilon(self.delta) if ue in self.ues else 0.0) for ue in self.rates}
+        """Epsilon of every planned UE so far (0 for those with nothing released).
+
+        UEs with the same recorded steps share one accountant query.
+        """
+        cache: dict[tuple[Any, ...], float] = {}
+        out: dict[int, float] = {}
+        for ue in self.rates:
+            acc = self.ues.get(ue)
+            if acc is None:
+                out[ue] = 0.0
+                continue
+            key = acc.calls
+            if key not in cache:
+                cache[key] = acc.get_epsilon(self.delta)
+            out[ue] = cache[key]
+        return out
 
     # ------------------------------------------------------------------ both
     def epsilon(self) -> float:

@@ -23,8 +23,10 @@ Whom epsilon protects against: everyone who sees the released global models. Wit
 BS itself is trusted. With distributed noise the sum carries the planned noise only if the BS sees just
 the sum (secure aggregation); fedwave's BS decodes every update on its own, and against it each update
 carries only its share, z / sqrt(planned). Lossy codecs: the sensitivity S holds for what the BS sums
-only if it clips each *decoded* update to S again (stochastic quantizers can raise the norm); under
-distributed noise the decoded sum is Gaussian only approximately (exactly with lossless codecs).
+only if it clips each *decoded* update to S again (stochastic quantizers can raise the norm), which the
+BS does under central noise (:mod:`fedwave.server.dp`); under distributed noise the decoded sum would be
+Gaussian only approximately, so training refuses distributed noise with a lossy uplink codec
+(:func:`fedwave.privacy.dp.config.check_dp_training`).
 
 Order on a UE: clip -> (distributed) noise -> encode, so quantization acts on the noised update.
 ``max_norm=None`` (no clipping) and ``std=0`` (no noise) return the input tensors themselves: exact
