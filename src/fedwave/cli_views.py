@@ -139,6 +139,7 @@ def print_run_summary(result: Any) -> None:
         ("time_compute_s", "compute"),
         ("time_uplink_s", "uplink"),
         ("time_downlink_s", "downlink"),
+        ("time_queue_s", "queue (channel)"),
         ("time_wait_s", "waiting"),
     ):
         share = s[key] / total * 100 if total > 0 else 0.0
@@ -152,7 +153,11 @@ def print_run_summary(result: Any) -> None:
     )
     t.add_row("bytes up / down", f"{_fmt_bytes(s['bytes_up'])} / {_fmt_bytes(s['bytes_down'])}")
     t.add_row("energy (all UEs)", f"{s['energy_j']:,.2f} J")
-    counts = ", ".join(f"{k} {s[k]}" for k in ("dropped", "lost", "skipped", "rejected"))
+    counts = ", ".join(
+        f"{k.replace('_', ' ')} {s[k]}"
+        for k in ("dropped", "lost", "skipped", "rejected", "rolled_back", "silent")
+        if k in s
+    )
     t.add_row("updates", counts)
     line = privacy_line(s.get("privacy"))
     if line is not None:

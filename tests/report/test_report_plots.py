@@ -120,12 +120,12 @@ def test_time_split_per_method_and_per_run(study: Study, tmp_path: Path) -> None
     ax = fig.axes[0]
     assert ax.get_xlabel() == "mean time per round (simulated s)"
     assert [t.get_text() for t in ax.get_yticklabels()] == study.methods
-    assert legend_texts(fig) == ["downlink", "compute", "uplink", "waiting"]
+    assert legend_texts(fig) == ["downlink", "compute", "queue", "uplink", "waiting"]
     run_id = str(study.runs["run_id"].iloc[0])
     one = plots.fig_time_split(study, run_id)
     assert one.axes[0].get_xlabel() == "round"
     assert one.axes[0].get_ylabel() == "time per round (simulated s)"
-    assert len(one.axes[0].patches) == 4 * 10  # four parts x ten rounds
+    assert len(one.axes[0].patches) == 5 * 10  # five parts x ten rounds
     check_written(plots.plot_time_split(study, tmp_path))
 
 
@@ -143,7 +143,7 @@ def test_ue_timeline(study: Study, tmp_path: Path, synth: Any) -> None:
     )
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(u) for u in range(synth.N_UES)]
     texts = legend_texts(fig)
-    assert texts[:4] == ["download", "compute", "wait", "upload"] and texts[-1] == "round closes"
+    assert texts[:4] == ["download", "compute", "queue", "upload"] and texts[-1] == "round closes"
     statuses = set(study.events(run_id, rnd)["status"]) - {"arrived"}
     assert statuses, "the chosen round has UEs that did not arrive"
     for status in statuses:

@@ -42,6 +42,7 @@ def summarize(
         "time_compute_s": compute,
         "time_uplink_s": uplink,
         "time_downlink_s": sum(r.time_downlink for r in records),
+        "time_queue_s": sum(r.time_queue for r in records),
         "time_wait_s": sum(r.time_wait for r in records),
         "mean_ue_compute_s": mean_compute,
         "mean_ue_uplink_s": mean_uplink,
@@ -54,6 +55,8 @@ def summarize(
         "lost": sum(r.lost for r in records),
         "skipped": sum(r.skipped for r in records),
         "rejected": sum(r.rejected for r in records),
+        "silent": sum(r.silent for r in records),
+        "rolled_back": sum(r.rolled_back for r in records),
     }
     if target is not None:
         out["target_accuracy"] = target

@@ -280,7 +280,7 @@ def _phases(e: pd.DataFrame, t0: float) -> dict[str, list[tuple[float, float]]]:
     spans = {
         "download": (e["t_download_start"], e["t_download_end"]),
         "compute": (e["t_compute_start"], e["t_compute_end"]),
-        "wait": (e["t_compute_end"], e["t_upload_start"]),
+        "queue": (e["t_compute_end"], e["t_upload_start"]),
         "upload": (e["t_upload_start"], e["t_upload_end"]),
     }
     return {
@@ -299,7 +299,7 @@ def run_label(study: Study, run_id: str) -> str:
 
 
 def fig_ue_timeline(study: Study, run_id: str, round: int) -> Figure:
-    """Gantt chart of one round of one run: a row per UE, coloured download / compute / wait / upload
+    """Gantt chart of one round of one run: a row per UE, coloured download / compute / queue / upload
     segments (simulated s since the round started) and a marker for UEs that did not arrive."""
     events = study.events(run_id, round).sort_values("ue")
     rec = study.rounds[(study.rounds["run_id"] == run_id) & (study.rounds["round"] == round)]
@@ -313,11 +313,12 @@ def fig_ue_timeline(study: Study, run_id: str, round: int) -> Figure:
         t0 = float(rec["t_start"].iloc[0]) if len(rec) else float(events["t_download_start"].min())
         rows = np.arange(n)
         spans = _phases(events, t0)
-        for phase, color in style.PHASE_COLORS.items():
+        colors = {p: style.PHASE_COLORS[p] for p in spans}
+        for phase, color in colors.items():
             for i, span in zip(rows, spans[phase]):
                 if span[1] > 0:
                     ax.broken_barh([span], (i - 0.32, 0.64), facecolors=color)
-        handles: list[Patch | Line2D] = [Patch(color=c, label=p) for p, c in style.PHASE_COLORS.items()]
+        handles: list[Patch | Line2D] = [Patch(color=c, label=p) for p, c in colors.items()]
         close = float(rec["t_end"].iloc[0]) - t0 if len(rec) else math.nan
         last = float(events[["t_upload_end", "t_compute_end"]].max(axis=1).max()) - t0
         right = max(last, close) if math.isfinite(close) else last

@@ -61,13 +61,15 @@ PHASE_COLORS = {
     "download": "#8fb3d9",
     "compute": "#e3a33b",
     "wait": "#cfcfcf",
+    "queue": "#b07aa1",
     "upload": "#3b7a57",
 }
 #: Round-level time components (RoundRecord fields) and their colour / label.
-#: Stacked in the order a round runs: broadcast, local training, upload, waiting.
+#: Stacked in the order a round runs: broadcast, local training, queue for the channel, upload, waiting.
 TIME_PARTS = (
     ("time_downlink", PHASE_COLORS["download"], "downlink"),
     ("time_compute", PHASE_COLORS["compute"], "compute"),
+    ("time_queue", PHASE_COLORS["queue"], "queue"),
     ("time_uplink", PHASE_COLORS["upload"], "uplink"),
     ("time_wait", PHASE_COLORS["wait"], "waiting"),
 )
@@ -84,6 +86,8 @@ STATUS_MARKERS = {
     "skipped": ("o", "#555555", "skipped"),
     "rejected": ("D", "#9467bd", "rejected (NaN/Inf)"),
     "undecodable": ("s", "#8c564b", "undecodable"),
+    "rolled_back": ("P", "#e377c2", "rolled back"),
+    "silent": ("v", "#17becf", "silent (fault)"),
 }
 
 
