@@ -155,7 +155,7 @@ def print_run_summary(result: Any) -> None:
     t.add_row("energy (all UEs)", f"{s['energy_j']:,.2f} J")
     counts = ", ".join(
         f"{k.replace('_', ' ')} {s[k]}"
-        for k in ("dropped", "lost", "skipped", "rejected", "rolled_back", "silent")
+        for k in ("dropped", "lost", "skipped", "rejected", "rolled_back", "unaggregated", "silent")
         if k in s
     )
     t.add_row("updates", counts)

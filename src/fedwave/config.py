@@ -134,6 +134,22 @@ class ServerConfig(Section):
         description="stop with an error after this many consecutive rounds that aggregate no update "
         "(every update lost, dropped, rejected or rolled back); null = never",
     )
+    aggregator: str = Field(
+        "mean",
+        description="how the BS combines the updates: mean | median | trimmed_mean[:beta] | krum[:f] | "
+        "multi_krum[:f[:m]] | rfa[:iters] | centered_clip[:tau[:iters]] (robust rules weigh UEs equally; "
+        "`fedwave aggregators` lists what each tolerates)",
+    )
+
+    @field_validator("aggregator")
+    @classmethod
+    def _known_aggregator(cls, v: str) -> str:
+        from fedwave.server.aggregators import get_aggregator
+
+        try:
+            return get_aggregator(v).spec
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class CodecConfig(Section):
@@ -231,7 +247,9 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _check_across_sections(self) -> Config:
-        problems = _codec_problems(self) + _cell_problems(self) + _fault_problems(self)
+        problems = (
+            _codec_problems(self) + _cell_problems(self) + _fault_problems(self) + _aggregator_problems(self)
+        )
         if problems:
             raise ValueError("\n  ".join(problems))
         return self
@@ -280,6 +298,37 @@ def _codec_problems(cfg: Config) -> list[str]:
             get_codec(getattr(cfg.codec, side))
         except ConfigError as exc:
             problems.append(f"codec.{side}: {exc}")
+    return problems
+
+
+def updates_per_aggregation(cfg: Config) -> int:
+    """Updates one aggregation receives when none is lost: the round's selection, ``first_k``'s k or
+    ``async``'s buffer."""
+    policy = cfg.wireless.policy
+    if policy.name == "first_k" and policy.k is not None:
+        return min(policy.k, cfg.fl.per_round())
+    if policy.name == "async":
+        return policy.buffer_k
+    return cfg.fl.per_round()
+
+
+def _aggregator_problems(cfg: Config) -> list[str]:
+    from fedwave.server.aggregators import get_aggregator
+
+    agg = get_aggregator(cfg.server.aggregator)
+    problems = []
+    if agg.robust and cfg.dp.level == "client":
+        problems.append(
+            f"server.aggregator {agg.spec!r} with dp.level 'client': DP-FedAvg's noise and accounting are "
+            "those of the clipped sum; use server.aggregator=mean (dp.level=sample works with any rule)"
+        )
+    n = updates_per_aggregation(cfg)
+    if n < agg.min_updates:
+        problems.append(
+            f"server.aggregator {agg.spec!r} needs at least {agg.min_updates} updates per aggregation, but "
+            f"a round delivers at most {n} (fl.num_ues, fl.fraction / fl.clients_per_round, "
+            "wireless.policy.k or buffer_k); select more UEs or choose a rule with a smaller f"
+        )
     return problems
 
 

@@ -20,6 +20,7 @@ UE_STATUSES = (
     "undecodable",  # the payload did not decode (PayloadError): treated as lost
     "silent",  # the UE received the model but never answered (a fault)
     "rolled_back",  # aggregated, but the BS undid that aggregation (non-finite or exploding model)
+    "unaggregated",  # arrived, but the round had too few updates for server.aggregator: no step
 )
 
 

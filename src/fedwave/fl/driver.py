@@ -380,6 +380,8 @@ class FederatedDriver:
         outcome = self.bs.aggregate(received, noise)
         for ue in outcome.rejected:
             fate[ue] = "rejected"
+        for ue in outcome.unaggregated:
+            fate[ue] = "unaggregated"
         dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
         dp_round["delivered"] += sum(1 for ue in outcome.aggregated if ue in honest)
         dp_round["clipped_bs"] = dp_round.get("clipped_bs", 0) + len(outcome.dp_clipped)
@@ -422,8 +424,11 @@ class FederatedDriver:
         record.rejected = sum(1 for ev in events if ev.status == "rejected")
         record.rolled_back = sum(1 for ev in events if ev.status == "rolled_back")
         undecodable = sum(1 for ev in events if ev.status == "undecodable")
+        unaggregated = sum(1 for ev in events if ev.status == "unaggregated")
         record.lost += undecodable
-        record.arrived -= record.rejected + record.rolled_back + undecodable
+        record.arrived -= record.rejected + record.rolled_back + undecodable + unaggregated
+        if unaggregated:
+            record.extra["unaggregated"] = float(unaggregated)
         record.samples = sum(ev.samples for ev in events if ev.status == "arrived")
         kept, _, step_norm, clipped = self._round_agg
         self._round_agg = (0, False, 0.0, 0)
@@ -447,9 +452,10 @@ class FederatedDriver:
             raise RunStalled(
                 f"no update was aggregated in the last {self._idle_rounds} rounds (to round {record.round}): "
                 f"{record.dropped} dropped, {record.lost} lost, {record.rejected} rejected, "
-                f"{record.rolled_back} rolled back, {record.silent} silent in the last one. Check the "
-                "deadline (wireless.policy.deadline_s), the faults section, the learning rates, or raise "
-                "server.max_idle_rounds (null: never stop)"
+                f"{record.rolled_back} rolled back, {int(record.extra.get('unaggregated', 0))} too few for "
+                f"server.aggregator, {record.silent} silent in the last one. Check the deadline "
+                "(wireless.policy.deadline_s), the faults section, server.aggregator, the learning rates, or "
+                "raise server.max_idle_rounds (null: never stop)"
             )
         target = self.cfg.fl.target_accuracy
         reached = self.cfg.fl.stop_at_target and target is not None and record.accuracy >= target

@@ -57,6 +57,7 @@ def summarize(
         "rejected": sum(r.rejected for r in records),
         "silent": sum(r.silent for r in records),
         "rolled_back": sum(r.rolled_back for r in records),
+        "unaggregated": int(sum(r.extra.get("unaggregated", 0.0) for r in records)),
     }
     if target is not None:
         out["target_accuracy"] = target

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from fedwave.report import leakage, leakage_plots, plots, privacy, style, tables
+from fedwave.report import leakage, leakage_plots, plots, privacy, robustness, style, tables
 from fedwave.report.study import Study, load_study
 from fedwave.report.versions import software_versions
 
@@ -291,6 +291,17 @@ def _figures_section(study: Study, target: float) -> str:
                 "against its epsilon after the last round (log scale, at the run's delta); an open "
                 "diamond is a method's mean over seeds. Runs with epsilon = inf (z = 0, or no DP) stand "
                 "right of the dotted break.",
+            )
+        )
+    if robustness.varies_adversary(study):
+        figs.append(
+            (
+                robustness.fig_robustness(study),
+                "fig-robustness",
+                "Final accuracy against the share of malicious UEs",
+                "Robustness: each line is one defence (the other varied keys, typically "
+                "server.aggregator), its final test accuracy (mean over seeds; band: min to max) against "
+                "the share of UEs that run the attack.",
             )
         )
     body = "".join(_img(fig, alt, caption, fid) for fig, fid, alt, caption in figs)

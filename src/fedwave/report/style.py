@@ -87,6 +87,7 @@ STATUS_MARKERS = {
     "rejected": ("D", "#9467bd", "rejected (NaN/Inf)"),
     "undecodable": ("s", "#8c564b", "undecodable"),
     "rolled_back": ("P", "#e377c2", "rolled back"),
+    "unaggregated": ("*", "#bcbd22", "too few for the aggregator"),
     "silent": ("v", "#17becf", "silent (fault)"),
 }
 

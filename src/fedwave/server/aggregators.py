@@ -42,11 +42,21 @@ class TooFewUpdates(FedwaveError):
 
 @dataclass(frozen=True)
 class Aggregator:
-    """A parsed aggregation rule: ``aggregate(updates, weights, center) -> update``."""
+    """A parsed aggregation rule: ``aggregate(updates, weights, center) -> update``.
+
+    Attributes:
+        spec: the normalised spec string.
+        fn: the rule over stacked flat updates ``(n, d)`` (float64), weights ``(n,)`` and a centre.
+        robust: whether the rule resists attackers (robust rules ignore the weights).
+        min_updates: the fewest updates the rule accepts (fewer raise :class:`TooFewUpdates`).
+        tolerates: how many attackers the rule is designed for, in words.
+    """
 
     spec: str
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
     robust: bool
+    min_updates: int = 1
+    tolerates: str = "no attacker"
 
     def aggregate(
         self,
@@ -224,13 +234,16 @@ def get_aggregator(spec: str) -> Aggregator:
     }
     if len(args) > limits[name]:
         raise ConfigError(f"aggregator {spec!r}: too many arguments; usage {USAGE[name]}")
+    half = "f < n/2 attackers among n updates"
     if name == "mean":
         return Aggregator(text, _mean, robust=False)
     if name == "median":
-        return Aggregator(text, _median, robust=True)
+        return Aggregator(text, _median, robust=True, tolerates=half)
     if name == "trimmed_mean":
         beta = _number(args[0], "trimmed_mean: beta", float, 0.0, 0.4999) if args else 0.2
-        return Aggregator(text, _trimmed_mean(beta), robust=True)
+        return Aggregator(
+            text, _trimmed_mean(beta), robust=True, tolerates=f"f <= floor({beta:g} n) attackers"
+        )
     if name in ("krum", "multi_krum"):
         f = int(_number(args[0], f"{name}: f", int, 0, 10**6)) if args else None
         m = (
@@ -238,10 +251,16 @@ def get_aggregator(spec: str) -> Aggregator:
             if name == "krum"
             else (int(_number(args[1], "multi_krum: m", int, 1, 10**6)) if len(args) > 1 else None)
         )
-        return Aggregator(text, _krum(f, m), robust=True)
+        need = max(3 if f is None else 2 * f + 3, m or 1)
+        told = "f = ceil(0.2 n) (capped at (n - 3) / 2)" if f is None else f"f = {f}"
+        return Aggregator(
+            text, _krum(f, m), robust=True, min_updates=need, tolerates=f"{told} attackers; n >= 2f + 3"
+        )
     if name == "rfa":
         iters = int(_number(args[0], "rfa: iters", int, 1, 10**4)) if args else 100
-        return Aggregator(text, _rfa(iters), robust=True)
+        return Aggregator(text, _rfa(iters), robust=True, tolerates=half)
     tau = _number(args[0], "centered_clip: tau", float, 1e-300, 1e300) if args else None
     iters = int(_number(args[1], "centered_clip: iters", int, 1, 1000)) if len(args) > 1 else 1
-    return Aggregator(text, _centered_clip(tau, iters), robust=True)
+    return Aggregator(
+        text, _centered_clip(tau, iters), robust=True, tolerates=half + " with a bounded honest spread"
+    )

@@ -5,6 +5,12 @@ order plus optional buffers and a sample count. FedSGD updates are gradients; Fe
 parameter differences ``p_local - p_server`` (see ``fedwave.users.base``). The BS turns their weighted
 mean into a pseudo-gradient and lets the server optimizer take one step.
 
+With a robust ``server.aggregator`` (:mod:`fedwave.server.aggregators`: median, trimmed mean, Krum,
+geometric median, centered clipping) the rule replaces the weighted mean: every UE counts alike (a
+claimed sample count could be inflated), each update scaled first by its own factor (async staleness).
+``centered_clip`` starts from the previous robust aggregate. A round with fewer updates than the rule
+needs (packet losses, a deadline) leaves the model unchanged; its updates are ``unaggregated``.
+
 Under client-level DP (``dp``: a :class:`~fedwave.server.dp.DPAggregation`) the mean is DP-FedAvg's
 instead (:mod:`fedwave.server.dp`): each finite update clipped to S, summed with weight 1, noised, divided
 by q N; buffers are not aggregated (models with buffers are refused with DP). Norm bounding and the
@@ -24,6 +30,7 @@ import torch
 from torch import nn
 
 from fedwave.server.aggregate import aggregate_buffers, is_finite, update_norm, weighted_mean
+from fedwave.server.aggregators import TooFewUpdates, get_aggregator
 from fedwave.server.dp import DPAggregation, dp_clip, dp_mean
 from fedwave.server.evaluate import Evaluation, evaluate
 from fedwave.server.optimizers import apply_pseudo_gradient, make_server_optimizer
@@ -63,6 +70,9 @@ class AggregationOutcome:
         step_norm: L2 norm of the change the step made to the parameters (before any roll-back).
         dp_clipped: DP path: UEs whose decoded update the BS clipped to S (a lossy codec raised its norm).
         dp_noise_std: DP path: std of the noise the BS added to each coordinate of the sum (0: none).
+        unaggregated: UEs whose finite update the robust rule could not use: the round had fewer
+            updates than it needs (``too_few`` says why); the model stayed unchanged.
+        too_few: the robust rule's message when it refused the round, else "".
     """
 
     aggregated: list[int] = field(default_factory=list)
@@ -72,6 +82,8 @@ class AggregationOutcome:
     step_norm: float = 0.0
     dp_clipped: list[int] = field(default_factory=list)
     dp_noise_std: float = 0.0
+    unaggregated: list[int] = field(default_factory=list)
+    too_few: str = ""
 
 
 class BaseStation:
@@ -83,7 +95,8 @@ class BaseStation:
         algorithm: ``"fedavg"`` (updates are parameter differences) or ``"fedsgd"`` (gradients).
         weighting: ``"samples"`` (weights proportional to sample counts) or ``"uniform"``.
         server_cfg may also set ``norm_bound`` (scale each update to at most this L2 norm before
-        aggregating) and ``divergence_factor`` (roll back a step larger than this times max(1, ||w||)).
+        aggregating), ``divergence_factor`` (roll back a step larger than this times max(1, ||w||)) and
+        ``aggregator`` (a spec of :func:`~fedwave.server.aggregators.get_aggregator`; default ``mean``).
         x_test, y_test: the held-out test split.
         metadata: dataset metadata carried in every payload.
         dp: client-level DP aggregation (clip S, noise std, denominator q N), or None.
@@ -104,6 +117,8 @@ class BaseStation:
         self.dp = dp
         self.norm_bound: float | None = getattr(server_cfg, "norm_bound", None)
         self.divergence_factor: float | None = getattr(server_cfg, "divergence_factor", None)
+        self.aggregator = get_aggregator(getattr(server_cfg, "aggregator", "mean"))
+        self.center: list[torch.Tensor] | None = None  # the last robust aggregate (centered_clip)
         self.model = copy.deepcopy(model)
         self.params = list(self.model.parameters())
         self.algorithm = algorithm
@@ -146,6 +161,8 @@ class BaseStation:
             return outcome
         if self.norm_bound is not None:
             good = [self._bounded(u, outcome) for u in good]
+        if self.aggregator.robust:
+            return self._aggregate_robust(good, outcome)
         base = [float(u.num_samples) if self.weighting == "samples" else 1.0 for u in good]
         weights = [b * u.weight for b, u in zip(base, good)]
         if sum(weights) <= 0:
@@ -153,6 +170,22 @@ class BaseStation:
         damping = sum(weights) / sum(base)
         mean = [m * damping for m in weighted_mean([u.tensors for u in good], weights)]
         self._step(mean, good, outcome)
+        return outcome
+
+    def _aggregate_robust(
+        self, good: list[ReceivedUpdate], outcome: AggregationOutcome
+    ) -> AggregationOutcome:
+        """The robust rule over the updates, each scaled by its own factor; too few -> no step."""
+        scaled = [u.tensors if u.weight == 1.0 else [t * u.weight for t in u.tensors] for u in good]
+        try:
+            robust = self.aggregator.aggregate(scaled, center=self.center)
+        except TooFewUpdates as exc:
+            outcome.unaggregated, outcome.aggregated = outcome.aggregated, []
+            outcome.too_few = str(exc)
+            return outcome
+        self._step(robust, good, outcome)
+        if not outcome.rolled_back:
+            self.center = [t.clone() for t in robust]
         return outcome
 
     def _aggregate_dp(
@@ -236,6 +269,7 @@ class BaseStation:
             "model": {k: v.clone() for k, v in self.model.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "version": self.version,
+            "center": None if self.center is None else [t.clone() for t in self.center],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -243,6 +277,8 @@ class BaseStation:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["version"])
+        center = state.get("center")
+        self.center = None if center is None else [t.clone() for t in center]
 
     def parameters_snapshot(self) -> list[torch.Tensor]:
         """Detached copies of the global parameters."""
