@@ -95,6 +95,14 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_aggregators(args: argparse.Namespace) -> int:
+    """List the BS's aggregation rules with what each tolerates."""
+    from fedwave.server.aggregators import format_aggregator_list
+
+    print(format_aggregator_list())
+    return 0
+
+
 def cmd_cell(args: argparse.Namespace) -> int:
     """Describe the sampled cell: per UE distance, SNR, rate, upload and compute time."""
     from fedwave.cli_views import describe_cell_for
@@ -171,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("codecs", help="list the update codecs and their parameters")
     p.set_defaults(func=cmd_codecs)
+
+    p = sub.add_parser("aggregators", help="list the BS's aggregation rules (server.aggregator)")
+    p.set_defaults(func=cmd_aggregators)
 
     p = sub.add_parser("cell", help="describe the sampled cell per UE (distance, SNR, rate, times)")
     _config_args(p)

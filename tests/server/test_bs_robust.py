@@ -117,3 +117,15 @@ def test_config_checks_the_aggregator_before_any_run() -> None:
                 "fl.sampling=poisson",
             ]
         )
+
+
+def test_each_rule_states_its_minimum_and_the_cli_lists_them(capsys: pytest.CaptureFixture[str]) -> None:
+    from fedwave.cli import main
+    from fedwave.server.aggregators import USAGE, get_aggregator
+
+    assert get_aggregator("krum:2").min_updates == 7  # n >= 2f + 3
+    assert get_aggregator("multi_krum:1:6").min_updates == 6  # keeps m = 6 > 2f + 3 = 5
+    assert get_aggregator("median").min_updates == 1
+    assert main(["aggregators"]) == 0
+    out = capsys.readouterr().out
+    assert all(usage in out for usage in USAGE.values())

@@ -264,3 +264,17 @@ def get_aggregator(spec: str) -> Aggregator:
     return Aggregator(
         text, _centered_clip(tau, iters), robust=True, tolerates=half + " with a bounded honest spread"
     )
+
+
+def format_aggregator_list() -> str:
+    """The rules as a table: spec usage, robust or not, the fewest updates and the attackers tolerated."""
+    rows = [("usage", "robust", "min updates", "designed for")]
+    for name, usage in USAGE.items():
+        agg = get_aggregator(name)
+        rows.append((usage, "yes" if agg.robust else "no", str(agg.min_updates), agg.tolerates))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    lines.append(
+        "server.aggregator=<usage>; f defaults to ceil(0.2 n), beta to 0.2; robust rules weigh UEs alike"
+    )
+    return "\n".join(lines)
