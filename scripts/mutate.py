@@ -316,6 +316,42 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        yield state.all_done | env.timeout(self.cfg.deadline_s * 0.9)",
         f"{TW}/test_wireless_policies.py",
     ),
+    mutation(
+        "robust-rule-ignored",
+        f"{SERVER}/bs.py",
+        "        if self.aggregator.robust:\n            return self._aggregate_robust(good, outcome)",
+        "        if False:\n            return self._aggregate_robust(good, outcome)",
+        "tests/server/test_bs_robust.py",
+    ),
+    mutation(
+        "robust-staleness-dropped",
+        f"{SERVER}/bs.py",
+        "[u.tensors if u.weight == 1.0 else [t * u.weight for t in u.tensors] for u in good]",
+        "[u.tensors for u in good]",
+        "tests/server/test_bs_robust.py",
+    ),
+    mutation(
+        "centered-clip-forgets-centre",
+        f"{SERVER}/bs.py",
+        "            self.center = [t.clone() for t in robust]",
+        "            self.center = None",
+        "tests/server/test_bs_robust.py",
+    ),
+    mutation(
+        "trimmed-mean-trims-one-less",
+        f"{SERVER}/aggregators.py",
+        "        return torch.sort(x, dim=0).values[k : n - k].mean(dim=0)",
+        "        return torch.sort(x, dim=0).values[max(k - 1, 0) : n - k].mean(dim=0)",
+        "tests/server/test_server_aggregators.py",
+    ),
+    mutation(
+        "sign-flip-not-flipped",
+        "src/fedwave/adversary/behaviours.py",
+        '    return [-_param(ctx, "factor", 1.0) * t for t in update]',
+        '    return [_param(ctx, "factor", 1.0) * t for t in update]',
+        "tests/adversary/test_adversary_behaviours.py",
+        "tests/adversary/test_adversary_runs.py::test_median_and_trimmed_mean_resist_sign_flip_where_mean_does_not",
+    ),
 )
 
 
