@@ -15,8 +15,6 @@ Importing this package needs ``flwr``; the rest of fedwave never imports it.
 
 from __future__ import annotations
 
-import importlib.util
-
 from fedwave.errors import FedwaveError
 
 
@@ -24,11 +22,13 @@ class FlowerUnavailable(FedwaveError):
     """Flower (``flwr``) is not installed; ``fedwave.flower`` needs it."""
 
 
-if importlib.util.find_spec("flwr") is None:
+try:
+    import flwr  # noqa: F401
+except ImportError:
     raise FlowerUnavailable(
         "fedwave.flower needs Flower 1.41: install the extra with "
         "pip install 'fedwave[flower]' (that is flwr[simulation]==1.41.0)"
-    )
+    ) from None
 
 from fedwave.flower.mod import CodecMod  # noqa: E402
 from fedwave.flower.strategy import CodecStrategy, Rejection, RoundLog  # noqa: E402
