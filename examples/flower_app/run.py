@@ -20,12 +20,16 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from fedwave.config import Config, load_config
 from fedwave.errors import FedwaveError
+
+if TYPE_CHECKING:
+    from fedwave.flower.apps import FlowerRun
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,41 +61,66 @@ def make_config(args: argparse.Namespace) -> Config:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        from fedwave.flower.apps import run_flower  # FlowerUnavailable (a FedwaveError) without flwr
+def simulate(args: argparse.Namespace) -> tuple[Config, list[FlowerRun]]:
+    """Run the Flower app once per codec of ``args``; the config and the runs.
 
-        if not args.verbose:  # Flower logs every step of every round at INFO
-            from flwr.common.logger import update_console_handler
+    Raises:
+        FedwaveError: a bad codec spec, or ``fedwave.flower`` without Flower installed.
+    """
+    from fedwave.flower.apps import run_flower  # FlowerUnavailable (a FedwaveError) without flwr
 
-            update_console_handler(level=logging.WARNING)
-        cfg = make_config(args)
-        codecs = args.codec or ["fp32"]
-        runs = run_flower(cfg, codecs, num_cpus=args.cpus)
-    except FedwaveError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{'codec':<14} {'round':>5} {'accuracy':>9} {'loss':>8} {'bytes/UE':>10}  bytes per UE message")
+    if not args.verbose:  # Flower logs every step of every round at INFO
+        from flwr.common.logger import update_console_handler
+
+        update_console_handler(level=logging.WARNING)
+    cfg = make_config(args)
+    return cfg, run_flower(cfg, args.codec or ["fp32"], num_cpus=args.cpus)
+
+
+def print_rounds(runs: list[FlowerRun], out: TextIO) -> None:
+    """Per codec and round: test accuracy and loss of the global model, bytes of each UE's message."""
+    print(
+        f"{'codec':<14} {'round':>5} {'accuracy':>9} {'loss':>8} {'bytes/UE':>10}  bytes per UE message",
+        file=out,
+    )
     for run in runs:
         for r in run.rounds:
             sizes = [r.log.payload_bytes[ue] for ue in sorted(r.log.payload_bytes)]
             mean = sum(sizes) / len(sizes)
-            print(f"{run.codec:<14} {r.round:>5} {r.accuracy:>9.4f} {r.loss:>8.4f} {mean:>10.0f}  {sizes}")
+            line = f"{run.codec:<14} {r.round:>5} {r.accuracy:>9.4f} {r.loss:>8.4f} {mean:>10.0f}  {sizes}"
+            print(line, file=out)
+
+
+def print_check(cfg: Config, runs: list[FlowerRun], out: TextIO) -> None:
+    """Run fedwave on the same config and codec; print how far the two global models are apart."""
+    import torch
+
+    from fedwave.fl.run import build_simulation
+
+    for run in runs:
+        sim = build_simulation(
+            cfg.model_copy(update={"codec": cfg.codec.model_copy(update={"uplink": run.codec})})
+        )
+        sim.run_rounds(cfg.fl.rounds)
+        fw = [p.detach() for p in sim.driver.bs.model.parameters()]
+        diff = max(float((a - b).abs().max()) for a, b in zip(fw, run.parameters))
+        same = all(torch.equal(a, b) for a, b in zip(fw, run.parameters))
+        print(
+            f"{run.codec}: max |w_flower - w_fedwave| = {diff:.3g}{' (bit for bit)' if same else ''}",
+            file=out,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg, runs = simulate(args)
+    except FedwaveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_rounds(runs, sys.stdout)
     if args.check:
-        import torch
-
-        from fedwave.fl.run import build_simulation
-
-        for run in runs:
-            sim = build_simulation(
-                cfg.model_copy(update={"codec": cfg.codec.model_copy(update={"uplink": run.codec})})
-            )
-            sim.run_rounds(cfg.fl.rounds)
-            fw = [p.detach() for p in sim.driver.bs.model.parameters()]
-            diff = max(float((a - b).abs().max()) for a, b in zip(fw, run.parameters))
-            same = all(torch.equal(a, b) for a, b in zip(fw, run.parameters))
-            print(f"{run.codec}: max |w_flower - w_fedwave| = {diff:.3g}{' (bit for bit)' if same else ''}")
+        print_check(cfg, runs, sys.stdout)
     return 0
 
 
