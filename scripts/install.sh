@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install fedwave into ./.venv (Python 3.11+): the CPU build of PyTorch first, then the package.
-# Usage: bash scripts/install.sh [--dev]    (--dev adds the test, lint and type-check tools)
+# Usage: bash scripts/install.sh [--dev]    (--dev adds the test, lint and type-check tools and the
+# flower extra the tests of fedwave.flower need)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -15,7 +16,8 @@ VPY=.venv/bin/python
 "$VPY" -c "import torch" 2>/dev/null || "$VPY" -m pip install -q "torch==2.13.0"
 "$VPY" -m pip install -q numpy
 if [ "${1:-}" = "--dev" ]; then
-  "$VPY" -m pip install -q -e ".[dev]"
+  # the dev tools, and Flower 1.41 with Ray for the fedwave.flower tests
+  "$VPY" -m pip install -q -e ".[dev,flower]"
 else
   "$VPY" -m pip install -q -e .
 fi
