@@ -284,3 +284,29 @@ def test_silent_ues_under_deadline_and_refused_under_sync() -> None:
     assert all(r.silent == 1 and r.arrived == 5 for r in result.records)
     with pytest.raises(ConfigError, match="silent"):
         load_config(None, [*SMALL, "faults.kind=silent", "faults.ues=[3]"])
+
+
+def test_the_bs_decodes_against_the_models_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A well-formed payload of the wrong layout (here 2^20 values in one tensor, the mlp has other
+    shapes) is refused by the BS's decode as undecodable; the round goes on with the other UEs."""
+    from fedwave.rng import torch_generator
+
+    sim = build_simulation(load_config(None, [*SMALL, "fl.rounds=1", "codec=randk:0.001"]))
+    driver = sim.driver
+    encode = driver._encode
+
+    def crafted(round, ue, version, shared, dispatch, silent):  # type: ignore[no-untyped-def]
+        pending = encode(round, ue, version, shared, dispatch, silent)
+        if ue == 0:
+            wrong = [torch.ones(2**20)]
+            pending.message = driver.uplink.encode(wrong, rng=torch_generator(0, "x"), state={})
+        return pending
+
+    monkeypatch.setattr(driver, "_encode", crafted)
+    events: list = []
+    driver.on_round = lambda record, evs: events.extend(evs)
+    sim.run_rounds(1)
+    status = {e.ue: e.status for e in events}
+    assert status[0] == "undecodable"
+    assert all(s == "arrived" for ue, s in status.items() if ue != 0)
+    assert driver.records[0].arrived == len(status) - 1 and driver.records[0].lost == 1
