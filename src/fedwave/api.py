@@ -258,7 +258,9 @@ def compare(
         seeds: seeds per combination (the base seed, seed + 1, ...).
         study_dir: the study directory (default ``studies/study-<hash of the grid>``); an existing
             study is resumed, finished runs are not run again.
-        on_round / on_run: progress callbacks (see :func:`fedwave.fl.study.run_study`).
+        on_round: called after every round of every run with the run and the round's record.
+        on_run: called when a run finishes (or was finished already) with the run, what happened and
+            details (see :func:`fedwave.fl.study.run_study`).
     """
     from fedwave.fl.study import default_study_dir, parse_vary, plan_study, run_study
 
