@@ -208,7 +208,8 @@ def run(
     Args:
         config: see :func:`make_config`; ``**keys`` are merged into it the same way.
         model: a model instead of ``model.name``: a class or function ``(input_shape, num_classes) ->
-            nn.Module`` (registered in this process under ``module:qualname``), or a model name.
+            nn.Module`` (registered in this process under ``module:qualname``), a model name, or the
+            ``model`` section as a dict.
         out: write the run directory here (``config.yaml``, ``rounds.csv``, ``timeline.csv``,
             ``summary.json``), as ``fedwave run --out`` does; None writes nothing.
         on_round: called after every round with its record and UE events.
@@ -218,7 +219,9 @@ def run(
     """
     from fedwave.fl.run import run as run_simulation
 
-    if model is not None:
+    if isinstance(model, Mapping):  # the config's model section, given as a keyword like the others
+        keys = {**keys, "model": model}
+    elif model is not None:
         keys = {**keys, "model": {"name": _model_name(model)}}
     cfg = _as_config(config, keys)
     raw = run_simulation(cfg, run_dir=Path(out) if out is not None else None, on_round=on_round)
@@ -319,9 +322,7 @@ def privacy_plan(config: ConfigLike = None, **keys: Any) -> PrivacyPlan:
 def epsilons(config: ConfigLike = None, *, rounds: Sequence[int] | None = None, **keys: Any) -> pd.DataFrame:
     """Planned epsilon (at ``dp.delta``) after each round: columns ``round`` and ``epsilon`` (the
     largest over the UEs' schedules, i.e. the guarantee every UE has)."""
-    plan = privacy_plan(config, **keys)
-    if plan.level == "off":
-        raise ConfigError("dp.level is off: there is no epsilon to plan; set dp.level to client or sample")
+    plan = privacy_plan(config, **keys)  # ConfigError when dp.level is off: nothing to account
     wanted = list(rounds) if rounds is not None else list(range(1, plan.rounds + 1))
     per_schedule = plan.epsilons(wanted)
     worst = [max(values[i] for values in per_schedule.values()) for i in range(len(wanted))]

@@ -62,22 +62,21 @@ def is_import_path(text: str) -> bool:
 
 
 def _import_module(module: str, what: str) -> Any:
+    hint = "Install the package that defines it, or put its directory on PYTHONPATH"
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        top = module.split(".")[0]
+        if exc.name is None or not module.startswith(exc.name):  # the module imports something missing
+            raise ConfigError(f"{what}: importing module '{module}' failed: {exc}") from exc
         here = os.getcwd()
-        if exc.name != top or here in sys.path:
-            raise ConfigError(f"{what}: cannot import module '{module}': {exc}") from None
+        if here in sys.path:
+            raise ConfigError(f"{what}: no module named '{exc.name}'. {hint}") from None
         sys.path.append(here)  # as `python -m` would; tried last so installed packages win
         try:
             return importlib.import_module(module)
         except ModuleNotFoundError:
             sys.path.remove(here)
-            raise ConfigError(
-                f"{what}: no module named '{module}'. Install the package that defines it, or put its "
-                "directory on PYTHONPATH"
-            ) from None
+            raise ConfigError(f"{what}: no module named '{exc.name}'. {hint}") from None
     except Exception as exc:  # the user's module failed while importing: say which and why
         raise ConfigError(f"{what}: importing module '{module}' failed: {type(exc).__name__}: {exc}") from exc
 
