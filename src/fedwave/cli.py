@@ -45,28 +45,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("# fedwave configuration: every key with its default (change any with -o key=value)")
         print(commented_yaml(_load(args) if (args.config or args.override) else Config()))
         return 0
+    from fedwave.api import run
     from fedwave.cli_views import print_run_summary, round_progress
-    from fedwave.fl.run import default_run_dir, run
+    from fedwave.fl.run import default_run_dir
 
     cfg = _load(args)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     with round_progress(cfg.fl.rounds, quiet=args.quiet) as on_round:
-        result = run(cfg, run_dir=run_dir, on_round=on_round)
-    print_run_summary(result)
+        result = run(cfg, out=run_dir, on_round=on_round)  # the library's fedwave.run
+    print_run_summary(result.raw)
     return 0
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
     """Run a gradient-leakage attack on fresh UE batches and print the leakage summary."""
+    from fedwave.api import attack
     from fedwave.fl.run import default_run_dir
-    from fedwave.privacy.attacks.runner import run_attack_experiment
     from fedwave.privacy.attacks.views import attack_progress, print_attack_summary
 
     cfg = _load(args)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     with attack_progress(cfg, quiet=args.quiet) as hook:
-        result = run_attack_experiment(cfg, run_dir=run_dir, progress=hook)
-    print_attack_summary(result)
+        result = attack(cfg, out=run_dir, progress=hook)  # the library's fedwave.attack
+    print_attack_summary(result.raw)
     return 0
 
 

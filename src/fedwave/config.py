@@ -51,20 +51,20 @@ class DataConfig(Section):
 class ModelConfig(Section):
     """The model, by name (see ``fedwave.models.model_names()``)."""
 
-    name: str = Field("convnet", description="convnet | cnn | 2nn | mlp | resnet | lenet")
+    name: str = Field(
+        "convnet",
+        description="convnet | cnn | 2nn | mlp | resnet | lenet, or a plug-in: package.module:Model",
+    )
 
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        import difflib
+        from fedwave.models.zoo import resolve_builder
 
-        from fedwave.models import model_names
-
-        names = model_names()
-        if v not in names:
-            near = difflib.get_close_matches(v, names, n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else ""
-            raise ValueError(f"unknown model '{v}'.{hint} Valid models: {', '.join(names)}")
+        try:
+            resolve_builder(v)  # a built-in name, or a plug-in (see fedwave.plugins)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("model.name: ")) from None
         return v
 
 

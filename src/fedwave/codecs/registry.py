@@ -74,10 +74,15 @@ def get_codec(spec: str) -> Codec:
     if text.startswith("ef(") or text == "ef":
         if not (text.startswith("ef(") and text.endswith(")")):
             raise ConfigError(f"error feedback is written ef(<codec>), e.g. ef(topk:0.01); got {spec!r}")
-        return ErrorFeedback(get_codec(text[3:-1]))
+        return ErrorFeedback(get_codec(spec.strip()[3:-1]))
     name, *args = text.split(":")
     cls = _FAMILIES.get(name)
     if cls is None:
+        from fedwave.plugins import find_codec  # a plug-in: registered, import path or entry point
+
+        plugin: Codec | None = find_codec(spec)
+        if plugin is not None:
+            return plugin
         near = difflib.get_close_matches(name, [*_FAMILIES, "ef"], n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
         raise ConfigError(f"unknown codec {spec!r}.{hint} Valid codecs: {_valid()}")

@@ -56,6 +56,8 @@ class RunResult:
     summary: dict[str, Any]
     run_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The BS's global model at the end of the run (None when not kept).
+    model: torch.nn.Module | None = None
 
 
 @dataclass
@@ -219,7 +221,7 @@ def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None 
     summary["portable_kernels"] = os.environ.get("FEDWAVE_PORTABLE") == "1"
     if writer is not None:
         writer.finish(summary)
-    return RunResult(resolved, sim.driver.records, events, summary, run_dir)
+    return RunResult(resolved, sim.driver.records, events, summary, run_dir, model=sim.driver.bs.model)
 
 
 def privacy_summary(sim: Simulation) -> dict[str, Any]:

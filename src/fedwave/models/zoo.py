@@ -46,18 +46,35 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn
     Raises:
         ConfigError: for an unknown name (listing the valid ones) or an input shape the model cannot take.
     """
-    if name not in _REGISTRY:
-        near = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f" Did you mean '{near[0]}'?" if near else ""
-        raise ConfigError(
-            f"model.name: unknown model '{name}'.{hint} Valid models: {', '.join(model_names())}."
-        )
+    builder = resolve_builder(name)
     if len(input_shape) not in (2, 3):
         raise ConfigError(
             f"model '{name}' needs inputs shaped (channels, length) or (channels, height, width); "
             f"got {input_shape}."
         )
-    return _REGISTRY[name][0](tuple(input_shape), num_classes)
+    return builder(tuple(input_shape), num_classes)
+
+
+def resolve_builder(name: str) -> Builder:
+    """The builder of model ``name``: registered, or a plug-in (import path, entry point; see
+    :mod:`fedwave.plugins`).
+
+    Raises:
+        ConfigError: for an unknown name (listing the valid ones) or a plug-in that cannot be loaded.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name][0]
+    from fedwave.plugins import find, model_builder
+
+    obj = find("models", name)
+    if obj is not None:
+        return model_builder(obj, name)
+    near = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+    hint = f" Did you mean '{near[0]}'?" if near else ""
+    raise ConfigError(
+        f"model.name: unknown model '{name}'.{hint} Valid models: {', '.join(model_names())}, or an "
+        "import path package.module:Model."
+    )
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -222,6 +222,11 @@ def get_aggregator(spec: str) -> Aggregator:
     text = str(spec).strip().lower()
     name, *args = text.split(":")
     if name not in USAGE:
+        from fedwave.plugins import find_aggregator  # a plug-in: registered, import path or entry point
+
+        plugin: Aggregator | None = find_aggregator(str(spec))
+        if plugin is not None:
+            return plugin
         raise ConfigError(f"unknown aggregator {spec!r}; valid: {', '.join(USAGE.values())}")
     limits = {
         "mean": 0,

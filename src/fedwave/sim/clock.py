@@ -32,7 +32,7 @@ from fedwave.errors import ConfigError
 from fedwave.rng import Key, numpy_generator
 from fedwave.sim.config import WirelessConfig
 from fedwave.sim.fifo import FifoChannel
-from fedwave.sim.policies import POLICIES, Policy
+from fedwave.sim.policies import Policy, policy_class
 from fedwave.sim.protocol import Driver, LocalResult
 from fedwave.sim.ue import (
     BroadcastDownlink,
@@ -81,7 +81,7 @@ class Clock:
         self.profiles: list[DeviceProfile] = sample_profiles(
             self.cfg.devices, self.num_ues, numpy_generator(self.seed, "devices")
         )
-        self.policy: Policy = POLICIES[self.cfg.policy.name](self.cfg.policy)
+        self.policy: Policy = policy_class(self.cfg.policy.name)(self.cfg.policy)
         self.events_processed = 0
         self._gain = self.cell.large_scale_gain()
         full = self.cfg.access.bandwidth_hz

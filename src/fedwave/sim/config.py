@@ -21,7 +21,7 @@ from fedwave.channel.config import (
 )
 from fedwave.configbase import Section
 from fedwave.devices.config import DeviceClassConfig, DevicesConfig, SpeedDistributionConfig
-from fedwave.sim.policies import POLICIES
+from fedwave.sim.policies import policy_class
 
 __all__ = [
     "AccessConfig",
@@ -59,13 +59,12 @@ class PolicyConfig(Section):
     @field_validator("name")
     @classmethod
     def _known_policy(cls, v: str) -> str:
-        if v not in POLICIES:
-            raise ValueError(f"unknown policy {v!r}; choose one of {sorted(POLICIES)}")
+        policy_class(v)  # ConfigError (a ValueError) naming the valid policies
         return v
 
     @model_validator(mode="after")
     def _required(self) -> PolicyConfig:
-        needs = POLICIES[self.name].requires
+        needs = policy_class(self.name).requires
         missing = [f for f in needs if getattr(self, f) is None]
         if missing:
             raise ValueError(f"policy {self.name!r} needs wireless.policy.{missing[0]} to be set")

@@ -67,6 +67,26 @@ def register_policy(cls: type[Policy]) -> type[Policy]:
     return cls
 
 
+def policy_class(name: str) -> type[Policy]:
+    """The policy class called ``name``: registered, or a plug-in (import path ``package.module:Policy``
+    or entry point; see :mod:`fedwave.plugins`).
+
+    Raises:
+        ConfigError: unknown name (listing the registered ones) or a plug-in that cannot be loaded.
+    """
+    if name in POLICIES:
+        return POLICIES[name]
+    from fedwave.plugins import find_policy
+
+    cls: type[Policy] | None = find_policy(name)
+    if cls is None:
+        raise ConfigError(
+            f"unknown policy {name!r}; choose one of {sorted(POLICIES)} or an import path "
+            "package.module:Policy"
+        )
+    return cls
+
+
 class RoundPolicy(Policy):
     """A synchronous family policy: rounds one after another, each closed by :meth:`closing`."""
 

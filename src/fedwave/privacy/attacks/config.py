@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from fedwave.configbase import Section
+from fedwave.errors import ConfigError
 from fedwave.users.config import LocalDPConfig, UserConfig
 
 
@@ -113,8 +114,16 @@ class AttackConfig(Section):
 
     @model_validator(mode="after")
     def _check_name(self) -> AttackConfig:
-        from fedwave.privacy.attacks.registry import attack_names
+        from fedwave.privacy.attacks.registry import attack_names, get_attack
 
         if self.name not in attack_names():
-            raise ValueError(f"unknown attack {self.name!r}; valid attacks: {', '.join(attack_names())}")
+            try:
+                get_attack(self.name)  # a plug-in: import path or entry point (fedwave.plugins)
+            except ConfigError as exc:
+                if ":" in self.name:  # an import path that did not load: its own message says why
+                    raise ValueError(str(exc)) from None
+                raise ValueError(
+                    f"unknown attack {self.name!r}; valid attacks: {', '.join(attack_names())}, or an "
+                    "import path package.module:attack"
+                ) from None
         return self

@@ -50,9 +50,13 @@ def register_attack(name: str, description: str) -> Callable[[AttackFn], AttackF
     return wrap
 
 
+_BUILTINS_LOADED: list[bool] = []
+
+
 def _load() -> None:
-    if _REGISTRY:
+    if _BUILTINS_LOADED:  # a flag, not "registry non-empty": a user attack may be registered first
         return
+    _BUILTINS_LOADED.append(True)
     from fedwave.privacy.attacks.analytic import analytic_attack
     from fedwave.privacy.attacks.dlg import dlg_attack
     from fedwave.privacy.attacks.idlg import idlg_attack
@@ -86,6 +90,11 @@ def get_attack(name: str) -> AttackFn:
     """
     _load()
     if name not in _REGISTRY:
+        from fedwave.plugins import find  # a plug-in: import path or entry point
+
+        plugin: AttackFn | None = find("attacks", name)
+        if plugin is not None:
+            return plugin
         near = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
         raise ConfigError(f"unknown attack {name!r}.{hint} Valid attacks: {', '.join(_REGISTRY)}")
