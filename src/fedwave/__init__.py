@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     )
     from fedwave.codecs import Codec, CodecState, get_codec
     from fedwave.config import Config
+    from fedwave.fl.selection import SelectionContext
     from fedwave.models import build_model
     from fedwave.plugins import (
         register_aggregator,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         register_codec,
         register_model,
         register_policy,
+        register_selection,
     )
     from fedwave.privacy.dp import Accountant, PrivacyPlan, make_accountant
     from fedwave.report import Study, load_study
@@ -70,9 +72,17 @@ _LAZY: dict[str, str] = {
     "Config": "fedwave.config",
     "build_model": "fedwave.models",
     **dict.fromkeys(
-        ["register_aggregator", "register_attack", "register_codec", "register_model", "register_policy"],
+        [
+            "register_aggregator",
+            "register_attack",
+            "register_codec",
+            "register_model",
+            "register_policy",
+            "register_selection",
+        ],
         "fedwave.plugins",
     ),
+    "SelectionContext": "fedwave.fl.selection",
     **dict.fromkeys(["Accountant", "PrivacyPlan", "make_accountant"], "fedwave.privacy.dp"),
     **dict.fromkeys(["Study", "load_study"], "fedwave.report"),
     **dict.fromkeys(["Aggregator", "get_aggregator"], "fedwave.server.aggregators"),
@@ -94,6 +104,7 @@ __all__ = [
     "Policy",
     "PrivacyPlan",
     "RunResult",
+    "SelectionContext",
     "Study",
     "__version__",
     "attack",
@@ -111,6 +122,7 @@ __all__ = [
     "register_codec",
     "register_model",
     "register_policy",
+    "register_selection",
     "run",
 ]
 

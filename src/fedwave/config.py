@@ -82,6 +82,12 @@ class FLConfig(Section):
         description="fixed: the same number of UEs each round | poisson: each UE joins each round "
         "independently with probability fraction (what client-level DP's accounting assumes)",
     )
+    selection: str = Field(
+        "random",
+        description="which UEs a round takes (fl.sampling fixed): random | round_robin (least recently "
+        "taken, ties by id) | age (least recently taken, ties at random) | a plug-in "
+        "(package.module:function)",
+    )
     algorithm: Literal["fedavg", "fedsgd"] = Field(
         "fedavg", description="fedavg: UEs share parameter differences; fedsgd: one gradient"
     )
@@ -99,6 +105,26 @@ class FLConfig(Section):
         description="time-to-accuracy target; the run also stops when it is reached if stop_at_target",
     )
     stop_at_target: bool = Field(False, description="end the run once target_accuracy is reached")
+
+    @field_validator("selection")
+    @classmethod
+    def _known_selection(cls, v: str) -> str:
+        from fedwave.fl.selection import get_selection
+
+        try:
+            get_selection(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _poisson_is_random(self) -> FLConfig:
+        if self.sampling == "poisson" and self.selection != "random":
+            raise ValueError(
+                f"fl.sampling 'poisson' draws each UE independently; it cannot use fl.selection "
+                f"{self.selection!r} (set fl.selection=random, or fl.sampling=fixed)"
+            )
+        return self
 
     def per_round(self) -> int:
         """Number of UEs selected per round."""

@@ -1,4 +1,5 @@
-"""Extension points: bring your own codec, model, round policy, aggregator or attack without a fork.
+"""Extension points: bring your own codec, model, round policy, selection rule, aggregator or attack
+without a fork.
 
 Each family has a registry, and a name that the registry does not hold is looked up in two more places:
 
@@ -26,6 +27,8 @@ What each family expects of the object:
   ``fn(x, w, center) -> tensor`` over the stacked flat updates ``x`` (n, d) float64, weights ``w`` (n,)
   and the previous aggregate ``center`` (d,) or None.
 * ``attacks``: a function with the signature of :class:`~fedwave.privacy.attacks.registry.AttackFn`.
+* ``selections``: a rule ``rule(ctx) -> list[int]`` of a :class:`~fedwave.fl.selection.SelectionContext`
+  (``fl.selection``).
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ from typing import Any, Literal, TypeVar
 
 from fedwave.errors import ConfigError
 
-Family = Literal["codecs", "models", "policies", "aggregators", "attacks"]
+Family = Literal["codecs", "models", "policies", "aggregators", "attacks", "selections"]
 
 #: The entry-point group of each family.
 ENTRY_POINT_GROUPS: dict[str, str] = {
-    family: f"fedwave.{family}" for family in ("codecs", "models", "policies", "aggregators", "attacks")
+    family: f"fedwave.{family}"
+    for family in ("codecs", "models", "policies", "aggregators", "attacks", "selections")
 }
 
 #: Objects registered in this process with the ``register_*`` decorators of this module.
@@ -218,6 +222,11 @@ def register_attack(name: str, description: str = "") -> Callable[[T], T]:
         return fn
 
     return wrap
+
+
+def register_selection(name: str) -> Callable[[T], T]:
+    """Decorator: make a selection rule ``rule(ctx) -> list[int]`` available as ``fl.selection=name``."""
+    return _decorator("selections", name)
 
 
 # ------------------------------------------------------------------------------------ family adapters

@@ -39,6 +39,7 @@ def usage() -> tuple[pd.DataFrame, float]:
         fedwave.register_model("y"),
         fedwave.register_aggregator("z", robust=True),
         fedwave.register_attack("w"),
+        fedwave.register_selection("v"),
     )
     policies: list[type[fedwave.Policy]] = []
     del study, again, leak, plan, acc, codec, state, agg, model, policy, source, errors, decorators, policies

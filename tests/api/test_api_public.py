@@ -15,10 +15,11 @@ from fedwave.cli import main
 
 PUBLIC = [
     "Accountant", "Aggregator", "AttackResult", "Codec", "CodecState", "Config", "ConfigError", "ConfigLike",
-    "DatasetUnavailable", "FedwaveError", "PayloadError", "Policy", "PrivacyPlan", "RunResult", "Study",
+    "DatasetUnavailable", "FedwaveError", "PayloadError", "Policy", "PrivacyPlan", "RunResult",
+    "SelectionContext", "Study",
     "attack", "build_model", "compare", "epsilons", "get_aggregator", "get_codec", "load_study",
     "make_accountant", "make_config", "privacy_plan", "register_aggregator", "register_attack",
-    "register_codec", "register_model", "register_policy", "run",
+    "register_codec", "register_model", "register_policy", "register_selection", "run",
 ]  # fmt: skip
 
 

@@ -38,6 +38,7 @@ from fedwave.config import Config
 from fedwave.engine import Executor
 from fedwave.errors import FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
+from fedwave.fl.selection import SelectionContext, checked, get_selection
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import numpy_generator, torch_generator
 from fedwave.server import BaseStation, ReceivedUpdate, is_finite
@@ -146,6 +147,9 @@ class FederatedDriver:
         self._round_agg: tuple[int, bool, float, int] = (0, False, 0.0, 0)
         self._round_dp: dict[int, dict[str, int]] = {}  # per round: planned, delivered, clipped counts
         self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
+        self.selection = get_selection(cfg.fl.selection)
+        self.last_selected: dict[int, int] = {}  # UE -> last round it was selected in
+        self.times_selected: dict[int, int] = {}  # UE -> rounds it was selected in so far
         self.records: list[RoundRecord] = []
         self._prepare_broadcast()
 
@@ -203,18 +207,25 @@ class FederatedDriver:
     def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
         """The UEs of a round among ``available`` (sorted ids).
 
-        ``fl.sampling: fixed``: ``count`` UEs drawn uniformly without replacement. ``poisson``: each UE
+        ``fl.sampling: fixed``: ``count`` UEs chosen by the ``fl.selection`` rule
+        (:mod:`fedwave.fl.selection`; ``random``: uniformly without replacement). ``poisson``: each UE
         joins independently with probability q = ``fl.fraction`` (one uniform per UE in id order); the
         count is random and may be 0 (the caller passes ``count`` = all UEs).
         """
         call = self._select_calls.get(round, 0)
         self._select_calls[round] = call + 1
-        pool = sorted(available)
+        pool = sorted(int(u) for u in available)
         rng = numpy_generator(self.seed, "select", round, call)
         if self.cfg.fl.sampling == "poisson":
             joins = rng.random(len(pool)) < float(self.cfg.fl.fraction)
-            return [int(u) for u, j in zip(pool, joins) if j][:count]
-        return sorted(int(pool[i]) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False))
+            chosen = [int(u) for u, j in zip(pool, joins) if j][:count]
+        else:
+            ctx = SelectionContext(round, pool, count, rng, self.last_selected, self.times_selected)
+            chosen = checked(self.cfg.fl.selection, self.selection(ctx), ctx)
+        for u in chosen:
+            self.last_selected[u] = round
+            self.times_selected[u] = self.times_selected.get(u, 0) + 1
+        return chosen
 
     # ------------------------------------------------------------------ local work
     def _train(self, task: tuple[int, int, int, int, Behaviour | None]) -> tuple[int, dict[str, Any]]:
@@ -480,6 +491,8 @@ class FederatedDriver:
             "downlink_bytes": self._downlink_bytes[self.bs.version],
             "idle_rounds": self._idle_rounds,
             "aggregated_total": self.aggregated_total,
+            "last_selected": dict(self.last_selected),
+            "times_selected": dict(self.times_selected),
             "privacy": self.privacy.state_dict() if self.privacy is not None else None,
         }
 
@@ -494,6 +507,8 @@ class FederatedDriver:
             u.counted_queries = q
         self._idle_rounds = int(state.get("idle_rounds", 0))
         self.aggregated_total = int(state.get("aggregated_total", 0))
+        self.last_selected = {int(k): int(v) for k, v in state.get("last_selected", {}).items()}
+        self.times_selected = {int(k): int(v) for k, v in state.get("times_selected", {}).items()}
         if self.privacy is not None:
             if state.get("privacy") is None:
                 raise ValueError("the checkpoint holds no privacy ledger, but this run accounts DP")
