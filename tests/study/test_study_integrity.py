@@ -272,3 +272,23 @@ def _torch_bytes(obj: object) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "vary,switch",
+    [
+        ({"dp.noise_multiplier": ["0.5", "1"]}, "dp.level is 'off'"),
+        ({"adversary.fraction": ["0", "0.2"]}, "adversary.attack is 'none'"),
+        ({"faults.fraction": ["0.1", "0.2"]}, "faults.kind is 'none'"),
+    ],
+)
+def test_varying_a_key_of_a_switched_off_section_is_refused(vary: dict[str, list[str]], switch: str) -> None:
+    from fedwave.config import config_data
+    from fedwave.errors import ConfigError
+    from fedwave.fl.study import plan_study
+
+    with pytest.raises(ConfigError, match=switch):
+        plan_study(config_data(None, ["fl.rounds=1"]), vary, 1)
+    section = next(iter(vary)).split(".")[0]
+    on = {"dp": "dp.level=sample", "adversary": "adversary.attack=sign_flip", "faults": "faults.kind=nan"}
+    assert len(plan_study(config_data(None, ["fl.rounds=1", on[section]]), vary, 1)) == 2

@@ -157,9 +157,39 @@ def plan_study(
         same = seen.setdefault(json.dumps(first.to_dict(), sort_keys=True), label)
         if same != label:
             raise ConfigError(f"--vary: '{same}' and '{label}' give the same configuration; list each once")
+    check_varied_keys_matter(runs, keys)
     check_runs_can_start(runs)
     check_attack_settings(runs)
     return runs
+
+
+#: Sections whose keys do nothing while a switch is off: section -> (switch key, what "off" is, example).
+_SWITCHED = {
+    "dp": ("level", "off", "-o dp.level=client"),
+    "adversary": ("attack", "none", "-o adversary.attack=sign_flip"),
+    "faults": ("kind", "none", "-o faults.kind=nan"),
+}
+
+
+def check_varied_keys_matter(runs: Sequence[RunSpec], keys: Sequence[str]) -> None:
+    """Refuse a varied key of a switched-off section (``dp``, ``adversary``, ``faults``) when the switch
+    is off in every run: the grid would hold identical runs under different labels.
+
+    Raises:
+        ConfigError: naming the key, the switch and how to turn it on.
+    """
+    for key in keys:
+        section, _, rest = key.partition(".")
+        if section not in _SWITCHED or not rest:
+            continue
+        switch, off, example = _SWITCHED[section]
+        if rest == switch:
+            continue
+        if all(getattr(getattr(r.config, section), switch) == off for r in runs):
+            raise ConfigError(
+                f"--vary {key}: {section}.{switch} is '{off}' in every run, so {key} changes nothing and "
+                f"every value would give the same results; turn it on ({example}) or drop --vary {key}"
+            )
 
 
 def check_runs_can_start(runs: Sequence[RunSpec]) -> None:
