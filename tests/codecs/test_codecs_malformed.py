@@ -292,3 +292,19 @@ def test_randk_payload_claiming_a_huge_tensor(claimed: int, monkeypatch: pytest.
     monkeypatch.setattr(type(codec), "_decode_body", body_reached)
     with pytest.raises(PayloadError, match=rf"shape \({claimed},\), expected \(1000,\) float32"):
         codec.decode(crafted, expected=[TensorMeta((1000,), torch.float32)])
+
+
+@pytest.mark.parametrize("old_spec", ["qsgd:1", "drive", "eden:2", "fp32"])
+def test_a_payload_of_the_old_format_version_is_refused_not_misread(old_spec: str) -> None:
+    """Version 1 packed qsgd's signs and levels apart and rotated drive/eden once: its bytes would decode
+    to other values under version 2, so a version-1 payload (valid checksum) is refused by name."""
+    from fedwave.codecs.header import CRC_BYTES, VERSION
+
+    codec = get_codec(old_spec)
+    payload = bytearray(codec.encode([torch.randn(40)], rng=torch.Generator().manual_seed(0), state={}))
+    assert VERSION == 2 and payload[1] == VERSION
+    payload[1] = 1
+    end = len(payload) - CRC_BYTES
+    payload[end:] = zlib.crc32(bytes(payload[:end])).to_bytes(4, "little")
+    with pytest.raises(PayloadError, match="unsupported payload version 1 \\(this fedwave reads 2\\)"):
+        codec.decode(bytes(payload))

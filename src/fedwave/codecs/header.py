@@ -29,7 +29,9 @@ import torch
 from fedwave.errors import PayloadError
 
 MAGIC = 0xFE
-VERSION = 1
+#: Payload format version. 2: qsgd packs sign and level in base 2s + 1, drive/eden rotate twice (H D2 H D1);
+#: version-1 payloads of those codecs would decode to other values, so they are refused, not misread.
+VERSION = 2
 #: Most elements (coordinates) one payload may describe, over all its tensors.
 MAX_ELEMENTS = 2**28
 #: Most dimensions of one tensor (5 bits in the header).
