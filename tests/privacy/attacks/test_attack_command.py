@@ -122,13 +122,29 @@ def test_attack_on_the_final_model_trains_all_rounds() -> None:
     assert mse[0] == mse[1] != mse[2]  # the same trained model; the untrained one gives another error
 
 
-def test_dp_settings_are_refused_not_ignored(tmp_path: Path, capsys) -> None:
+def test_client_dp_is_applied_as_the_ue_applies_it_and_sample_dp_is_refused(tmp_path: Path, capsys) -> None:
+    """Central client-level DP clips but the BS adds the noise itself: the analytic attack (scale
+    invariant) still reconstructs exactly. Distributed placement adds each UE's share (z S / sqrt(n)):
+    the attack fails. DP-SGD at sample level is refused, by name."""
     from fedwave.privacy.attacks.leakage import measure_leakage
+    from fedwave.privacy.attacks.runner import client_dp_view
 
-    dp = ["dp.level=client", "dp.noise_multiplier=1.0"]
-    rc = main(["attack", *FAST, *(a for o in dp for a in ("-o", o)), "-q", "--out", str(tmp_path / "r")])
+    base = ["model.name=mlp", "attack.name=analytic", "attack.trials=1", "dp.level=client"]
+    base += ["dp.clip=0.01", "dp.noise_multiplier=1", "fl.sampling=poisson", "fl.fraction=0.25"]
+    central = load_config(None, base)
+    model, ds = attacked_model(central)
+    assert attack_trial(central, model, ds, 0).samples[0].psnr >= 60
+    distributed = load_config(None, [*base, "dp.placement=distributed"])
+    assert attack_trial(distributed, model, ds, 0).samples[0].psnr < 30
+    update = [torch.full((100,), 1.0)]  # norm 10: clipped to 0.01, then a share of std 0.01 / sqrt(5)
+    clipped = client_dp_view(central, update, 0)[0]
+    assert float(clipped.norm()) == pytest.approx(0.01, rel=1e-5)
+    noisy = client_dp_view(distributed, update, 0)[0] - clipped
+    assert float(noisy.std()) == pytest.approx(0.01 / 5**0.5, rel=0.3)  # 100 draws: sd of the sd ~7%
+    sample = ["dp.level=sample", "dp.noise_multiplier=1.0"]
+    rc = main(["attack", *FAST, *(a for o in sample for a in ("-o", o)), "-q", "--out", str(tmp_path / "r")])
     assert rc == 2
-    assert "dp.level=client: the attacked user does not apply" in capsys.readouterr().err
-    record = measure_leakage(load_config(None, [*dp, "attack.name=idlg", "attack.trials=1"]))
-    assert record.status == "not applicable" and "AttackNotApplicable: dp.level=client" in str(record.error)
+    assert "dp.level=sample: the attacked user" in capsys.readouterr().err
+    record = measure_leakage(load_config(None, [*sample, "attack.name=idlg", "attack.trials=1"]))
+    assert record.status == "not applicable" and "AttackNotApplicable: dp.level=sample" in str(record.error)
     assert math.isnan(record.psnr_median) and record.grid_png is None

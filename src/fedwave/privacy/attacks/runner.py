@@ -6,8 +6,9 @@ for the model (untrained, the global model after ``attack.at_round`` FL rounds o
 model a study's run ended with), encode its update with ``codec.uplink`` and decode it (what arrives),
 run ``attack.name`` on that, and score the reconstruction against the true batch
 (``fedwave.privacy.metrics``). The attack sees only the decoded update and the shared metadata. Wall
-times are host-clock measurements of the attacks only. The ``dp`` section is not applied to the attacked
-user: a config with ``dp.level`` on is refused (:func:`check_applicable`).
+times are host-clock measurements of the attacks only. Client-level DP (``dp.level: client``) is applied as
+the UE applies it before encoding (:func:`client_dp_view`); sample-level DP-SGD is refused
+(:func:`check_applicable`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from fedwave.privacy.attacks.errors import AttackNotApplicable
 from fedwave.privacy.attacks.grid import grid_png
 from fedwave.privacy.attacks.observation import Observation, ServerView, UpdateKind
 from fedwave.privacy.attacks.registry import run_attack
+from fedwave.privacy.dp.mechanisms import add_gaussian_noise, clip_update, distributed_share_std
+from fedwave.privacy.dp.plan import plan_privacy
 from fedwave.privacy.metrics import SampleMetrics, match, sample_metrics, summarize
 from fedwave.rng import derive_seed, numpy_generator, torch_generator
 from fedwave.server.payload import build_payload
@@ -132,6 +135,11 @@ def threat_model(cfg: Config) -> dict[str, Any]:
         ),
         "local_privacy": cfg.local_privacy.model_dump(mode="json"),
         "local_privacy_accounted": False,
+        "dp": (
+            {"level": "client", "placement": cfg.dp.placement, "clip": cfg.dp.clip}
+            if cfg.dp.level == "client"
+            else None
+        ),
         "uplink_codec": cfg.codec.uplink,
         "model": cfg.model.name,
         "dataset": cfg.data.dataset,
@@ -168,10 +176,8 @@ def attack_trial(
     )
     shared, true = user.compute_local_updates(payload, rng=torch_generator(cfg.seed, "attack", trial, "user"))
     codec = get_codec(cfg.codec.uplink)
-    message = codec.encode(
-        [g.detach().cpu() for g in shared["gradients"]],
-        rng=torch_generator(cfg.seed, "attack", trial, "codec"),
-    )
+    update = client_dp_view(cfg, [g.detach().cpu() for g in shared["gradients"]], trial)
+    message = codec.encode(update, rng=torch_generator(cfg.seed, "attack", trial, "codec"))
     kind: UpdateKind = "update" if a.user.user_type == "local_update" else "gradient"
     obs = Observation.from_shared(shared, kind, gradients=codec.decode(message))
     server = ServerView.from_payload(
@@ -247,12 +253,33 @@ def run_grid_png(run: AttackRun, *, titled: bool = True) -> bytes:
 
 def check_applicable(cfg: Config) -> None:
     """Raise :class:`AttackNotApplicable` for settings the attacked user cannot reproduce."""
-    if cfg.dp.level != "off":
+    if cfg.dp.level == "sample":
         raise AttackNotApplicable(
-            f"dp.level={cfg.dp.level}: the attacked user does not apply the dp section's clipping and "
-            "noise, so its update would not be what the BS of this config receives; leakage under DP is "
-            "not measured (local_privacy.* noise is applied)"
+            "dp.level=sample: the attacked user (attack.user) does not train by DP-SGD on the run's "
+            "schedule, so its update would not be what the BS of this config receives; measure leakage "
+            "under client-level DP (dp.level=client) or local_privacy.* noise"
         )
+
+
+def client_dp_view(cfg: Config, update: list[torch.Tensor], trial: int) -> list[torch.Tensor]:
+    """What the BS receives of an honest UE's update under client-level DP (``dp.level: client``).
+
+    The UE clips its update to S (``dp.clip``); with ``dp.placement: distributed`` it adds its noise share
+    of std z S / sqrt(n), n the UEs expected per round (q N under Poisson sampling, else the selected
+    count), drawn from (seed, "attack", trial, "dp"). With ``central`` placement the BS itself adds the
+    noise to the sum, so it sees the clipped update without noise: central DP does not protect against
+    the BS, and the attack shows it. z is the run's (calibrated from ``dp.target_epsilon`` when set).
+    """
+    if cfg.dp.level != "client":
+        return update
+    plan = plan_privacy(cfg)
+    out, _ = clip_update(update, plan.clip)
+    if cfg.dp.placement == "distributed" and plan.noise_multiplier > 0 and plan.clip is not None:
+        fl = cfg.fl
+        expected = fl.fraction * fl.num_ues if fl.sampling == "poisson" else fl.per_round()
+        std = distributed_share_std(plan.noise_multiplier, plan.clip, max(1, round(expected)))
+        out = add_gaussian_noise(out, std, torch_generator(cfg.seed, "attack", trial, "dp"))
+    return out
 
 
 def run_attack_experiment(
