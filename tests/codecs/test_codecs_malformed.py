@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fedwave.codecs import get_codec
 from fedwave.codecs.base import Codec, FramedCodec
-from fedwave.codecs.header import MAX_ELEMENTS, TensorMeta, metas_of, varint
+from fedwave.codecs.header import MAX_ELEMENTS, VERSION, TensorMeta, metas_of, varint
 from fedwave.errors import PayloadError
 
 from .conftest import ALL_SPECS
@@ -154,7 +154,7 @@ def _header(codec: Codec) -> bytes:
     if isinstance(inner, Codec):
         return _header(inner)
     assert isinstance(codec, FramedCodec)
-    head = bytes((0xFE, 1, int(codec.codec_id))) + codec._params()
+    head = bytes((0xFE, VERSION, int(codec.codec_id))) + codec._params()
     assert _payload(codec).startswith(head + b"\x03")  # _payload has 3 tensors
     return head
 
@@ -298,7 +298,7 @@ def test_randk_payload_claiming_a_huge_tensor(claimed: int, monkeypatch: pytest.
 def test_a_payload_of_the_old_format_version_is_refused_not_misread(old_spec: str) -> None:
     """Version 1 packed qsgd's signs and levels apart and rotated drive/eden once: its bytes would decode
     to other values under version 2, so a version-1 payload (valid checksum) is refused by name."""
-    from fedwave.codecs.header import CRC_BYTES, VERSION
+    from fedwave.codecs.header import CRC_BYTES
 
     codec = get_codec(old_spec)
     payload = bytearray(codec.encode([torch.randn(40)], rng=torch.Generator().manual_seed(0), state={}))
