@@ -162,7 +162,12 @@ class CodecConfig(Section):
 class EngineConfig(Section):
     """How client work is executed (not what it computes)."""
 
-    executor: Literal["sequential"] = Field("sequential", description="sequential: one UE after another")
+    executor: Literal["sequential", "batched"] = Field(
+        "sequential",
+        description="sequential: one UE after another; batched: the UEs of a round that share a model "
+        "version train together (torch.func.vmap; same records up to float rounding; DP-SGD users, "
+        "local noise, poisoning and dropout models fall back to sequential)",
+    )
     device: str = Field("cpu", description="torch device for local training: cpu, cuda, cuda:N or mps")
     threads: int | None = Field(
         1,

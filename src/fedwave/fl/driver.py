@@ -25,6 +25,7 @@ residual, so nothing it computed is lost for good.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from torch import nn
 from fedwave.adversary import Behaviour, BehaviourContext, MisbehaviourPlan
 from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
-from fedwave.engine import Executor
+from fedwave.engine import Executor, Work
 from fedwave.errors import FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.records import RoundRecord, UEEvent
@@ -48,6 +49,8 @@ from fedwave.users.privacy import global_norm
 from fedwave.users.tensors import persistent_buffers
 
 RoundCallback = Callable[[RoundRecord, list[UEEvent]], None]
+TrainTask = tuple[int, int, int, int, Behaviour | None]  # round, UE, model version, dispatch, behaviour
+_LOG = logging.getLogger("fedwave.engine")
 _FP32 = "fp32"
 
 
@@ -147,6 +150,7 @@ class FederatedDriver:
         self._round_dp: dict[int, dict[str, int]] = {}  # per round: planned, delivered, clipped counts
         self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
         self.records: list[RoundRecord] = []
+        self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
         self._prepare_broadcast()
 
     def _make_user(
@@ -217,7 +221,7 @@ class FederatedDriver:
         return sorted(int(pool[i]) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False))
 
     # ------------------------------------------------------------------ local work
-    def _train(self, task: tuple[int, int, int, int, Behaviour | None]) -> tuple[int, dict[str, Any]]:
+    def _train(self, task: TrainTask) -> tuple[int, dict[str, Any]]:
         round, ue, version, dispatch, behaviour = task
         keys: tuple[int, ...] = (round, ue) if dispatch == 0 else (round, ue, dispatch)
         user = self.users[ue]
@@ -233,6 +237,38 @@ class FederatedDriver:
         )
         return ue, shared
 
+    def _train_many(self, tasks: Sequence[TrainTask]) -> list[tuple[int, dict[str, Any]]]:
+        """``_train`` of every task; the UEs that share a model version train together (vmap)."""
+        from fedwave.engine.batched import train_multistep_batched, unbatchable_reason
+
+        out: dict[int, tuple[int, dict[str, Any]]] = {}
+        groups: dict[int, list[int]] = {}
+        for i, (_, ue, version, _, behaviour) in enumerate(tasks):
+            user = self.users[ue]
+            reason = (
+                "data poisoning"
+                if behaviour is not None and behaviour.poison is not None
+                else unbatchable_reason(user, user.model)
+            )
+            if reason is None:
+                groups.setdefault(version, []).append(i)
+                continue
+            if reason not in self._fallbacks:
+                self._fallbacks.add(reason)
+                _LOG.warning("engine.executor=batched: %s train one after another (sequential)", reason)
+            out[i] = self._train(tasks[i])
+        for version, members in groups.items():
+            gens = [
+                torch_generator(self.seed, "train", r, u)
+                if n == 0
+                else torch_generator(self.seed, "train", r, u, n)
+                for r, u, _, n, _ in (tasks[i] for i in members)
+            ]
+            users = [self.users[tasks[i][1]] for i in members]
+            shared = train_multistep_batched(users, self._payloads[version], gens)  # type: ignore[arg-type]
+            out.update({i: (tasks[i][1], s) for i, s in zip(members, shared)})
+        return [out[i] for i in range(len(tasks))]
+
     def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
         """Train UEs ``ues`` on model ``version`` (through the executor), let faulty and malicious UEs
         misbehave, encode.
@@ -247,7 +283,7 @@ class FederatedDriver:
             plan = self.misbehaviour.behaviour_of(round, int(ue), n)
             plans.append(plan)
             tasks.append((round, int(ue), version, n, None if plan is None else plan[0]))
-        trained = self.executor.map(self._train, tasks)
+        trained = self.executor.map(Work(self._train, self._train_many), tasks)
         honest = [list(shared["gradients"]) for _, shared in trained]
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
         dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
