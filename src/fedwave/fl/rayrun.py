@@ -44,6 +44,7 @@ def run_ray(committer: Committer, todo: Sequence[RunSpec], address: str, num_cpu
     """Compute ``todo`` as Ray tasks on ``address`` (``"local"``: a local Ray of ``num_cpus`` CPUs)."""
     ray = import_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no FutureWarning on CPU clusters
     started = False
     if not ray.is_initialized():
         env = {"env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}}
