@@ -151,6 +151,7 @@ class FederatedDriver:
         self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
         self.records: list[RoundRecord] = []
         self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
+        self._batch_reason: dict[int, str | None] = {}  # per UE: why it cannot be vectorised (None: it can)
         self._prepare_broadcast()
 
     def _make_user(
@@ -245,10 +246,12 @@ class FederatedDriver:
         groups: dict[int, list[int]] = {}
         for i, (_, ue, version, _, behaviour) in enumerate(tasks):
             user = self.users[ue]
+            if ue not in self._batch_reason:  # a UE's type, loss and model never change during a run
+                self._batch_reason[ue] = unbatchable_reason(user, user.model)
             reason = (
                 "data poisoning"
                 if behaviour is not None and behaviour.poison is not None
-                else unbatchable_reason(user, user.model)
+                else self._batch_reason[ue]
             )
             if reason is None:
                 groups.setdefault(version, []).append(i)
