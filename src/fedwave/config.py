@@ -169,6 +169,12 @@ class EngineConfig(Section):
         "local noise, poisoning and dropout models fall back to sequential)",
     )
     device: str = Field("cpu", description="torch device for local training: cpu, cuda, cuda:N or mps")
+    codec_states_in_memory: int | None = Field(
+        None,
+        ge=1,
+        description="keep at most this many UEs' codec states (error-feedback residuals) in memory, the "
+        "others on disk (same results); null = all in memory",
+    )
     threads: int | None = Field(
         1,
         ge=1,

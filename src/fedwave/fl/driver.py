@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +131,7 @@ class FederatedDriver:
         self.raw: Codec = get_codec(_FP32)
         self.misbehaviour = MisbehaviourPlan(cfg.faults, cfg.adversary, cfg.fl.num_ues, cfg.seed)
         self.num_classes = int((metadata or {}).get("classes", int(y_test.max()) + 1))
-        self.codec_state: dict[int, CodecState] = {}
+        self.codec_state: MutableMapping[int, CodecState] = self._codec_states()
         self.trigger = cfg.wireless.event_trigger
         self.last_uploaded: dict[int, list[torch.Tensor]] = {}
         self.last_update: dict[int, ReceivedUpdate] = {}
@@ -153,6 +153,16 @@ class FederatedDriver:
         self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
         self._batch_reason: dict[int, str | None] = {}  # per UE: why it cannot be vectorised (None: it can)
         self._prepare_broadcast()
+
+    def _codec_states(self) -> MutableMapping[int, CodecState]:
+        """Per-UE codec state: a dict, or at most ``engine.codec_states_in_memory`` in memory (the rest
+        spilled to disk, :mod:`fedwave.engine.spill`)."""
+        limit = self.cfg.engine.codec_states_in_memory
+        if limit is None:
+            return {}
+        from fedwave.engine.spill import SpilledStates
+
+        return SpilledStates(limit)
 
     def _make_user(
         self, model: nn.Module, k: int, setup: dict[str, Any], data: UserDataSource, working: nn.Module
@@ -512,7 +522,7 @@ class FederatedDriver:
             "bs": self.bs.state_dict(),
             "broadcast_params": [t.clone() for t in self.broadcast_params],
             "downlink_state": self.downlink_state,
-            "codec_state": self.codec_state,
+            "codec_state": _plain(self.codec_state),
             "last_uploaded": self.last_uploaded,
             "last_update": {k: (v.tensors, v.num_samples, v.buffers) for k, v in self.last_update.items()},
             "queries": [u.counted_queries for u in self.users],
@@ -526,7 +536,8 @@ class FederatedDriver:
         """Restore :meth:`state_dict`; the next broadcast is rebuilt from the restored models."""
         self.bs.load_state_dict(state["bs"])
         self.downlink_state = state["downlink_state"]
-        self.codec_state = state["codec_state"]
+        self.codec_state = self._codec_states()
+        self.codec_state.update(state["codec_state"])
         self.last_uploaded = state["last_uploaded"]
         self.last_update = {k: ReceivedUpdate(k, t, n, b) for k, (t, n, b) in state["last_update"].items()}
         for u, q in zip(self.users, state["queries"]):
@@ -545,6 +556,12 @@ class FederatedDriver:
         payload["parameters"] = [p.clone() for p in self.broadcast_params]
         self._payloads[self.bs.version] = payload
         self._downlink_bytes[self.bs.version] = int(state.get("downlink_bytes", 0))
+
+
+def _plain(states: MutableMapping[int, CodecState]) -> dict[int, CodecState]:
+    """The per-UE codec states as a dict (spilled states read from disk, without reshuffling the cache)."""
+    to_dict = getattr(states, "to_dict", None)
+    return to_dict() if to_dict is not None else dict(states)
 
 
 def _handle(handle: object) -> int:
