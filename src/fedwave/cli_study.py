@@ -20,6 +20,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from fedwave.fl.study import default_study_dir, parse_vary, plan_study, run_study
     from fedwave.records import RoundRecord
 
+    if args.ray is not None:  # fail before planning when Ray is missing
+        from fedwave.fl.rayrun import import_ray
+
+        import_ray()
     if args.attack:  # --attack NAME: attack every finished run with that attack
         args.override = [*args.override, "attack.in_studies=true", f"attack.name={args.attack}"]
     base = config_data(args.config, args.override)  # the same loader as 'fedwave run'
@@ -67,7 +71,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
             line = f"  {run.method:<34} seed {run.seed}  {attack_line(record)}"
             progress.console.print(line, soft_wrap=True)
 
-        run_study(study_dir, base, vary, args.seeds, on_round=on_round, on_run=on_run, on_attack=on_attack)
+        run_study(
+            study_dir,
+            base,
+            vary,
+            args.seeds,
+            on_round=on_round,
+            on_run=on_run,
+            on_attack=on_attack,
+            workers=args.workers,
+            ray=args.ray,
+        )
     return _summarize(study_dir, args.target, report=not args.no_report)
 
 
@@ -176,6 +190,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parallel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="compute runs in N local processes (this process alone writes the study; same results)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="compute runs as Ray tasks on the cluster at ADDRESS; without ADDRESS a local Ray with "
+        "--workers CPUs is started (needs pip install 'fedwave[ray]')",
+    )
+
+
 def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register ``compare`` and ``report`` on the main parser's subcommands."""
     p = sub.add_parser("compare", help="compare methods over seeds (resumable); table, CSV and HTML report")
@@ -201,6 +233,7 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
         "receives and store the leakage (the attack.* keys set trials, batch, model round...); same as "
         "-o attack.in_studies=true -o attack.name=NAME",
     )
+    _parallel_args(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -216,6 +249,7 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
     )
     p.add_argument("--study", default="studies/demo", help="study directory (default: studies/demo)")
     p.add_argument("--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9)")
+    _parallel_args(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("report", help="write the self-contained HTML report of a study directory")

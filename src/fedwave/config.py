@@ -188,8 +188,19 @@ class CodecConfig(Section):
 class EngineConfig(Section):
     """How client work is executed (not what it computes)."""
 
-    executor: Literal["sequential"] = Field("sequential", description="sequential: one UE after another")
+    executor: Literal["sequential", "batched"] = Field(
+        "sequential",
+        description="sequential: one UE after another; batched: the UEs of a round that share a model "
+        "version train together (torch.func.vmap; same records up to float rounding; DP-SGD users, "
+        "local noise, poisoning and dropout models fall back to sequential)",
+    )
     device: str = Field("cpu", description="torch device for local training: cpu, cuda, cuda:N or mps")
+    codec_states_in_memory: int | None = Field(
+        None,
+        ge=1,
+        description="keep at most this many UEs' codec states (error-feedback residuals) in memory, the "
+        "others on disk (same results); null = all in memory",
+    )
     threads: int | None = Field(
         1,
         ge=1,

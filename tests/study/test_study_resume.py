@@ -34,8 +34,34 @@ GRID = [
 ]
 
 
-def _cmd(study: Path) -> list[str]:
-    return [sys.executable, "-m", "fedwave.cli", "compare", *GRID, "--study", str(study)]
+def _cmd(study: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "fedwave.cli", "compare", *GRID, "--study", str(study), *extra]
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = dict(
+                    line.split(":\t", 1)
+                    for line in (entry / "status").read_text().splitlines()
+                    if ":\t" in line
+                )
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(pid) and not fields.get("State", "").startswith("Z"):
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state
 
 
 def _env() -> dict[str, str]:
@@ -57,20 +83,38 @@ def _rounds_stored(study: Path) -> int:
         return 0
 
 
-def _kill_when(study: Path, target_rounds: int, extra_s: float, sig: int) -> int:
-    """Start the study, wait until ``target_rounds`` rounds are stored, wait ``extra_s``, send ``sig``."""
-    proc = subprocess.Popen(_cmd(study), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_when(study: Path, target_rounds: int, extra_s: float, sig: int, *extra: str) -> int:
+    """Start the study, wait until ``target_rounds`` rounds are stored, wait ``extra_s``, send ``sig``.
+
+    Whatever children the study had when the signal was sent must be gone soon after (no orphans).
+    """
+    proc = subprocess.Popen(
+        _cmd(study, *extra), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while proc.poll() is None and _rounds_stored(study) < target_rounds and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(extra_s)
+    children = []
     if proc.poll() is None:
+        children = _children(proc.pid) if sys.platform.startswith("linux") else []
         proc.send_signal(sig)
     proc.wait(timeout=120)
+    gone_by = time.monotonic() + 20
+    while any(_alive(c) for c in children) and time.monotonic() < gone_by:
+        time.sleep(0.05)
+    orphans = [c for c in children if _alive(c)]
+    for c in orphans:  # leave nothing behind, then fail
+        os.kill(c, signal.SIGKILL)
+    assert not orphans, f"processes {orphans} outlived the killed study coordinator"
     return _rounds_stored(study)
 
 
-def test_killed_study_resumes_to_identical_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_study_resumes_to_identical_results(tmp_path: Path, workers: int) -> None:
+    """Also with ``--workers 2``: the reference is the sequential study, and killing the coordinator
+    (its workers are then found among its children) leaves no worker behind."""
+    extra = ("--workers", str(workers)) if workers > 1 else ()
     ref = tmp_path / "ref"
     subprocess.run(_cmd(ref), check=True, env=_env(), capture_output=True, timeout=300)
     expected_rounds, expected_events = _results(ref)
@@ -85,15 +129,15 @@ def test_killed_study_resumes_to_identical_results(tmp_path: Path) -> None:
     stored = []
     for i, target in enumerate(targets):
         sig = signal.SIGINT if i == 3 else signal.SIGKILL  # one Ctrl-C, the rest kill -9
-        stored.append(_kill_when(study, target, rng.uniform(0.0, 0.05), sig))
+        stored.append(_kill_when(study, target, rng.uniform(0.0, 0.05), sig, *extra))
     assert sum(1 for n in stored if n < total) >= 4, f"kills should land mid-study; stored rounds: {stored}"
-    final = subprocess.run(_cmd(study), env=_env(), capture_output=True, text=True, timeout=300)
+    final = subprocess.run(_cmd(study, *extra), env=_env(), capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     rounds, events = _results(study)
     pd.testing.assert_frame_equal(rounds, expected_rounds)
     pd.testing.assert_frame_equal(events, expected_events)
     # Running the finished study again does no work and changes nothing.
-    again = subprocess.run(_cmd(study), env=_env(), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(_cmd(study, *extra), env=_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0
     done_lines = [line for line in again.stdout.splitlines() if line.rstrip().endswith("done already")]
     assert len(done_lines) == 4, again.stdout  # one line per run, none computed again

@@ -1,17 +1,33 @@
 """How client work is executed: the one seam between *what* a UE computes and *how* it is run.
 
-An executor maps a function over client tasks and returns the results in task order. Today fedwave has
-``sequential`` (one UE after another, in the calling process); a batched or distributed executor slots in
-here without touching users, server or clock.
+An executor maps a function over client tasks and returns the results in task order:
+
+- ``sequential``: one UE after another, in the calling process (the reference executor).
+- ``batched``: when the work offers a vectorised form (:class:`Work` with ``many``), all tasks go to it
+  at once — the FL driver trains the selected UEs that share a model version together with
+  ``torch.func.vmap`` (:mod:`fedwave.engine.batched`), and runs the UEs that cannot be vectorised
+  (DP-SGD users, local noise, data poisoning, dropout) one after another, saying so once in the log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Work(Generic[T, R]):
+    """A task function (``one``) with, optionally, its vectorised form over many tasks (``many``)."""
+
+    one: Callable[[T], R]
+    many: Callable[[Sequence[T]], list[R]] | None = None
+
+    def __call__(self, task: T) -> R:
+        return self.one(task)
 
 
 class Executor(Protocol):
@@ -27,7 +43,17 @@ class SequentialExecutor:
         return [fn(t) for t in tasks]
 
 
-EXECUTORS: dict[str, Callable[[], Executor]] = {"sequential": SequentialExecutor}
+class BatchedExecutor:
+    """All tasks through ``fn.many`` when ``fn`` is a :class:`Work` that has one; else sequential."""
+
+    def map(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        if isinstance(fn, Work) and fn.many is not None:
+            out: list[R] = fn.many(tasks)
+            return out
+        return [fn(t) for t in tasks]
+
+
+EXECUTORS: dict[str, Callable[[], Executor]] = {"sequential": SequentialExecutor, "batched": BatchedExecutor}
 
 
 def make_executor(name: str) -> Executor:

@@ -25,7 +25,8 @@ residual, so nothing it computed is lost for good.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ from torch import nn
 from fedwave.adversary import Behaviour, BehaviourContext, MisbehaviourPlan
 from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
-from fedwave.engine import Executor
+from fedwave.engine import Executor, Work
 from fedwave.errors import FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.selection import SelectionContext, checked, get_selection
@@ -49,6 +50,8 @@ from fedwave.users.privacy import global_norm
 from fedwave.users.tensors import persistent_buffers
 
 RoundCallback = Callable[[RoundRecord, list[UEEvent]], None]
+TrainTask = tuple[int, int, int, int, Behaviour | None]  # round, UE, model version, dispatch, behaviour
+_LOG = logging.getLogger("fedwave.engine")
 _FP32 = "fp32"
 
 
@@ -129,7 +132,7 @@ class FederatedDriver:
         self.raw: Codec = get_codec(_FP32)
         self.misbehaviour = MisbehaviourPlan(cfg.faults, cfg.adversary, cfg.fl.num_ues, cfg.seed)
         self.num_classes = int((metadata or {}).get("classes", int(y_test.max()) + 1))
-        self.codec_state: dict[int, CodecState] = {}
+        self.codec_state: MutableMapping[int, CodecState] = self._codec_states()
         self.trigger = cfg.wireless.event_trigger
         self.last_uploaded: dict[int, list[torch.Tensor]] = {}
         self.last_update: dict[int, ReceivedUpdate] = {}
@@ -151,7 +154,19 @@ class FederatedDriver:
         self.last_selected: dict[int, int] = {}  # UE -> last round it was selected in
         self.times_selected: dict[int, int] = {}  # UE -> rounds it was selected in so far
         self.records: list[RoundRecord] = []
+        self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
+        self._batch_reason: dict[int, str | None] = {}  # per UE: why it cannot be vectorised (None: it can)
         self._prepare_broadcast()
+
+    def _codec_states(self) -> MutableMapping[int, CodecState]:
+        """Per-UE codec state: a dict, or at most ``engine.codec_states_in_memory`` in memory (the rest
+        spilled to disk, :mod:`fedwave.engine.spill`)."""
+        limit = self.cfg.engine.codec_states_in_memory
+        if limit is None:
+            return {}
+        from fedwave.engine.spill import SpilledStates
+
+        return SpilledStates(limit)
 
     def _make_user(
         self, model: nn.Module, k: int, setup: dict[str, Any], data: UserDataSource, working: nn.Module
@@ -228,7 +243,7 @@ class FederatedDriver:
         return chosen
 
     # ------------------------------------------------------------------ local work
-    def _train(self, task: tuple[int, int, int, int, Behaviour | None]) -> tuple[int, dict[str, Any]]:
+    def _train(self, task: TrainTask) -> tuple[int, dict[str, Any]]:
         round, ue, version, dispatch, behaviour = task
         keys: tuple[int, ...] = (round, ue) if dispatch == 0 else (round, ue, dispatch)
         user = self.users[ue]
@@ -244,6 +259,40 @@ class FederatedDriver:
         )
         return ue, shared
 
+    def _train_many(self, tasks: Sequence[TrainTask]) -> list[tuple[int, dict[str, Any]]]:
+        """``_train`` of every task; the UEs that share a model version train together (vmap)."""
+        from fedwave.engine.batched import train_multistep_batched, unbatchable_reason
+
+        out: dict[int, tuple[int, dict[str, Any]]] = {}
+        groups: dict[int, list[int]] = {}
+        for i, (_, ue, version, _, behaviour) in enumerate(tasks):
+            user = self.users[ue]
+            if ue not in self._batch_reason:  # a UE's type, loss and model never change during a run
+                self._batch_reason[ue] = unbatchable_reason(user, user.model)
+            reason = (
+                "data poisoning"
+                if behaviour is not None and behaviour.poison is not None
+                else self._batch_reason[ue]
+            )
+            if reason is None:
+                groups.setdefault(version, []).append(i)
+                continue
+            if reason not in self._fallbacks:
+                self._fallbacks.add(reason)
+                _LOG.warning("engine.executor=batched: %s train one after another (sequential)", reason)
+            out[i] = self._train(tasks[i])
+        for version, members in groups.items():
+            gens = [
+                torch_generator(self.seed, "train", r, u)
+                if n == 0
+                else torch_generator(self.seed, "train", r, u, n)
+                for r, u, _, n, _ in (tasks[i] for i in members)
+            ]
+            users = [self.users[tasks[i][1]] for i in members]
+            shared = train_multistep_batched(users, self._payloads[version], gens)  # type: ignore[arg-type]
+            out.update({i: (tasks[i][1], s) for i, s in zip(members, shared)})
+        return [out[i] for i in range(len(tasks))]
+
     def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
         """Train UEs ``ues`` on model ``version`` (through the executor), let faulty and malicious UEs
         misbehave, encode.
@@ -258,7 +307,7 @@ class FederatedDriver:
             plan = self.misbehaviour.behaviour_of(round, int(ue), n)
             plans.append(plan)
             tasks.append((round, int(ue), version, n, None if plan is None else plan[0]))
-        trained = self.executor.map(self._train, tasks)
+        trained = self.executor.map(Work(self._train, self._train_many), tasks)
         honest = [list(shared["gradients"]) for _, shared in trained]
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
         dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
@@ -484,7 +533,7 @@ class FederatedDriver:
             "bs": self.bs.state_dict(),
             "broadcast_params": [t.clone() for t in self.broadcast_params],
             "downlink_state": self.downlink_state,
-            "codec_state": self.codec_state,
+            "codec_state": _plain(self.codec_state),
             "last_uploaded": self.last_uploaded,
             "last_update": {k: (v.tensors, v.num_samples, v.buffers) for k, v in self.last_update.items()},
             "queries": [u.counted_queries for u in self.users],
@@ -500,7 +549,8 @@ class FederatedDriver:
         """Restore :meth:`state_dict`; the next broadcast is rebuilt from the restored models."""
         self.bs.load_state_dict(state["bs"])
         self.downlink_state = state["downlink_state"]
-        self.codec_state = state["codec_state"]
+        self.codec_state = self._codec_states()
+        self.codec_state.update(state["codec_state"])
         self.last_uploaded = state["last_uploaded"]
         self.last_update = {k: ReceivedUpdate(k, t, n, b) for k, (t, n, b) in state["last_update"].items()}
         for u, q in zip(self.users, state["queries"]):
@@ -521,6 +571,12 @@ class FederatedDriver:
         payload["parameters"] = [p.clone() for p in self.broadcast_params]
         self._payloads[self.bs.version] = payload
         self._downlink_bytes[self.bs.version] = int(state.get("downlink_bytes", 0))
+
+
+def _plain(states: MutableMapping[int, CodecState]) -> dict[int, CodecState]:
+    """The per-UE codec states as a dict (spilled states read from disk, without reshuffling the cache)."""
+    to_dict = getattr(states, "to_dict", None)
+    return to_dict() if to_dict is not None else dict(states)
 
 
 def _handle(handle: object) -> int:

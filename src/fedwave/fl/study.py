@@ -240,12 +240,16 @@ def run_study(
     on_run: RunLine | None = None,
     only: Collection[str] | None = None,
     on_attack: AttackLine | None = None,
+    workers: int = 1,
+    ray: str | None = None,
 ) -> list[RunSpec]:
     """Run (or resume) every run of the grid into ``study_dir/study.db``; returns the plan.
 
     ``only`` limits the work to those run ids (the other runs are left as they are). The store is
     checked first: damage raises :class:`~fedwave.report.errors.DamagedStudyError` before any training.
     Runs whose config sets ``attack.in_studies`` are attacked once finished (see the module docstring).
+    ``workers`` > 1 computes runs in that many local processes, ``ray`` (an address, or ``"local"``) as
+    Ray tasks; this process stays the store's only writer (:mod:`fedwave.fl.parallel`).
     """
     plan = plan_study(base, vary, seeds)
     spec = {"base": base, "vary": vary, "seeds": seeds}
@@ -256,6 +260,9 @@ def run_study(
         store.ensure_study(store.study_name() or study_dir.name, spec)
         (study_dir / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         attacked = store.attacked_runs()
+        if workers > 1 or ray is not None:
+            _run_elsewhere(store, plan, only, attacked, on_round, on_run, on_attack, workers, ray)
+            return plan
         for run in plan:
             if only is not None and run.run_id not in only:
                 continue
@@ -276,6 +283,46 @@ def run_study(
             if run.config.attack.in_studies and run.run_id not in attacked:
                 attack_run(store, run, sim, on_attack)
     return plan
+
+
+def _run_elsewhere(
+    store: ResultsStore,
+    plan: Sequence[RunSpec],
+    only: Collection[str] | None,
+    attacked: set[str],
+    on_round: RoundTick | None,
+    on_run: RunLine | None,
+    on_attack: AttackLine | None,
+    workers: int,
+    ray: str | None,
+) -> None:
+    """``run_study``'s loop with the runs computed by local workers or Ray tasks, committed here."""
+    from fedwave.fl.parallel import Committer, run_local
+
+    def finished(run: RunSpec) -> None:
+        if run.config.attack.in_studies and run.run_id not in attacked:
+            attack_run(store, run, None, on_attack)
+
+    todo = []
+    for run in plan:
+        if only is not None and run.run_id not in only:
+            continue
+        status = store.ensure_run(run.run_id, run.method, run.seed, run.config.to_dict(), run.varied)
+        if status == "done":
+            if on_run is not None:
+                on_run(run, "done already", {})
+            finished(run)
+        else:
+            todo.append(run)
+    if not todo:
+        return
+    committer = Committer(store, todo, on_round, on_run, finished)
+    if ray is not None:
+        from fedwave.fl.rayrun import run_ray
+
+        run_ray(committer, todo, ray, num_cpus=max(1, workers))
+    else:
+        run_local(committer, todo, workers)
 
 
 def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> dict[str, Any]:

@@ -16,30 +16,32 @@ from typing import Any
 import torch
 from torch import nn
 
-OptimizerFactory = Callable[[list[nn.Parameter], Any], torch.optim.Optimizer]
+from fedwave.engine.optim import SGD
+
+# torch.optim.Adam or fedwave's SGD (same arithmetic as torch.optim.SGD without importing torch._dynamo)
+ServerOptimizer = torch.optim.Optimizer | SGD
+OptimizerFactory = Callable[[list[nn.Parameter], Any], ServerOptimizer]
 
 
-def _sgd(params: list[nn.Parameter], cfg: Any) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
-    )
+def _sgd(params: list[nn.Parameter], cfg: Any) -> ServerOptimizer:
+    return SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 
 
-def _adam(params: list[nn.Parameter], cfg: Any) -> torch.optim.Optimizer:
+def _adam(params: list[nn.Parameter], cfg: Any) -> ServerOptimizer:
     return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
 
 
 SERVER_OPTIMIZERS: dict[str, OptimizerFactory] = {"sgd": _sgd, "adam": _adam}
 
 
-def make_server_optimizer(name: str, params: list[nn.Parameter], cfg: Any) -> torch.optim.Optimizer:
+def make_server_optimizer(name: str, params: list[nn.Parameter], cfg: Any) -> ServerOptimizer:
     """The server optimizer ``name`` over the global model's parameters (see the module docstring)."""
     return SERVER_OPTIMIZERS[name](params, cfg)
 
 
 @torch.no_grad()
 def apply_pseudo_gradient(
-    optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], pseudo_gradient: Sequence[torch.Tensor]
+    optimizer: ServerOptimizer, params: Sequence[nn.Parameter], pseudo_gradient: Sequence[torch.Tensor]
 ) -> None:
     """Set ``p.grad = g`` for each parameter and take one optimizer step."""
     for p, g in zip(params, pseudo_gradient):

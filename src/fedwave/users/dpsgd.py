@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from fedwave.engine.optim import SGD
 from fedwave.privacy.dp.dpsgd import check_dpsgd_model, dp_sgd_gradient, poisson_batch
 from fedwave.privacy.dp.plan import local_schedule
 from fedwave.users.base import LossFn, Payload, SharedData, TrueData, User
@@ -97,7 +98,7 @@ class UserDPSGD(User):
         params = list(self.model.parameters())
         trainable = [p for p in params if p.requires_grad]
         start = snapshot(params)
-        optimizer = torch.optim.SGD(trainable, lr=self.cfg.local_learning_rate)
+        optimizer = SGD(trainable, lr=self.cfg.local_learning_rate)
         grads: list[torch.Tensor] = []
         for _ in range(steps):
             idx = poisson_batch(n, q, gen).to(x.device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from fedwave.engine.optim import SGD
 from fedwave.users.base import Payload, SharedData, TrueData, User
 from fedwave.users.privacy import clip_
 from fedwave.users.randomness import seeded_global_rng
@@ -12,7 +13,8 @@ from fedwave.users.tensors import snapshot
 
 
 class UserMultiStep(User):
-    """Local training with ``torch.optim.SGD(lr=local_learning_rate)``; shares ``p_local - p_server``.
+    """Local training with plain SGD (``fedwave.engine.optim.SGD``, lr ``local_learning_rate``); shares
+    ``p_local - p_server``.
 
     Steps: ``num_local_updates`` steps of ``num_data_per_local_update_step`` samples cycling through the
     data (the original framework's slicing, see :mod:`fedwave.users.schedule`), or, when ``local_epochs``
@@ -54,7 +56,7 @@ class UserMultiStep(User):
         self._synchronize(server_payload)
         params = list(self.model.parameters())
         start = snapshot(params)
-        optimizer = torch.optim.SGD(params, lr=self.cfg.local_learning_rate)
+        optimizer = SGD(params, lr=self.cfg.local_learning_rate)
         batches = self.batches(int(y.shape[0]), gen)
         with seeded_global_rng(gen, self.setup.get("device")):
             for idx in batches:
