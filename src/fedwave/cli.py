@@ -45,15 +45,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("# fedwave configuration: every key with its default (change any with -o key=value)")
         print(commented_yaml(_load(args) if (args.config or args.override) else Config()))
         return 0
-    from fedwave.api import run
     from fedwave.cli_views import print_run_summary, round_progress
-    from fedwave.fl.run import default_run_dir
+    from fedwave.fl.run import default_run_dir, run
 
     cfg = _load(args)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     with round_progress(cfg.fl.rounds, quiet=args.quiet) as on_round:
-        result = run(cfg, out=run_dir, on_round=on_round)  # the library's fedwave.run
-    print_run_summary(result.raw)
+        # the runner under fedwave.run, without its DataFrames: a plain run imports no pandas
+        result = run(cfg, run_dir=run_dir, on_round=on_round)
+    print_run_summary(result)
     return 0
 
 

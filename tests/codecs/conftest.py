@@ -51,19 +51,11 @@ def all_specs() -> list[str]:
 
 
 def make_update(seed: int = 0) -> list[torch.Tensor]:
-    """A small model-like update: conv weight, bias, matrix (float16), empty, 3-D with a 0 dim,
-    float64 vector, scalar, bfloat16 matrix."""
-    g = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(8, 3, 3, 3, generator=g) * 0.3,
-        torch.randn(8, generator=g),
-        (torch.randn(10, 24, generator=g) * 2).to(torch.float16),
-        torch.zeros(0),
-        torch.zeros(2, 0, 3),
-        torch.randn(5, generator=g, dtype=torch.float64),
-        torch.tensor(1.5),
-        (torch.randn(6, 7, generator=g) * 0.01).to(torch.bfloat16),
-    ]
+    """The contract suite's model-like update (:func:`fedwave.testing.codecs.sample_update`): conv weight,
+    bias, float16 matrix, empty, 3-D with a 0 dim, float64 vector, scalar, bfloat16 matrix."""
+    from fedwave.testing.codecs import sample_update
+
+    return sample_update(seed)
 
 
 @pytest.fixture

@@ -83,13 +83,24 @@ def _rounds_stored(study: Path) -> int:
         return 0
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C back to its default, so the study's Python turns it into
+    KeyboardInterrupt even when this test process inherited it ignored (a test runner, an earlier test
+    that ran Flower's simulation in this worker); otherwise the SIGINT kill would be a no-op."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _kill_when(study: Path, target_rounds: int, extra_s: float, sig: int, *extra: str) -> int:
     """Start the study, wait until ``target_rounds`` rounds are stored, wait ``extra_s``, send ``sig``.
 
     Whatever children the study had when the signal was sent must be gone soon after (no orphans).
     """
     proc = subprocess.Popen(
-        _cmd(study, *extra), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _cmd(study, *extra),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 120
     while proc.poll() is None and _rounds_stored(study) < target_rounds and time.monotonic() < deadline:
