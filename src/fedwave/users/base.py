@@ -102,6 +102,21 @@ class User:
     def _generator(self, purpose: str) -> torch.Generator:
         return torch_generator(self.seed, "user", self.user_idx, "query", self.counted_queries, purpose)
 
+    def _begin_query(
+        self,
+        server_payload: Payload,
+        custom_data: dict[str, torch.Tensor] | None,
+        rng: torch.Generator | None,
+        purpose: str,
+    ) -> tuple[torch.Generator, torch.Tensor, torch.Tensor]:
+        """Start one query: count it, pick its generator (``rng`` or the user's stream for ``purpose``),
+        load the data to train on and the server's state. Returns the generator, inputs and labels."""
+        self.counted_queries += 1
+        gen = rng if rng is not None else self._generator(purpose)
+        x, y = self._load_data(custom_data)
+        self._synchronize(server_payload)
+        return gen, x, y
+
     def _synchronize(self, server_payload: Payload) -> None:
         """Load the server's state: parameters, and buffers; choose train or eval mode as users.md says.
 

@@ -89,10 +89,7 @@ class UserDPSGD(User):
         rng: torch.Generator | None = None,
         return_true_user_data: bool = True,
     ) -> tuple[SharedData, TrueData]:
-        self.counted_queries += 1
-        gen = rng if rng is not None else self._generator("dpsgd")
-        x, y = self._load_data(custom_data)
-        self._synchronize(server_payload)
+        gen, x, y = self._begin_query(server_payload, custom_data, rng, "dpsgd")
         n = int(y.shape[0])
         q, steps = self._schedule(n)
         params = list(self.model.parameters())

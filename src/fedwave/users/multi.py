@@ -50,10 +50,7 @@ class UserMultiStep(User):
         rng: torch.Generator | None = None,
         return_true_user_data: bool = True,
     ) -> tuple[SharedData, TrueData]:
-        self.counted_queries += 1
-        gen = rng if rng is not None else self._generator("multi")
-        x, y = self._load_data(custom_data)
-        self._synchronize(server_payload)
+        gen, x, y = self._begin_query(server_payload, custom_data, rng, "multi")
         params = list(self.model.parameters())
         start = snapshot(params)
         optimizer = SGD(params, lr=self.cfg.local_learning_rate)

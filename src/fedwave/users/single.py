@@ -46,10 +46,7 @@ class UserSingleStep(User):
         rng: torch.Generator | None = None,
         return_true_user_data: bool = True,
     ) -> tuple[SharedData, TrueData]:
-        self.counted_queries += 1
-        gen = rng if rng is not None else self._generator("single")
-        x, y = self._load_data(custom_data)
-        self._synchronize(server_payload)
+        gen, x, y = self._begin_query(server_payload, custom_data, rng, "single")
         exact = self._exact_statistics(server_payload)
         with seeded_global_rng(gen, self.setup.get("device")), exact_batch_statistics(self.model, exact):
             x_in = self._noisy_inputs(x, gen)
