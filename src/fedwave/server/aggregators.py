@@ -196,7 +196,8 @@ def _number(text: str, what: str, kind: type, low: float, high: float) -> float:
     try:
         value = kind(text)
     except ValueError:
-        raise ConfigError(f"{what} must be a {kind.__name__} in [{low}, {high}], got {text!r}") from None
+        noun = "whole number" if kind is int else "number"
+        raise ConfigError(f"{what} must be a {noun} in [{low}, {high}], got {text!r}") from None
     if not (math.isfinite(value) and low <= value <= high):
         raise ConfigError(f"{what} must be in [{low}, {high}], got {text!r}")
     return value
