@@ -7,6 +7,7 @@ they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -123,6 +124,16 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Benchmarks that parse their own options: name -> "module:function" of their ``main(argv)``.
+_BENCH_MAINS = {
+    "attacks": "fedwave.privacy.attacks.bench:main",
+    "clock": "fedwave.sim.bench:main",
+    "efficiency": "fedwave.bench.efficiency:main",
+    "memory": "fedwave.bench.memory:main",
+    "vs_flower": "fedwave.bench.vs_flower:main",
+}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Benchmarks that print figures (not tests)."""
     if args.what == "privacy":
@@ -137,13 +148,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         specs = args.codecs.split(",") if args.codecs else None
         print(format_benchmark(run_benchmark(num_values=args.values, repeats=args.repeats, specs=specs)))
         return 0
-    if args.what == "attacks":
-        from fedwave.privacy.attacks.bench import main as attacks_bench
-
-        return attacks_bench(args.rest)
-    from fedwave.sim.bench import main as clock_bench
-
-    return clock_bench(["--ues", str(args.ues), "--rounds", str(args.rounds)])
+    if args.what in _BENCH_MAINS:
+        module, name = _BENCH_MAINS[args.what].split(":")
+        bench_main: Callable[[list[str]], int] = getattr(importlib.import_module(module), name)
+        return bench_main(args.rest)
+    raise AssertionError(f"unknown benchmark {args.what!r}")  # argparse allows only the names above
 
 
 # ------------------------------------------------------------------------------------------ parser
@@ -198,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         help="benchmarks that print figures: codecs (bytes, NMSE, MB/s), clock (events/s), privacy "
-        "(accountant seconds), attacks (leakage fidelity)",
+        "(accountant seconds), attacks (leakage fidelity), efficiency, memory and vs_flower (issue-12 tasks)",
     )
     bench = p.add_subparsers(dest="what", required=True, metavar="BENCHMARK")
     b = bench.add_parser("codecs", help="bytes, bits/coordinate, NMSE, encode/decode MB/s per codec")
@@ -206,19 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=3, help="timing repeats (best is kept)")
     b.add_argument("--codecs", help="comma-separated spec strings (default: all)")
     b.set_defaults(func=cmd_bench)
-    b = bench.add_parser("clock", help="events per second of the simulated clock alone")
-    b.add_argument("--ues", type=int, default=10_000, help="number of UEs")
-    b.add_argument("--rounds", type=int, default=5, help="rounds")
-    b.set_defaults(func=cmd_bench)
     b = bench.add_parser("privacy", help="wall and CPU seconds of the DP accountants")
     b.add_argument("--dp-rounds", type=int, default=1000, help="planned rounds (default 1000)")
     b.add_argument("--accountants", default="rdp,pld,prv", help="comma-separated accountants")
     b.set_defaults(func=cmd_bench)
-    b = bench.add_parser(
-        "attacks", add_help=False, help="gradient-leakage fidelity (options: fedwave bench attacks --help)"
-    )
-    b.set_defaults(rest=[])
-    b.set_defaults(func=cmd_bench)
+    for name, text in (
+        ("clock", "events per second, wall time and memory of the simulated clock alone"),
+        ("attacks", "gradient-leakage fidelity"),
+        ("efficiency", "training FLOP/s of each executor over matmul FLOP/s (MNIST cnn, 100 UEs, E=5)"),
+        ("memory", "peak RSS of 10,000 UEs, 100 per round, ef(topk:0.01), 2nn, 50 rounds"),
+        ("vs_flower", "wall time of fedwave and of Flower 1.41 on the same task, from process start"),
+    ):
+        b = bench.add_parser(name, add_help=False, help=f"{text} (options: fedwave bench {name} --help)")
+        b.set_defaults(rest=[], func=cmd_bench)
 
     from fedwave.cli_study import add_study_commands
 
@@ -251,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        if getattr(args, "command", None) == "bench" and getattr(args, "what", None) == "attacks":
+        if getattr(args, "command", None) == "bench" and getattr(args, "what", None) in _BENCH_MAINS:
             args.rest = unknown  # the attack benchmark parses its own options
         else:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")

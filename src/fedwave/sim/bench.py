@@ -1,4 +1,4 @@
-"""Clock-only benchmark: ``python -m fedwave.sim.bench --ues 10000 --rounds 5``.
+"""Clock-only benchmark: ``fedwave bench clock --ues 10000 --rounds 5`` (or ``python -m fedwave.sim.bench``).
 
 Runs the simulated clock with a trivial driver (fixed payload, no training) and prints the SimPy events
 processed, the host's wall seconds, events per second and peak memory. This is the one module under
@@ -50,7 +50,11 @@ class FixedDriver:
 
 def _simulate(args: argparse.Namespace) -> tuple[Clock, FixedDriver, float]:
     cfg = WirelessConfig.model_validate(
-        {"access": {"scheme": args.access}, "policy": {"name": args.policy, "buffer_k": args.buffer_k}}
+        {
+            "access": {"scheme": args.access},
+            "policy": {"name": args.policy, "buffer_k": args.buffer_k},
+            "cell": {"fading": {"block": args.fading_block}},
+        }
     )
     clock = Clock(cfg, args.ues, args.flops_per_sample, args.seed)
     driver = FixedDriver(args.payload_bytes, args.samples)
@@ -60,7 +64,7 @@ def _simulate(args: argparse.Namespace) -> tuple[Clock, FixedDriver, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments, run the simulation (timed, then again under tracemalloc), print the figures."""
-    p = argparse.ArgumentParser(prog="python -m fedwave.sim.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="fedwave bench clock", description=__doc__.splitlines()[0])
     p.add_argument("--ues", type=int, default=10000, help="UEs in the cell")
     p.add_argument("--rounds", type=int, default=5, help="rounds to simulate")
     p.add_argument("--clients", type=int, default=0, help="UEs per round (default: all)")
@@ -71,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=72)
     p.add_argument("--flops-per-sample", type=float, default=7.35e6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--fading-block",
+        choices=("coherence", "round"),
+        default="coherence",
+        help="cell.fading.block: per coherence block (default) or one draw per attempt",
+    )
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the second, memory-traced run")
     args = p.parse_args(argv)
 
@@ -85,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"simulated time      {t_end:.6g} s")
     print(f"events processed    {n}")
     print(f"wall seconds        {wall:.3f}")
+    print(f"wall s per round    {wall / max(1, len(driver.rounds)):.4f}")
     print(f"events per second   {n / wall:.4g}")
     if not args.no_tracemalloc:
         tracemalloc.start()

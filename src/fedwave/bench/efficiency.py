@@ -1,0 +1,103 @@
+"""Training efficiency of the executors: achieved FLOP/s of local training over dense matmul FLOP/s.
+
+    fedwave bench efficiency [--rounds 1] [--epochs 5] [-o key=value ...]
+
+The issue-12 task: MNIST ``cnn``, 100 UEs, C = 0.1, E = 5, B = 10 (lr 0.05). For each executor
+(``sequential``, ``batched``) the run's local training is timed (only the executor's work, i.e. the UEs'
+SGD steps, not encoding or the clock); achieved FLOP/s = counted training FLOPs per sample (the
+``FlopCounterMode`` convention) x samples processed / that wall time. The reference is the dense fp32
+matmul rate of this process (1024 x 1024 products, best of 5, the same torch thread count). Prints both
+executors' figures and their ratios to the matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from fedwave.config import load_config
+from fedwave.fl.run import build_simulation
+
+TASK = [
+    "data.dataset=mnist",
+    "model.name=cnn",
+    "fl.num_ues=100",
+    "fl.fraction=0.1",
+    "fl.batch_size=10",
+    "fl.lr=0.05",
+]
+
+
+def matmul_flops_per_s(n: int = 1024, repeats: int = 5) -> float:
+    """Dense fp32 matmul FLOP/s (2 n^3 per product), best of ``repeats``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
+
+
+class _Timed:
+    """Wraps an executor: adds the wall time of every ``map`` call to ``seconds``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> list[Any]:
+        t0 = time.perf_counter()
+        out: list[Any] = self.inner.map(fn, tasks)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+def training_flops_per_s(
+    executor: str, rounds: int, epochs: int, overrides: Sequence[str]
+) -> tuple[float, float]:
+    """(achieved training FLOP/s, local-training wall seconds) of ``rounds`` rounds with ``executor``."""
+    cfg = load_config(
+        None,
+        [
+            *TASK,
+            f"fl.local_epochs={epochs}",
+            f"fl.rounds={rounds}",
+            f"engine.executor={executor}",
+            *overrides,
+        ],
+    )
+    sim = build_simulation(cfg)
+    timed = _Timed(sim.driver.executor)
+    sim.driver.executor = timed
+    sim.run_rounds(rounds)
+    samples = sum(r.samples for r in sim.driver.records)
+    return sim.flops_per_sample * samples / timed.seconds, timed.seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="fedwave bench efficiency", description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=1, help="rounds per executor (10 UEs each)")
+    p.add_argument("--epochs", type=int, default=5, help="E, local epochs")
+    p.add_argument("-o", "--override", action="append", default=[], help="extra config override")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    peak = matmul_flops_per_s()
+    print(f"dense fp32 matmul (1 thread)   {peak / 1e9:8.2f} GFLOP/s")
+    for executor in ("sequential", "batched"):
+        rate, seconds = training_flops_per_s(executor, args.rounds, args.epochs, args.override)
+        print(
+            f"{executor:<11} training       {rate / 1e9:8.2f} GFLOP/s  ({seconds:.2f} s of local training)"
+            f"  = {rate / peak:.2f} of matmul"
+        )
+    print(f"matmul again (drift check)     {matmul_flops_per_s() / 1e9:8.2f} GFLOP/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

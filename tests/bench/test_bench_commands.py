@@ -1,0 +1,63 @@
+"""The issue-12 benchmarks run as ``fedwave bench <name>`` and print figures consistent with each other."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import fedwave.bench.flower_task as flower_task
+from fedwave.cli import main
+
+
+def _figure(text: str, pattern: str) -> float:
+    m = re.search(pattern, text)
+    assert m, f"{pattern!r} not in:\n{text}"
+    return float(m.group(1))
+
+
+def test_flower_task_never_imports_fedwave() -> None:
+    # Flower's side of vs_flower must not pay for (or profit from) fedwave's imports.
+    tree = ast.parse(Path(flower_task.__file__).read_text())
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert names and not [m for m in names if m.split(".")[0] == "fedwave"]
+
+
+def test_efficiency_prints_both_executors_against_matmul(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "efficiency", "--epochs", "1", "-o", "data.dataset=digits", "-o", "model.name=2nn"]
+    assert main([*argv, "-o", "fl.num_ues=20"]) == 0
+    out = capsys.readouterr().out
+    peak = _figure(out, r"matmul \(1 thread\)\s+([\d.]+) GFLOP/s")
+    for executor in ("sequential", "batched"):
+        rate = _figure(out, executor + r"\s+training\s+([\d.]+) GFLOP/s")
+        ratio = _figure(out, executor + r"\s+training.*= ([\d.]+) of matmul")
+        assert 0 < rate < 2 * peak  # training cannot beat the dense matmul rate by much
+        assert ratio == pytest.approx(rate / peak, abs=0.006)  # the printed ratio is the two printed rates'
+
+
+@pytest.mark.slow
+def test_vs_flower_times_both_and_prints_their_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("flwr")
+    assert main(["bench", "vs_flower", "--repeats", "1", "--rounds", "1", "--ues", "3"]) == 0
+    out = capsys.readouterr().out
+    fw = _figure(out, r"median\s+fedwave\s+([\d.]+) s")
+    fl = _figure(out, r"median\s+flower\s+([\d.]+) s")
+    ratio = _figure(out, r"fedwave / flower\s+([\d.]+)")
+    assert ratio == pytest.approx(fw / fl, abs=0.0006)
+    # Both really trained: each printed a final accuracy above chance (10 classes) after one round.
+    assert _figure(out, r"fedwave final accuracy ([\d.]+)") > 0.2
+    assert _figure(out, r"flower final accuracy ([\d.]+)") > 0.2
+
+
+def test_clock_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "clock", "--ues", "40", "--rounds", "3", "--no-tracemalloc"]) == 0
+    out = capsys.readouterr().out
+    assert "ues=40 rounds=3 clients/round=40" in out
+    wall = _figure(out, r"wall seconds\s+([\d.]+)")
+    events = _figure(out, r"events processed\s+(\d+)")
+    assert events >= 3 * 40 * 3  # at least download, compute and upload per UE and round
+    assert _figure(out, r"wall s per round\s+([\d.]+)") == pytest.approx(wall / 3, abs=1e-3)
+    assert _figure(out, r"events per second\s+([\d.e+]+)") == pytest.approx(events / wall, rel=0.01)
