@@ -53,7 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     with round_progress(cfg.fl.rounds, quiet=args.quiet) as on_round:
         # the runner under fedwave.run, without its DataFrames: a plain run imports no pandas
-        result = run(cfg, run_dir=run_dir, on_round=on_round)
+        # the events stream to timeline.csv: none are kept, so memory does not grow with UEs x rounds
+        result = run(cfg, run_dir=run_dir, on_round=on_round, keep_events=False)
     print_run_summary(result)
     return 0
 

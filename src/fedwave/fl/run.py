@@ -35,7 +35,7 @@ from fedwave.engine import make_executor
 from fedwave.errors import ConfigError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.driver import FederatedDriver
-from fedwave.fl.summary import summarize
+from fedwave.fl.summary import EventTotals, summarize
 from fedwave.models import build_model
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import derive_seed
@@ -193,17 +193,28 @@ def default_run_dir(cfg: Config) -> Path:
     return Path(cfg.output.dir) / name
 
 
-def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None = None) -> RunResult:
+def run(
+    cfg: Config,
+    *,
+    run_dir: Path | None = None,
+    on_round: RoundHook | None = None,
+    keep_events: bool = True,
+) -> RunResult:
     """Run ``cfg`` to the end; write ``run_dir`` if given. Returns records, events and summary.
 
     ``run_dir`` is created only once the simulation is built (data loaded, model, UEs and cell made),
-    so a run that cannot start leaves no directory behind.
+    so a run that cannot start leaves no directory behind. ``keep_events=False``: the UE events are
+    written to ``timeline.csv`` (and passed to ``on_round``) round by round but not kept, so memory
+    does not grow with UEs x rounds; ``RunResult.events`` is then empty and the summary is the same.
     """
     events: list[UEEvent] = []
+    totals = EventTotals()
     writer: RunWriter | None = None
 
     def hook(record: RoundRecord, evs: list[UEEvent]) -> None:
-        events.extend(evs)
+        totals.add(evs)
+        if keep_events:
+            events.extend(evs)
         if writer is not None:
             writer(record, evs)
         if on_round is not None:
@@ -214,7 +225,7 @@ def run(cfg: Config, *, run_dir: Path | None = None, on_round: RoundHook | None 
     if run_dir is not None:
         writer = RunWriter(run_dir, resolved)
     sim.run_rounds(cfg.fl.rounds)
-    summary = summarize(sim.driver.records, events, cfg.fl.target_accuracy)
+    summary = summarize(sim.driver.records, totals, cfg.fl.target_accuracy)
     summary["privacy"] = privacy_summary(sim)
     summary["flops_per_sample"] = sim.flops_per_sample
     summary["model_sha256"] = model_digest(sim.driver.bs.model)

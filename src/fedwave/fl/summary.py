@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fedwave.records import RoundRecord, UEEvent
@@ -17,22 +17,54 @@ def time_to_accuracy(records: Sequence[RoundRecord], target: float) -> float | N
     return None
 
 
+class EventTotals:
+    """What the summary needs from the UE events, accumulated round by round in O(UEs) memory.
+
+    A run that streams its events to disk (``timeline.csv``, the study store) feeds each round's events
+    to :meth:`add` and keeps none of them. Sums are taken in event order, as :func:`summarize` over the
+    list of all events would.
+    """
+
+    def __init__(self) -> None:
+        self.compute_s = 0.0  # sum of UE compute durations (s), skipped updates excluded
+        self.compute_n = 0
+        self.uplink_s = 0.0  # sum of UE upload durations (s), UEs that sent at least one attempt
+        self.uplink_n = 0
+        self.energy_per_ue_j: dict[int, float] = {}
+
+    def add(self, events: Iterable[UEEvent]) -> None:
+        """Fold one round's (or any batch of) events in."""
+        for e in events:
+            if e.status != "skipped":
+                self.compute_s += e.t_compute_end - e.t_compute_start
+                self.compute_n += 1
+            if e.attempts > 0:
+                self.uplink_s += e.t_upload_end - e.t_upload_start
+                self.uplink_n += 1
+            self.energy_per_ue_j[e.ue] = (
+                self.energy_per_ue_j.get(e.ue, 0.0) + e.energy_compute_j + e.energy_radio_j
+            )
+
+
 def summarize(
-    records: Sequence[RoundRecord], events: Sequence[UEEvent], target: float | None = None
+    records: Sequence[RoundRecord], events: Iterable[UEEvent] | EventTotals, target: float | None = None
 ) -> dict[str, Any]:
-    """Totals and ratios of a run (seconds, bytes, joules); JSON-serialisable."""
+    """Totals and ratios of a run (seconds, bytes, joules); JSON-serialisable.
+
+    ``events``: every UE event of the run, or their :class:`EventTotals`.
+    """
     if not records:
         return {"rounds": 0}
+    if not isinstance(events, EventTotals):
+        totals = EventTotals()
+        totals.add(events)
+        events = totals
     last = records[-1]
     compute = sum(r.time_compute for r in records)
     uplink = sum(r.time_uplink for r in records)
-    ue_compute = [e.t_compute_end - e.t_compute_start for e in events if e.status != "skipped"]
-    ue_uplink = [e.t_upload_end - e.t_upload_start for e in events if e.attempts > 0]
-    mean_compute = sum(ue_compute) / len(ue_compute) if ue_compute else 0.0
-    mean_uplink = sum(ue_uplink) / len(ue_uplink) if ue_uplink else 0.0
-    energy_per_ue: dict[int, float] = {}
-    for e in events:
-        energy_per_ue[e.ue] = energy_per_ue.get(e.ue, 0.0) + e.energy_compute_j + e.energy_radio_j
+    mean_compute = events.compute_s / events.compute_n if events.compute_n else 0.0
+    mean_uplink = events.uplink_s / events.uplink_n if events.uplink_n else 0.0
+    energy_per_ue = dict(events.energy_per_ue_j)
     out: dict[str, Any] = {
         "rounds": len(records),
         "final_accuracy": last.accuracy,
