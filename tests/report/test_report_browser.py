@@ -11,7 +11,7 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1280, 2000
-N_FIGURES = 5
+N_FIGURES = 6
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),

@@ -11,7 +11,7 @@ import pytest
 
 from fedwave.report.html import write_report
 
-N_FIGURES = 5
+N_FIGURES = 6
 
 
 @pytest.fixture

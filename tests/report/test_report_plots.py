@@ -115,6 +115,26 @@ def test_accuracy_vs_bytes_log(study: Study, tmp_path: Path) -> None:
     check_written(paths)
 
 
+def test_accuracy_vs_energy_ends_at_each_seeds_total_energy(study: Study, tmp_path: Path) -> None:
+    fig = plots.fig_accuracy(study, "energy")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "cumulative energy of all UEs (J)"
+    assert "energy" in ax.get_title()
+    colors = style.method_colors(study.methods)
+    for method, g in study.rounds.groupby("method"):
+        totals = sorted(g.groupby("run_id")["energy_j"].sum())  # each seed's energy over its run
+        assert totals[0] > 0
+        mine = [line for line in ax.lines if to_hex(line.get_color()) == colors[str(method)]]
+        dots = next(line for line in mine if line.get_label() == "_end")
+        assert np.asarray(dots.get_xdata()).tolist() == pytest.approx(totals)
+    assert not plots.energy_axis_is_log(study)
+    rounds = pd.DataFrame({"method": ["a", "a", "b"], "energy_j": [1.0, 2.0, 40.0]})
+    assert plots.energy_axis_is_log(cast(Study, SimpleNamespace(rounds=rounds)))
+    paths = plots.plot_accuracy_vs_energy(study, tmp_path)
+    assert paths.png.name == "accuracy_vs_energy.png"
+    check_written(paths)
+
+
 def test_time_split_per_method_and_per_run(study: Study, tmp_path: Path) -> None:
     fig = plots.fig_time_split(study)
     ax = fig.axes[0]
@@ -175,7 +195,8 @@ def test_plot_all_and_colour_map_is_stable(
 
     monkeypatch.setattr(plots, "save_figure", fake_save)
     written = plots.plot_all(study, tmp_path, target=0.8)
-    names = {"accuracy_vs_time", "accuracy_vs_bytes", "time_split", "energy_per_ue", "ue_timeline"}
+    names = {"accuracy_vs_time", "accuracy_vs_bytes", "accuracy_vs_energy", "time_split", "energy_per_ue"}
+    names.add("ue_timeline")
     assert set(written) == set(saved) == names
     assert written["time_split"].svg == tmp_path / "time_split.svg"
     a = style.method_colors(["b", "a", "c"])

@@ -121,7 +121,14 @@ def test_report_of_a_real_study_holds_its_numbers(copy_of: Any, reference: dict[
     # the report embeds exactly that figure, and the others
     figure = re.compile(r'<figure id="([a-z-]+)"><img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
     pngs = dict(figure.findall(text))
-    assert set(pngs) == {"fig-acc-time", "fig-acc-bytes", "fig-time-split", "fig-energy", "fig-timeline"}
+    assert set(pngs) == {
+        "fig-acc-time",
+        "fig-acc-bytes",
+        "fig-acc-energy",
+        "fig-time-split",
+        "fig-energy",
+        "fig-timeline",
+    }
     assert base64.b64decode(pngs["fig-acc-time"]) == report_html.figure_png(fig)
     caption = re.search(r"<figcaption>Round (\d+) of (.+?): the first run", text)
     assert caption is not None

@@ -63,7 +63,8 @@ def read_runs(conn: sqlite3.Connection) -> pd.DataFrame:
 
 
 def read_rounds(conn: sqlite3.Connection, run_id: str | None = None) -> pd.DataFrame:
-    """Rounds joined with their run's method and seed, plus ``cum_bytes_up`` (bytes, per run).
+    """Rounds joined with their run's method and seed, plus ``cum_bytes_up`` (bytes) and ``cum_energy_j``
+    (J, every UE's compute and radio energy), both cumulative per run.
 
     ``extra`` is flattened into ``extra_<key>`` float columns, as :meth:`RoundRecord.as_dict` does.
     """
@@ -81,6 +82,7 @@ def read_rounds(conn: sqlite3.Connection, run_id: str | None = None) -> pd.DataF
     for key in sorted({k for e in extras for k in e}):
         df[f"extra_{key}"] = [float(e.get(key, math.nan)) for e in extras]
     df["cum_bytes_up"] = df.groupby("run_id", sort=False)["bytes_up"].cumsum().astype("int64")
+    df["cum_energy_j"] = df.groupby("run_id", sort=False)["energy_j"].cumsum().astype("float64")
     return df
 
 

@@ -239,6 +239,7 @@ def _figures_section(study: Study, target: float) -> str:
     tgt = target if math.isfinite(target) else None
     logx = plots.bytes_axis_is_log(study)
     logt = plots.time_axis_is_log(study)
+    loge = plots.energy_axis_is_log(study)
     figs = [
         (
             plots.fig_accuracy(study, "time", logx=logt, target=tgt),
@@ -254,6 +255,13 @@ def _figures_section(study: Study, target: float) -> str:
             "Test accuracy against cumulative uplink bytes",
             "Same curves against the cumulative uplink volume (MB = 10^6 bytes)"
             + (", log scale." if logx else "."),
+        ),
+        (
+            plots.fig_accuracy(study, "energy", logx=loge, target=tgt),
+            "fig-acc-energy",
+            "Test accuracy against the energy spent",
+            "Same curves against the cumulative energy of all UEs (compute and radio, J)"
+            + (", log scale." if loge else "."),
         ),
         (
             plots.fig_time_split(study),

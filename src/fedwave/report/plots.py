@@ -83,7 +83,10 @@ def _no_data(fig: Figure, what: str) -> Figure:
 
 # -- accuracy curves ------------------------------------------------------------------------------------
 
-AccuracyX = Literal["time", "bytes"]
+AccuracyX = Literal["time", "bytes", "energy"]
+
+#: x column and scale of each accuracy axis: simulated s, MB (10^6 bytes) up, J spent by all UEs.
+_ACCURACY_X = {"time": ("t_end", 1.0), "bytes": ("cum_bytes_up", 1e-6), "energy": ("cum_energy_j", 1.0)}
 
 
 def fig_accuracy(
@@ -93,7 +96,8 @@ def fig_accuracy(
     logx: bool = False,
     target: float | None = None,
 ) -> Figure:
-    """Test accuracy against simulated time (s) or cumulative uplink (MB), one line per method.
+    """Test accuracy against simulated time (s), cumulative uplink (MB) or cumulative energy of all UEs
+    (J, compute and radio), one line per method.
 
     The line is the mean over seeds, the band their min–max (``band="minmax"``) or ± one sample std
     (``band="std"``), both on the common step grid of :func:`~fedwave.report.curves.step_mean`, and
@@ -102,14 +106,14 @@ def fig_accuracy(
     shortest seed's end: the mean of the seeds still running); a dot on the line marks where each seed
     ends. ``logx`` puts x on a log scale; ``target`` draws a dashed horizontal line.
     """
-    if x not in ("time", "bytes"):
-        raise ValueError(f"x must be 'time' or 'bytes', got {x!r}")
+    if x not in _ACCURACY_X:
+        raise ValueError(f"x must be one of {', '.join(_ACCURACY_X)}, got {x!r}")
     with style.style():
         fig = _new_figure()
         ax = fig.add_subplot()
         rounds = study.rounds.dropna(subset=["accuracy"])
         colors = style.method_colors(study.methods)
-        column, scale = ("t_end", 1.0) if x == "time" else ("cum_bytes_up", 1e-6)
+        column, scale = _ACCURACY_X[x]
         some_seeds = False  # whether some method's line has a stretch covering only some seeds
         for method, g in rounds.groupby("method", sort=True):
             curves = [
@@ -184,9 +188,12 @@ def fig_accuracy(
         if x == "time":
             ax.set_xlabel("simulated time (s)" + log)
             ax.set_title("Test accuracy vs simulated time")
-        else:
+        elif x == "bytes":
             ax.set_xlabel("cumulative uplink (MB)" + log)
             ax.set_title("Test accuracy vs uplink bytes")
+        else:
+            ax.set_xlabel("cumulative energy of all UEs (J)" + log)
+            ax.set_title("Test accuracy vs energy spent")
         if logx:
             ax.set_xscale("log")
             _plain_log_ticks(ax)
@@ -220,6 +227,30 @@ def plot_accuracy_vs_bytes(
     """Write ``accuracy_vs_bytes.png/.svg`` (see :func:`fig_accuracy`); ``logx`` for a log byte axis."""
     fig = fig_accuracy(study, "bytes", band, logx=logx, target=target)
     return save_figure(fig, out_dir, "accuracy_vs_bytes")
+
+
+def plot_accuracy_vs_energy(
+    study: Study,
+    out_dir: str | os.PathLike[str],
+    band: str = "minmax",
+    logx: bool = False,
+    target: float | None = None,
+) -> FigurePaths:
+    """Write ``accuracy_vs_energy.png/.svg`` (see :func:`fig_accuracy`); ``logx`` for a log energy axis."""
+    fig = fig_accuracy(study, "energy", band, logx=logx, target=target)
+    return save_figure(fig, out_dir, "accuracy_vs_energy")
+
+
+def energy_axis_is_log(study: Study, ratio: float = 10.0) -> bool:
+    """True when methods' total energy (J) differs by more than ``ratio`` (a log axis reads better)."""
+    return _totals_spread(study, "energy_j", ratio)
+
+
+def _totals_spread(study: Study, column: str, ratio: float) -> bool:
+    totals = study.rounds.groupby("method")[column].sum() if not study.rounds.empty else None
+    if totals is None or (totals <= 0).any() or len(totals) < 2:
+        return False
+    return bool(totals.max() / totals.min() > ratio)
 
 
 # -- time split -----------------------------------------------------------------------------------------
@@ -416,10 +447,7 @@ def plot_energy_per_ue(study: Study, out_dir: str | os.PathLike[str]) -> FigureP
 
 def bytes_axis_is_log(study: Study, ratio: float = 10.0) -> bool:
     """True when methods' total uplink bytes differ by more than ``ratio`` (a log axis reads better)."""
-    totals = study.rounds.groupby("method")["bytes_up"].sum() if not study.rounds.empty else None
-    if totals is None or (totals <= 0).any() or len(totals) < 2:
-        return False
-    return bool(totals.max() / totals.min() > ratio)
+    return _totals_spread(study, "bytes_up", ratio)
 
 
 def time_axis_is_log(study: Study, ratio: float = 10.0) -> bool:
@@ -455,6 +483,9 @@ def plot_all(
         ),
         "accuracy_vs_bytes": plot_accuracy_vs_bytes(
             study, out_dir, logx=bytes_axis_is_log(study), target=target
+        ),
+        "accuracy_vs_energy": plot_accuracy_vs_energy(
+            study, out_dir, logx=energy_axis_is_log(study), target=target
         ),
         "time_split": plot_time_split(study, out_dir),
         "energy_per_ue": plot_energy_per_ue(study, out_dir),
