@@ -16,7 +16,7 @@ from fedwave.config import load_config
 from fedwave.errors import ConfigError
 from fedwave.fl.run import Simulation, build_simulation
 
-SMALL = ["data.max_train=300", "fl.num_ues=6", "model.name=mlp"]
+SMALL = ["data.max_train=300", "fl.num_ues=6", "model.name=mlp", "data.lognormal_sigma=0.6"]  # unequal sizes
 AIR = [*SMALL, "wireless.access.scheme=aircomp"]
 QUIET = "wireless.cell.noise_psd_dbm_hz=-400"  # N0 = 1e-43 W/Hz: the received noise is negligible
 

@@ -72,6 +72,10 @@ def test_analog_error_variance_is_s2_n0w_over_rho0_k2(k: int) -> None:
     assert out.noise_std == pytest.approx(math.sqrt(expected), rel=1e-9)
 
 
+def test_analog_airtime_carries_two_entries_per_symbol() -> None:
+    assert [analog_airtime_s(d, 1e6) for d in (1, 2, 3, 10, 10_001)] == [1e-6, 1e-6, 2e-6, 5e-6, 5001e-6]
+
+
 def test_one_bit_without_noise_is_the_scaled_majority_vote() -> None:
     u, w = _updates(6, 4000, seed=2)  # even K: ties give 0
     out = aggregate_one_bit(u, w, 1e-13, 0.0, np.random.default_rng(0))
@@ -113,7 +117,7 @@ def test_analog_airtime_is_constant_in_the_number_of_ues_while_fdma_grows(fake_d
         analog.append(rec.extra["aircomp_analog_s"])
         air_up.append(rec.time_uplink)
         fdma_up.append(_one_round(fake_driver, _cfg("fdma"), n)[1].time_uplink)
-    assert analog == [analog_airtime_s(100_000, 20e6)] * 4  # ceil(d/2) / W, d = 400 kB / 4 B
+    assert analog == [50_000 / 20e6] * 4  # ceil(d/2) / W, d = 400 kB / 4 B = 100 000 entries
     assert fdma_up[-1] > 5 * fdma_up[0]
     assert max(air_up) < 2 * min(air_up)  # only the tiny control messages grow with the UEs
     assert fdma_up[1] / air_up[1] > 10 and fdma_up[3] / air_up[3] > 50
@@ -134,7 +138,8 @@ def test_truncated_ues_are_silent_and_energy_is_power_times_airtime(fake_driver)
     rho0 = float(np.min((p * g * x)[active]))
     noise = clock.cell.noise_psd_w_hz * 20e6
     assert rec.extra["aircomp_rx_snr_db"] == pytest.approx(10 * math.log10(rho0 / noise), rel=1e-9)
-    a = rec.extra["aircomp_analog_s"]
+    a = 50_000 / 20e6  # 100 000 entries, two per symbol
+    assert rec.extra["aircomp_analog_s"] == a
     band = 20e6 / active.sum()
     for e in events:
         if e.ue in truncated:
