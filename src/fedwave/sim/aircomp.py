@@ -26,7 +26,7 @@ messages only (analog symbols carry no bytes; ``extra["aircomp_symbols"]`` count
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -61,7 +61,6 @@ class AirChannel:
     ues: tuple[int, ...]
     rho0_w: float
     noise_power_w: float
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable
