@@ -184,3 +184,31 @@ def test_an_analog_phase_longer_than_the_coherence_block_is_refused(fake_driver)
         {"access": {"scheme": "aircomp"}, "cell": {"fading": {"coherence_time_s": 1e-3, "block": "round"}}}
     )
     assert _one_round(fake_driver, ok, 5)[1].extra["aircomp_analog_s"] > 1e-3
+
+
+def test_a_lost_control_message_keeps_the_ue_out_of_the_analog_sum(fake_driver) -> None:
+    cfg = WirelessConfig.model_validate(
+        {
+            "access": {"scheme": "aircomp", "max_retransmissions": 0},
+            "cell": {"fading": {"block": "round", "outage_snr_db": 30.0}},
+        }
+    )
+    drv = fake_driver(payload=400_000, samples=50)
+    clock = Clock(cfg, 20, FLOPS, 3)
+    clock.run(drv, 1, 20)
+    events = drv.events[0]
+    lost = {e.ue for e in events if e.status == "lost"}
+    arrived = {e.ue for e in events if e.status == "arrived"}
+    assert lost and arrived and lost | arrived == set(range(20))
+    assert {a.ue for a in drv.aggregations[0][1]} == arrived
+    assert drv.discarded == [("lost", [("h", 0, ue, ue + 1) for ue in sorted(lost)])]
+    x = np.array([numpy_generator(3, "fading", "up", 0, ue).standard_exponential(1)[0] for ue in range(20)])
+    p, g = clock.cell.ue_power_w, clock.large_scale_gain(range(20))
+    rho0 = min(p[u] * g[u] * x[u] for u in arrived)  # the lost UEs do not set the aligned power
+    snr = rho0 / (clock.cell.noise_psd_w_hz * 20e6)
+    assert drv.records[0].extra["aircomp_rx_snr_db"] == pytest.approx(10 * math.log10(snr), rel=1e-9)
+    for e in events:
+        if e.ue in lost:
+            assert e.t_upload_end < drv.records[0].t_end and e.energy_radio_j == pytest.approx(
+                p[e.ue] * (e.t_upload_end - e.t_upload_start), rel=1e-9
+            )

@@ -97,6 +97,23 @@ def _critical(candidates: list[Job], ends: dict[int, float]) -> Job | None:
     return max(candidates, key=lambda j: (ends.get(j.ue, j.event.t_compute_end), -j.ue))
 
 
+def _download_and_compute(clock: Clock, jobs: list[Job], dl_bytes: int, t0: float, unicast: bool) -> None:
+    """Mark each job's model download (one broadcast from ``t0``, or full-band unicasts one after another
+    by UE id) and fix its compute time."""
+    t = t0
+    broadcast_s = 0.0
+    if jobs and not unicast:
+        broadcast_s = clock.downlink_time_s([j.ue for j in jobs], dl_bytes, [j.keys for j in jobs])
+    for job in jobs:
+        start = t if unicast else t0
+        end = start + (clock.downlink_time_s([job.ue], dl_bytes, [job.keys]) if unicast else broadcast_s)
+        t = end if unicast else t
+        job.mark(DL_START, start)
+        job.event.bytes_down = dl_bytes
+        job.mark(DL_END, end)
+        job.start_compute(clock.flops_per_sample)
+
+
 def run_aircomp_round(
     clock: Clock, driver: Driver, rnd: int, clients_per_round: int, t0: float
 ) -> tuple[float, bool]:
@@ -120,18 +137,8 @@ def run_aircomp_round(
         selected, results, round=rnd, version=rnd, keys=keys, bandwidth_hz=[w] * len(selected)
     )
     dl_bytes = driver.broadcast_bytes() if jobs else 0
-    # -- downlink and compute
     unicast = cfg.downlink.mode == "unicast"
-    t = t0
-    broadcast_s = clock.downlink_time_s(selected, dl_bytes, keys) if jobs and not unicast else 0.0
-    for job in jobs:
-        start = t if unicast else t0
-        end = start + (clock.downlink_time_s([job.ue], dl_bytes, [job.keys]) if unicast else broadcast_s)
-        t = end if unicast else t
-        job.mark(DL_START, start)
-        job.event.bytes_down = dl_bytes
-        job.mark(DL_END, end)
-        job.start_compute(clock.flops_per_sample)
+    _download_and_compute(clock, jobs, dl_bytes, t0, unicast)
     deadline = (
         t0 + cfg.policy.deadline_s if cfg.policy.name == "deadline" and cfg.policy.deadline_s else math.inf
     )
