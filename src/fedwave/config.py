@@ -285,7 +285,11 @@ class Config(Section):
     @model_validator(mode="after")
     def _check_across_sections(self) -> Config:
         problems = (
-            _codec_problems(self) + _cell_problems(self) + _fault_problems(self) + _aggregator_problems(self)
+            _codec_problems(self)
+            + _cell_problems(self)
+            + _fault_problems(self)
+            + _aggregator_problems(self)
+            + _aircomp_problems(self)
         )
         if problems:
             raise ValueError("\n  ".join(problems))
@@ -365,6 +369,45 @@ def _aggregator_problems(cfg: Config) -> list[str]:
             f"server.aggregator {agg.spec!r} needs at least {agg.min_updates} updates per aggregation, but "
             f"a round delivers at most {n} (fl.num_ues, fl.fraction / fl.clients_per_round, "
             "wireless.policy.k or buffer_k); select more UEs or choose a rule with a smaller f"
+        )
+    return problems
+
+
+def _aircomp_problems(cfg: Config) -> list[str]:
+    """What the BS cannot do with an over-the-air sum (``wireless.access.scheme: aircomp``): it never sees
+    a single update, and the uplink carries the raw (analog) update, not a codec's bytes."""
+    from fedwave.codecs import get_codec
+    from fedwave.server.aggregators import get_aggregator
+
+    if cfg.wireless.access.scheme != "aircomp":
+        return []
+    problems = []
+    try:
+        uplink = get_codec(cfg.codec.uplink).spec
+    except ConfigError:
+        uplink = None  # reported by _codec_problems
+    if uplink is not None and uplink != "fp32":
+        problems.append(
+            f"codec.uplink={cfg.codec.uplink!r} with wireless.access.scheme 'aircomp': the UEs transmit "
+            "their update in analog (or its signs: access.aircomp.mode=one_bit), no codec's bytes; set "
+            "codec.uplink=fp32"
+        )
+    agg = get_aggregator(cfg.server.aggregator)
+    if agg.robust:
+        problems.append(
+            f"server.aggregator {agg.spec!r} with wireless.access.scheme 'aircomp': the BS receives only the "
+            "sum of the updates over the air, never one update; use server.aggregator=mean"
+        )
+    if cfg.server.norm_bound is not None:
+        problems.append(
+            "server.norm_bound with wireless.access.scheme 'aircomp': the BS cannot bound updates it never "
+            "sees one by one; remove server.norm_bound"
+        )
+    if cfg.dp.level == "client":
+        problems.append(
+            "dp.level 'client' with wireless.access.scheme 'aircomp': DP-FedAvg clips and noises at the BS "
+            "per update, which an over-the-air sum does not allow, and the channel noise (scaled by the "
+            "updates' own spread) is no calibrated mechanism; use dp.level=sample or off"
         )
     return problems
 

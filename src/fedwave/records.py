@@ -19,6 +19,7 @@ UE_STATUSES = (
     "rejected",  # the update decoded but held NaN or Inf: never aggregated
     "undecodable",  # the payload did not decode (PayloadError): treated as lost
     "silent",  # the UE received the model but never answered (a fault)
+    "truncated",  # AirComp: its fading was below the truncation threshold, it stayed silent that round
     "rolled_back",  # aggregated, but the BS undid that aggregation (non-finite or exploding model)
     "unaggregated",  # arrived, but the round had too few updates for server.aggregator: no step
 )

@@ -22,6 +22,21 @@ CONFIGS = {
     "deadline": {"policy": {"name": "deadline", "deadline_s": 1.0}, "devices": {"profile": "distribution"}},
     "first_k": {"policy": {"name": "first_k", "k": 5}, "cell": {"fading": "rician"}},
     "async": {"policy": {"name": "async", "buffer_k": 3, "concurrency": 6}, "access": {"scheme": "tdma"}},
+    "aircomp": {"access": {"scheme": "aircomp", "aircomp": {"truncation_fading_power": 0.3}}},
+    "aircomp-one-bit-deadline": {
+        "access": {"scheme": "aircomp", "aircomp": {"mode": "one_bit"}},
+        "policy": {"name": "deadline", "deadline_s": 1.0},
+        "devices": {"profile": "distribution"},
+        "cell": {"fading": {"model": "rician", "block": "round"}},
+        "downlink": {"mode": "unicast"},
+    },
+}
+BUSY_HOST = {
+    "tdma-unicast-errors": {
+        "access": {"scheme": "tdma", "packet_errors": {"enabled": True}},
+        "downlink": {"mode": "unicast"},
+    },
+    "aircomp": CONFIGS["aircomp"],
 }
 
 
@@ -68,8 +83,9 @@ def test_resume_at_round_r_is_exact(fake_driver) -> None:
         assert [e.as_dict() for e in a_evs] == [e.as_dict() for e in b_evs]
 
 
-def test_busy_host_gives_the_same_timeline(fake_driver) -> None:
-    data = {"access": {"scheme": "tdma", "packet_errors": {"enabled": True}}, "downlink": {"mode": "unicast"}}
+@pytest.mark.parametrize("name", sorted(BUSY_HOST))
+def test_busy_host_gives_the_same_timeline(fake_driver, name: str) -> None:
+    data = BUSY_HOST[name]
     quiet, _ = timeline(fake_driver, data, rounds=4, ues=300)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:

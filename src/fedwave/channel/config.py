@@ -176,13 +176,46 @@ class PacketErrorConfig(Section):
     )
 
 
+class AirCompConfig(Section):
+    """Over-the-air computation (``access.scheme: aircomp``, :mod:`fedwave.channel.aircomp`).
+
+    The UEs that take part send a few digital scalars (FDMA-split control messages), then all transmit
+    their pre-processed updates at once, in analog, on the whole band, each inverting its own channel
+    (truncated channel inversion, Zhu, Wang and Huang 2019); the BS receives the sum plus noise.
+    """
+
+    mode: Literal["analog", "one_bit"] = Field(
+        default="analog",
+        description="'analog': the normalised update entries, two real entries per complex symbol; "
+        "'one_bit': their signs (QPSK: two signs per symbol) and a majority vote at the BS (Zhu et al. "
+        "2020, OBDA).",
+    )
+    truncation_fading_power: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="Truncation threshold g_th on the UE's small-scale fading power |h|^2 (linear, "
+        "dimensionless, mean 1): a UE whose draw this round is below it stays silent. 0: only a draw of "
+        "exactly 0 is truncated.",
+    )
+    control_bytes: int = Field(
+        default=12,
+        ge=1,
+        le=1024,
+        description="Payload bytes of each UE's digital control message (sample count and the update's "
+        "mean and mean square as float32: 12 B; one_bit sends count and mean |update|) and of the BS's "
+        "feedback of the common mean and std (analog mode); the access header is added on the air.",
+    )
+
+
 class AccessConfig(Section):
     """Uplink multiple access, message framing and retransmissions."""
 
-    scheme: Literal["fdma", "tdma"] = Field(
+    scheme: Literal["fdma", "tdma", "aircomp"] = Field(
         default="fdma",
         description="'fdma': the band is split among the UEs uploading an update in the round, all at once; "
-        "'tdma': each UE gets the whole band in turn, in order of arrival at the channel.",
+        "'tdma': each UE gets the whole band in turn, in order of arrival at the channel; 'aircomp': "
+        "over-the-air computation, all UEs at once on the whole band (see access.aircomp).",
     )
     bandwidth_hz: float = Field(
         default=20e6, gt=0, description="Total bandwidth W in Hz (uplink and downlink each)."
@@ -207,6 +240,9 @@ class AccessConfig(Section):
     )
     packet_errors: PacketErrorConfig = Field(
         default_factory=PacketErrorConfig, description="Packet errors and retransmissions."
+    )
+    aircomp: AirCompConfig = Field(
+        default_factory=AirCompConfig, description="Over-the-air computation (scheme 'aircomp')."
     )
 
     @field_validator("shares")

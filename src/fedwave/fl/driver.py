@@ -26,23 +26,27 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from fedwave.adversary import Behaviour, BehaviourContext, MisbehaviourPlan
+from fedwave.channel.aircomp import aggregate_analog, aggregate_one_bit, received_noise_var
 from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
 from fedwave.engine import Executor, Work
-from fedwave.errors import FedwaveError, PayloadError
+from fedwave.errors import ConfigError, FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.selection import SelectionContext, checked, get_selection
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import numpy_generator, torch_generator
 from fedwave.server import BaseStation, ReceivedUpdate, is_finite
+from fedwave.sim.aircomp import AirChannel
 from fedwave.sim.protocol import Arrival, LocalResult
 from fedwave.sim.trigger import should_upload
 from fedwave.users import User, UserDataSource, construct_user
@@ -149,6 +153,7 @@ class FederatedDriver:
         self._idle_rounds = 0
         self._round_agg: tuple[int, bool, float, int] = (0, False, 0.0, 0)
         self._round_dp: dict[int, dict[str, int]] = {}  # per round: planned, delivered, clipped counts
+        self._air_extra: dict[int, dict[str, float]] = {}  # per round: AirComp figures for the record
         self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
         self.selection = get_selection(cfg.fl.selection)
         self.last_selected: dict[int, int] = {}  # UE -> last round it was selected in
@@ -156,6 +161,12 @@ class FederatedDriver:
         self.records: list[RoundRecord] = []
         self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
         self._batch_reason: dict[int, str | None] = {}  # per UE: why it cannot be vectorised (None: it can)
+        if cfg.wireless.access.scheme == "aircomp" and self.bs.has_buffers:
+            raise ConfigError(
+                f"model.name={cfg.model.name!r} has persistent buffers (BatchNorm statistics), which "
+                "access.scheme 'aircomp' cannot carry (its analog sum holds the parameters' update only); "
+                "choose a model without BatchNorm or access.scheme fdma/tdma"
+            )
         self._prepare_broadcast()
 
     def _codec_states(self) -> MutableMapping[int, CodecState]:
@@ -461,6 +472,73 @@ class FederatedDriver:
         self._round_agg = (len(kept), outcome.rolled_back, outcome.step_norm, len(outcome.clipped))
         self._prepare_broadcast()
 
+    def update_entries(self) -> int:
+        """Real entries of one update (the number of model parameters)."""
+        return sum(math.prod(m.shape) for m in self._update_layout)
+
+    def aggregate_over_air(self, round: int, arrivals: list[Arrival], air: AirChannel) -> None:
+        """The BS's step with the over-the-air estimate of the active UEs' mean update (AirComp).
+
+        Weights ``w_k``: ``n_k / sum n`` (``fl.weighting: samples``) or ``1 / K``; analog mode: the weighted
+        mean plus the received noise; one-bit mode: the majority vote scaled by ``sum_k w_k mean|u_k|``
+        (:mod:`fedwave.channel.aircomp`). Noise from the stream ``(seed, "aircomp-noise", round)``. The
+        round's figures go to ``record.extra``: ``aircomp_noise_std`` (per coordinate of the aggregate,
+        model units), ``aircomp_noise_multiplier`` (the noise std on the received sum of the weight-scaled
+        updates over the largest of their L2 norms: the z of a Gaussian mechanism of that sensitivity),
+        ``aircomp_flip_rate`` (one-bit: votes flipped by the noise, among coordinates with a majority).
+        """
+        fate = self._round_fate.setdefault(round, {})
+        ues: list[int] = []
+        flat: list[torch.Tensor] = []
+        counts: list[float] = []
+        for a in arrivals:
+            pending = self._pending.pop(_handle(a.handle), None)
+            if pending is None:
+                raise RuntimeError(f"update handle {a.handle!r} of UE {a.ue} is unknown or was already used")
+            try:
+                tensors = self.uplink.decode(pending.message, expected=self._update_layout)
+            except PayloadError:
+                fate[a.ue] = "undecodable"
+                continue
+            ues.append(a.ue)
+            flat.append(torch.cat([t.reshape(-1).to(torch.float64) for t in tensors]))
+            counts.append(float(pending.num_samples) if self.cfg.fl.weighting == "samples" else 1.0)
+        extra: dict[str, float] = {}
+        mean: list[torch.Tensor] = []
+        if ues:
+            u = torch.stack(flat).numpy()
+            w = np.asarray(counts) / sum(counts)
+            rng = numpy_generator(self.seed, "aircomp-noise", round)
+            if air.mode == "one_bit":
+                vote = aggregate_one_bit(u, w, air.rho0_w, air.noise_power_w, rng)
+                estimate = vote.estimate
+                extra["aircomp_flip_rate"] = vote.flip_rate
+                extra["aircomp_scale"] = vote.scale
+                extra["aircomp_vote_noise_std"] = math.sqrt(received_noise_var(air.rho0_w, air.noise_power_w))
+            else:
+                res = aggregate_analog(u, w, air.rho0_w, air.noise_power_w, rng)
+                estimate = res.estimate
+                sensitivity = float(np.max(np.linalg.norm(len(ues) * w[:, None] * u, axis=1)))
+                extra["aircomp_noise_std"] = res.noise_std
+                extra["aircomp_noise_multiplier"] = (
+                    res.sum_noise_std / sensitivity if sensitivity > 0 else math.inf
+                )
+            offset = 0
+            for meta in self._update_layout:
+                n = math.prod(meta.shape)
+                chunk = torch.from_numpy(estimate[offset : offset + n].copy())
+                mean.append(chunk.reshape(meta.shape).to(torch.float32))
+                offset += n
+        outcome = self.bs.step_along(mean, ues)
+        self._air_extra[round] = extra
+        if outcome.rolled_back:
+            for ue in ues:
+                fate[ue] = "rolled_back"
+        kept = [] if outcome.rolled_back else ues
+        self.aggregated_total += len(kept)
+        self._round_agg = (len(kept), outcome.rolled_back, outcome.step_norm, 0)
+        self._prepare_broadcast()
+
     def _decode_buffers(self, message: bytes | None) -> list[torch.Tensor] | None:
         if message is None:
             return None
@@ -492,6 +570,7 @@ class FederatedDriver:
         record.samples = sum(ev.samples for ev in events if ev.status == "arrived")
         kept, _, step_norm, clipped = self._round_agg
         self._round_agg = (0, False, 0.0, 0)
+        record.extra.update(self._air_extra.pop(record.round, {}))
         record.extra["step_norm"] = step_norm
         record.extra["clipped"] = float(clipped)
         result = self.bs.evaluate()

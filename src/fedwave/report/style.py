@@ -89,6 +89,7 @@ STATUS_MARKERS = {
     "rolled_back": ("P", "#e377c2", "rolled back"),
     "unaggregated": ("*", "#bcbd22", "too few for the aggregator"),
     "silent": ("v", "#17becf", "silent (fault)"),
+    "truncated": ("^", "#7f7f7f", "truncated (AirComp: deep fade)"),
 }
 
 

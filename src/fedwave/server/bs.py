@@ -172,6 +172,16 @@ class BaseStation:
         self._step(mean, good, outcome)
         return outcome
 
+    def step_along(self, mean: list[torch.Tensor], ues: list[int]) -> AggregationOutcome:
+        """One server step along a mean update formed elsewhere (over the air: the BS never sees the
+        single updates, so it can neither reject nor bound them); a non-finite or exploding step is
+        rolled back. The version advances in every case; with no UE the model is unchanged."""
+        outcome = AggregationOutcome(aggregated=list(ues))
+        self.version += 1
+        if ues:
+            self._step(mean, [], outcome)
+        return outcome
+
     def _aggregate_robust(
         self, good: list[ReceivedUpdate], outcome: AggregationOutcome
     ) -> AggregationOutcome:

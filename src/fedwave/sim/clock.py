@@ -82,6 +82,10 @@ class Clock:
             self.cfg.devices, self.num_ues, numpy_generator(self.seed, "devices")
         )
         self.policy: Policy = policy_class(self.cfg.policy.name)(self.cfg.policy)
+        if self.cfg.access.scheme == "aircomp" and self.cfg.policy.name not in ("sync", "deadline"):
+            raise ConfigError(
+                f"access.scheme 'aircomp' needs policy 'sync' or 'deadline', not {self.cfg.policy.name!r}"
+            )
         self.events_processed = 0
         self._gain = self.cell.large_scale_gain()
         full = self.cfg.access.bandwidth_hz
@@ -141,6 +145,10 @@ class Clock:
             return np.full(n, w / n)
         s = self._shares[np.asarray(ues, dtype=int)]
         return w * s / s.sum()
+
+    def large_scale_gain(self, ues: Sequence[int] | NDArray[np.int_]) -> NDArray[np.float64]:
+        """Large-scale uplink gains (path loss and shadowing, linear) of ``ues``."""
+        return np.asarray(self._gain[np.asarray(ues, dtype=int)], dtype=float)
 
     def mean_snr_up(self, ue: int, bandwidth_hz: float) -> float:
         """Mean uplink SNR (linear, fading averaged out) of UE ``ue`` on ``bandwidth_hz`` Hz."""

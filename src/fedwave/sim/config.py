@@ -111,6 +111,9 @@ class WirelessConfig(Section):
             )
         if self.access.shares is not None and self.access.scheme == "tdma":
             raise ValueError("access.shares are FDMA weights; remove them or set access.scheme: fdma")
+        problems = _aircomp_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.access.packet_errors.enabled and self.cell.fading.block == "round":
             raise ValueError(
                 "access.packet_errors (the waterfall rate, already averaged over the fading) cannot be "
@@ -119,3 +122,35 @@ class WirelessConfig(Section):
                 "errors, or 'round' with its outage rule (cell.fading.outage_snr_db)"
             )
         return self
+
+
+#: Round policies under which the selected UEs can transmit together (over-the-air computation).
+AIRCOMP_POLICIES = ("sync", "deadline")
+
+
+def _aircomp_problems(cfg: WirelessConfig) -> list[str]:
+    """What cannot go with ``access.scheme: aircomp`` (all UEs transmit one analog sum at once)."""
+    if cfg.access.scheme != "aircomp":
+        return []
+    problems = []
+    if cfg.policy.name not in AIRCOMP_POLICIES:
+        problems.append(
+            f"access.scheme 'aircomp' sends one analog sum of the UEs that transmit together; policy "
+            f"{cfg.policy.name!r} aggregates UEs at different times. Set policy.name to 'sync' or "
+            "'deadline' (or choose access.scheme fdma/tdma)"
+        )
+    if cfg.access.shares is not None:
+        problems.append(
+            "access.shares are FDMA weights; 'aircomp' gives every UE the whole band: remove access.shares"
+        )
+    if cfg.event_trigger.enabled:
+        problems.append(
+            "event_trigger with access.scheme 'aircomp': a skipped UE cannot be reused or left out of an "
+            "analog sum it does not transmit into; set event_trigger.enabled=false"
+        )
+    if cfg.access.packet_errors.enabled:
+        problems.append(
+            "access.packet_errors with access.scheme 'aircomp': the analog sum is never retransmitted, its "
+            "error is the received noise; set access.packet_errors.enabled=false"
+        )
+    return problems

@@ -96,6 +96,10 @@ def run_round(
 ) -> tuple[float, bool]:
     """Simulate round ``rnd`` from time ``t0`` (s); return (end time in s, whether to continue)."""
     cfg = clock.cfg
+    if cfg.access.scheme == "aircomp":
+        from fedwave.sim.aircomp import run_aircomp_round
+
+        return run_aircomp_round(clock, driver, rnd, clients_per_round, t0)
     env = simpy.Environment(initial_time=t0)
     selected = sorted(
         checked_selection(
