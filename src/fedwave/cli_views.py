@@ -196,9 +196,17 @@ def describe_cell_for(cfg: Any) -> str:
     clock = Clock(cfg.wireless, cfg.fl.num_ues, flops, cfg.seed)
     epochs = cfg.fl.local_epochs if cfg.fl.algorithm == "fedavg" else 1
     per_round = cfg.fl.per_round()
-    rows = describe_cell(clock, payload, [epochs * len(p) for p in parts], uploaders=per_round)
+    entries = sum(p.numel() for p in params)
+    samples = [epochs * len(p) for p in parts]
+    rows = describe_cell(clock, payload, samples, uploaders=per_round, entries=entries)
+    scheme = cfg.wireless.access.scheme
+    update = (
+        f"analog update of {entries:,} entries ({(entries + 1) // 2:,} symbols, whatever the number of UEs)"
+        if scheme == "aircomp"
+        else f"update of {payload:,} bytes with codec {cfg.codec.uplink}"
+    )
     head = (
-        f"cell: {cfg.fl.num_ues} UEs, {per_round} uploading per round, {cfg.wireless.access.scheme.upper()}, "
-        f"update of {payload:,} bytes with codec {cfg.codec.uplink}, {flops:,.0f} training FLOP/sample"
+        f"cell: {cfg.fl.num_ues} UEs, {per_round} uploading per round, {scheme.upper()}, {update}, "
+        f"{flops:,.0f} training FLOP/sample"
     )
     return head + "\n" + format_cell(rows)

@@ -14,6 +14,7 @@ from fedwave.config import load_config
 from fedwave.errors import ConfigError
 from fedwave.fl.driver import FederatedDriver, RunStalled
 from fedwave.fl.run import build_simulation, run
+from fedwave.models import build_model
 from fedwave.server import BaseStation, ReceivedUpdate
 
 SMALL = ["data.max_train=300", "fl.num_ues=6", "fl.rounds=3", "model.name=mlp"]
@@ -202,6 +203,15 @@ def test_cell_command_uses_the_selected_ues_share(capsys: pytest.CaptureFixture[
     assert main(["cell", "-o", "fl.num_ues=20", "-o", "fl.clients_per_round=10"]) == 0
     out = capsys.readouterr().out
     assert " 2e+06 " in out and " 1e+06 " not in out
+
+
+def test_cell_command_under_aircomp_shows_the_analog_phase(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cell", "-o", "fl.num_ues=4", "-o", "wireless.access.scheme=aircomp"]) == 0
+    out = capsys.readouterr().out
+    entries = sum(p.numel() for p in build_model("convnet", (1, 8, 8), 10).parameters())
+    assert f"analog update of {entries:,} entries ({(entries + 1) // 2:,} symbols" in out
+    airtime = f"{(entries + 1) // 2 / 20e6:.4g}"
+    assert out.count(f" {airtime} ") == 4 + 1  # every UE's upload is the analog phase; and the median
 
 
 # --------------------------------------------------------------------------- faulty UEs (issue 9)

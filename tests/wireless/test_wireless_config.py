@@ -102,3 +102,13 @@ def test_describe_cell_by_hand() -> None:
     assert r.compute_s == pytest.approx(72 * 7e6 / 1e9) and rows[1].compute_s == pytest.approx(36 * 7e-3)
     text = format_cell(rows)
     assert "upload s" in text and "mean upload / mean compute" in text and len(text.splitlines()) == 6
+
+
+def test_describe_cell_under_aircomp_gives_the_analog_phase_on_the_whole_band() -> None:
+    cfg = WirelessConfig.model_validate({"access": {"scheme": "aircomp"}})
+    for n in (2, 9):  # the analog phase does not grow with the UEs
+        rows = describe_cell(Clock(cfg, n, 7e6, seed=3), 212_000, [72] * n, entries=53_001)
+        assert [r.upload_s for r in rows] == pytest.approx([26_501 / 20e6] * n)
+        assert all(r.bandwidth_hz == 20e6 and math.isnan(r.rate_bps) for r in rows)
+    with pytest.raises(ValueError, match="entries"):
+        describe_cell(Clock(cfg, 2, 7e6, seed=3), 212_000, [72, 72])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedwave.channel.aircomp import analog_airtime_s
 from fedwave.channel.link import airtime_s, message_bits, shannon_rate_bps
 from fedwave.channel.units import linear_to_db
 from fedwave.sim.clock import Clock
@@ -23,10 +24,10 @@ class CellRow:
         pathloss_db: large-scale path loss (dB).
         shadowing_db: shadowing gain (dB).
         mean_snr_db: uplink SNR on ``bandwidth_hz`` with E|h|^2 = 1 (dB).
-        bandwidth_hz: uplink bandwidth (Hz): the FDMA share, or the whole band under TDMA.
-        rate_bps: uplink rate at the mean SNR (bit/s).
+        bandwidth_hz: uplink bandwidth (Hz): the FDMA share, or the whole band under TDMA and AirComp.
+        rate_bps: uplink rate at the mean SNR (bit/s); NaN under AirComp (analog).
         upload_s: airtime of one message of ``payload_bytes`` plus header at that rate, one attempt (s);
-            under TDMA the wait for the channel is not included.
+            under TDMA the wait for the channel is not included; under AirComp the analog phase.
         compute_s: compute time of the UE's local update (s).
         device: the device class name.
     """
@@ -44,7 +45,12 @@ class CellRow:
 
 
 def describe_cell(
-    clock: Clock, payload_bytes: int, samples_per_ue: Sequence[int], *, uploaders: int | None = None
+    clock: Clock,
+    payload_bytes: int,
+    samples_per_ue: Sequence[int],
+    *,
+    uploaders: int | None = None,
+    entries: int | None = None,
 ) -> list[CellRow]:
     """Describe every UE of ``clock``'s cell for an update of ``payload_bytes`` bytes.
 
@@ -53,6 +59,9 @@ def describe_cell(
         payload_bytes: bytes of one encoded update (header added from the config).
         samples_per_ue: samples processed in one local update, per UE (epochs x local samples).
         uploaders: UEs sharing the FDMA band at once (default: every UE of the cell).
+        entries: real entries of one update; needed under ``access.scheme: aircomp``, where every UE
+            sends on the whole band at once and the upload is the analog phase, ``ceil(entries / 2) / W``
+            seconds (the rate column is then NaN: nothing is sent at a Shannon rate).
     """
     n = clock.num_ues
     if len(samples_per_ue) != n:
@@ -61,7 +70,9 @@ def describe_cell(
     k = n if uploaders is None else int(uploaders)
     if not 1 <= k <= n:
         raise ValueError(f"uploaders must be between 1 and {n}, got {uploaders}")
-    if access.scheme == "tdma":
+    if access.scheme == "aircomp" and entries is None:
+        raise ValueError("describe_cell needs the update's entries under access.scheme aircomp")
+    if access.scheme in ("tdma", "aircomp"):
         band = np.full(n, access.bandwidth_hz)
     elif access.shares is not None:
         s = np.asarray(access.shares, dtype=float)
@@ -71,6 +82,11 @@ def describe_cell(
     snr = clock.cell.mean_snr(band)
     rate = shannon_rate_bps(band, snr, access.gap_db)
     bits = message_bits(payload_bytes, access.header_bytes)
+    if access.scheme == "aircomp":
+        rate = np.full(n, math.nan)
+        upload = np.full(n, analog_airtime_s(int(entries or 0), access.bandwidth_hz))
+    else:
+        upload = np.array([airtime_s(bits, float(r)) for r in rate])
     cell = clock.cell
     return [
         CellRow(
@@ -81,7 +97,7 @@ def describe_cell(
             mean_snr_db=float(linear_to_db(snr[i])),
             bandwidth_hz=float(band[i]),
             rate_bps=float(rate[i]),
-            upload_s=airtime_s(bits, float(rate[i])),
+            upload_s=float(upload[i]),
             compute_s=clock.profiles[i].compute_time_s(clock.flops_per_sample, int(samples_per_ue[i])),
             device=clock.profiles[i].name,
         )
