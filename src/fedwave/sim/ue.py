@@ -116,9 +116,12 @@ class Job:
 
 
 class Transmit(Protocol):
-    """``transmit(ue, bandwidth_hz, nbytes, keys)``: the attempts, delivery and airtime of one message."""
+    """``transmit(ue, bandwidth_hz, nbytes, keys, t_s)``: the attempts, delivery and airtime of one message
+    starting at simulated time ``t_s`` (s)."""
 
-    def __call__(self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...]) -> Transmission: ...
+    def __call__(
+        self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...], t_s: float | None = None
+    ) -> Transmission: ...
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ class TdmaUplink(Uplink):
 
 def _transmit(env: simpy.Environment, job: Job, ctx: JobContext) -> Generator[simpy.Event, Any, None]:
     nbytes = ctx.skip_message_bytes if job.result.skip else int(job.result.payload_bytes)
-    sent = ctx.transmit(job.ue, job.bandwidth_hz, nbytes, job.keys)
+    sent = ctx.transmit(job.ue, job.bandwidth_hz, nbytes, job.keys, env.now)
     job.attempt_s, job.attempts, job.delivered = sent.attempt_s, sent.attempts, sent.delivered
     job.mark(UP_START, env.now)
     ev = job.event
