@@ -118,6 +118,11 @@ class GaussMarkovFading:
 
         ``block`` must not precede the block given to the UE's last :meth:`start`.
         """
+        h = self._los + self._scatter * self.scattered(ue, block, count)
+        return np.asarray(h.real**2 + h.imag**2, dtype=np.float64)
+
+    def scattered(self, ue: int, block: int, count: int) -> NDArray[np.complex128]:
+        """The scattered part ``s`` (CN(0, 1)) of UE ``ue``'s channel in blocks ``block .. block+count-1``."""
         st = self._states[ue]
         if block < st.first:
             raise RuntimeError(f"UE {ue}: block {block} precedes the kept block {st.first}")
@@ -128,9 +133,7 @@ class GaussMarkovFading:
             w = _cn(st.rng, n)
             new, _ = lfilter([c], [1.0, -self.rho], w, zi=np.array([self.rho * st.s[-1]]))
             st.s = np.concatenate([st.s, new])
-        s = st.s[block - st.first : block - st.first + count]
-        h = self._los + self._scatter * s
-        return np.asarray(h.real**2 + h.imag**2, dtype=np.float64)
+        return st.s[block - st.first : block - st.first + count]
 
     # -- checkpoints ------------------------------------------------------------------------------
 
