@@ -43,7 +43,7 @@ def test_the_ue_walks_at_the_configured_speed() -> None:
     mob = clock.mobility
     assert mob is not None and mob.speed_mps == pytest.approx(10.0)
     for ue in range(10):
-        prev, walked_prev = mob.state_at(ue, 0.0)
+        prev, _ = mob.state_at(ue, 0.0)
         for t in np.arange(0.05, 120.0, 0.05):
             pos, walked = mob.state_at(ue, float(t))
             assert walked == pytest.approx(10.0 * t, rel=1e-9)  # no pause: the distance walked is v t
@@ -111,7 +111,11 @@ def test_mobility_config_is_validated() -> None:
     with pytest.raises(ConfigError, match="d_min_m"):
         load_config(
             None,
-            ["wireless.cell.mobility=random_waypoint", "wireless.cell.radius_m=30", "wireless.cell.d_min_m=20"],
+            [
+                "wireless.cell.mobility=random_waypoint",
+                "wireless.cell.radius_m=30",
+                "wireless.cell.d_min_m=20",
+            ],
         )
     with pytest.raises(ConfigError, match="decorrelation_m"):
         load_config(None, ["wireless.cell.mobility.decorrelation_m=0"])

@@ -49,8 +49,15 @@ class FixedDriver:
 
 
 def _simulate(args: argparse.Namespace) -> tuple[Clock, FixedDriver, float]:
+    fading: dict[str, object] = {"process": args.fading_process}
+    if args.block_s is not None:
+        fading["coherence_time_s"] = args.block_s
     cfg = WirelessConfig.model_validate(
-        {"access": {"scheme": args.access}, "policy": {"name": args.policy, "buffer_k": args.buffer_k}}
+        {
+            "access": {"scheme": args.access},
+            "policy": {"name": args.policy, "buffer_k": args.buffer_k},
+            "cell": {"fading": fading, "mobility": args.mobility},
+        }
     )
     clock = Clock(cfg, args.ues, args.flops_per_sample, args.seed)
     driver = FixedDriver(args.payload_bytes, args.samples)
@@ -71,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=72)
     p.add_argument("--flops-per-sample", type=float, default=7.35e6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fading-process", choices=("iid", "gauss_markov"), default="iid")
+    p.add_argument("--block-s", type=float, default=None, help="fading block length in s (default: T_c)")
+    p.add_argument("--mobility", choices=("static", "random_waypoint"), default="static")
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the second, memory-traced run")
     args = p.parse_args(argv)
 
@@ -80,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = clock.events_processed
     print(
         f"ues={args.ues} rounds={len(driver.rounds)} clients/round={args.clients or args.ues} "
-        f"access={args.access} policy={args.policy}"
+        f"access={args.access} policy={args.policy} fading={args.fading_process} mobility={args.mobility}"
     )
     print(f"simulated time      {t_end:.6g} s")
     print(f"events processed    {n}")
