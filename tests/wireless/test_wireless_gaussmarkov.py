@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import j0
 
-from fedwave.channel.gaussmarkov import GaussMarkovFading
+from fedwave.channel.gaussmarkov import GaussMarkovFading, ar1_filter, bessel_j0
 from fedwave.config import load_config
 from fedwave.errors import ConfigError
 from fedwave.sim import Clock, WirelessConfig
@@ -161,3 +161,22 @@ def test_bad_process_configs_are_config_errors() -> None:
         load_config(None, ["wireless.cell.fading.process=gauss_markov", "wireless.cell.fading.block=round"])
     with pytest.raises(ConfigError, match="process"):
         load_config(None, ["wireless.cell.fading.process=ar2"])
+
+
+@pytest.mark.parametrize("a", [0.0, 0.3, -0.12, 0.97, 0.99999, -0.999, 1.0])
+def test_ar1_filter_matches_the_plain_recursion(a: float) -> None:
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(5000) + 1j * rng.standard_normal(5000)
+    c = math.sqrt(1 - a * a)
+    y0 = 0.7 - 0.2j
+    got = ar1_filter(w, a, c, y0)
+    want, _ = lfilter([c], [1.0, -a], w, zi=np.array([a * y0]))
+    scale = np.abs(want).max() + 1.0
+    assert np.max(np.abs(got - want)) < 1e-9 * scale
+
+
+def test_j0_in_numpy_matches_scipy() -> None:
+    xs = np.linspace(0.0, 300.0, 3001)
+    assert max(abs(bessel_j0(float(x)) - float(j0(x))) for x in xs) < 1e-12

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from fedwave.channel.gaussmarkov import ar1_filter
 from fedwave.rng import numpy_generator
 
 #: Shadowing grid points per decorrelation distance.
@@ -148,9 +149,7 @@ class RandomWaypoint:
         if j >= w.grid.size:
             n = j - w.grid.size + 1 + 256
             z = w.shadow_rng.standard_normal(n) * (self.sigma_db * math.sqrt(1.0 - self._a**2))
-            from scipy.signal import lfilter
-
-            new, _ = lfilter([1.0], [1.0, -self._a], z, zi=np.array([self._a * w.grid[-1]]))
+            new = ar1_filter(z, self._a, 1.0, float(w.grid[-1]))
             w.grid = np.concatenate([w.grid, new])
         return float(w.grid[j])
 
