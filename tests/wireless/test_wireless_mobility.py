@@ -123,3 +123,25 @@ def test_mobility_config_is_validated() -> None:
         load_config(None, ["wireless.cell.mobility.pause_s=-1"])
     with pytest.raises(ConfigError, match="model"):
         load_config(None, ["wireless.cell.mobility=teleport"])
+
+
+def test_the_timeline_records_the_snr_at_each_upload_start(fake_driver) -> None:
+    cfg = WirelessConfig.model_validate(
+        {
+            "cell": {"fading": {"ue_speed_kmh": 72.0}, "mobility": "random_waypoint"},
+            "access": {"scheme": "tdma"},
+        }
+    )
+    clock = Clock(cfg, 8, 7.35e6, 5)
+    drv = fake_driver(payload=200_000, samples=200)
+    clock.run(drv, 3, 8)
+    w, n0 = cfg.access.bandwidth_hz, clock.cell.noise_psd_w_hz
+    starts = set()
+    for ev in (e for evs in drv.events for e in evs):
+        assert ev.status == "arrived"
+        g = float(clock.large_scale_gain_at(ev.t_upload_start, [ev.ue])[0])
+        assert ev.snr_up_db == pytest.approx(
+            10 * math.log10(clock.cell.ue_power_w[ev.ue] * g / (n0 * w)), abs=1e-9
+        )
+        starts.add(ev.t_upload_start)
+    assert len(starts) == 24  # TDMA: every upload starts at its own time

@@ -299,8 +299,8 @@ class Clock:
                 seconds, ok, _ = link.attempt(bits)
                 spent.append(seconds)
                 if ok:
-                    return Transmission(tuple(spent), True, bits)
-            return Transmission(tuple(spent), False, bits)
+                    return Transmission(tuple(spent), True, bits, snr)
+            return Transmission(tuple(spent), False, bits, snr)
         block = self._block_link(np.array([snr]), bandwidth_hz, [ue], [keys], "up", t)
         if access.packet_errors.enabled:
             q = float(packet_error_probability(snr, self._waterfall_m))
@@ -309,7 +309,7 @@ class Clock:
             )
         else:
             attempts, delivered = 1, True
-        return Transmission(tuple(block.send(bits) for _ in range(attempts)), delivered, bits)
+        return Transmission(tuple(block.send(bits) for _ in range(attempts)), delivered, bits, snr)
 
     def downlink_time_s(
         self, ues: Sequence[int], nbytes: int, keys: Sequence[tuple[Key, ...]], t_s: float | None = None

@@ -127,11 +127,13 @@ class Transmit(Protocol):
 @dataclass(frozen=True)
 class Transmission:
     """The outcome of sending one message of ``bits`` bits on the air (header included): the duration of
-    each attempt (s), and whether the last attempt arrived."""
+    each attempt (s), whether the last attempt arrived, and the mean SNR (linear, large-scale gain at the
+    transmission's start) it was sent with, if known."""
 
     attempt_s: tuple[float, ...]
     delivered: bool
     bits: int
+    snr_mean: float | None = None
 
     @property
     def attempts(self) -> int:
@@ -226,6 +228,8 @@ def _transmit(env: simpy.Environment, job: Job, ctx: JobContext) -> Generator[si
     ev = job.event
     ev.bytes_up = nbytes
     ev.attempts = sent.attempts
+    if sent.snr_mean is not None and sent.snr_mean > 0:  # moving UEs: the SNR at the upload's start
+        ev.snr_up_db = 10.0 * math.log10(sent.snr_mean)
     airtime = sent.airtime_s
     ev.rate_up_bps = sent.bits * sent.attempts / airtime if airtime > 0 else 0.0
     yield env.timeout(airtime)
