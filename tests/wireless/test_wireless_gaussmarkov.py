@@ -31,7 +31,7 @@ def _expected_rho(speed_kmh: float, block_s: float, carrier_hz: float = 2e9) -> 
 
 @pytest.mark.parametrize(
     ("speed_kmh", "block_s"),
-    [(3.0, 0.01), (30.0, 0.005), (60.0, None)],  # rho = 0.970, 0.31, -0.12 (the default block: 0.423 / f_D)
+    [(3.0, 0.01), (30.0, 0.005), (60.0, None)],  # rho = 0.970, 0.371, -0.124 (the default block: 0.423 / f_D)
 )
 def test_consecutive_blocks_correlate_as_j0(speed_kmh: float, block_s: float | None) -> None:
     clock = _clock(speed_kmh, block_s)
