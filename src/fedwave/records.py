@@ -81,7 +81,8 @@ class UEEvent:
     computes during ``[t_compute_start, t_compute_end]``, waits for the channel until
     ``t_upload_start`` and transmits until ``t_upload_end`` (all attempts included). ``rate_up_bps`` is
     the mean rate achieved (bits of all attempts / airtime), ``snr_up_db`` the mean (large-scale) SNR of
-    the UE's band; ``behaviour`` is ``honest`` or the fault or attack the UE was given.
+    the UE's band (at the upload's start: with ``cell.mobility`` it follows the UE's distance and
+    shadowing); ``behaviour`` is ``honest`` or the fault or attack the UE was given.
     """
 
     round: int

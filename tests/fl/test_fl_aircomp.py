@@ -156,6 +156,8 @@ REFUSED = {
     "codec": (["codec=uniform:8"], "set codec.uplink=fp32"),
     "aggregator": (["server.aggregator=median"], "use server.aggregator=mean"),
     "norm_bound": (["server.norm_bound=1.0"], "remove server.norm_bound"),
+    "gauss_markov": (["wireless.cell.fading.process=gauss_markov"], "set cell.fading.process=iid"),
+    "mobility": (["wireless.cell.mobility=random_waypoint"], "cell.mobility=static"),
     "client_dp": (
         ["dp.level=client", "fl.sampling=poisson", "fl.fraction=0.5", "dp.noise_multiplier=1.0"],
         "use dp.level=sample or off",

@@ -83,8 +83,17 @@ def test_undecodable_payload_is_lost_and_the_round_goes_on(monkeypatch: pytest.M
     assert rec.lost == 1 and rec.arrived == rec.selected - 1
 
 
-def test_resume_from_checkpoint_equals_uninterrupted_run() -> None:
-    cfg = load_config(None, [*SMALL, "fl.rounds=4", "codec=ef(topk:0.1)"])
+#: Time-varying channel: Gauss-Markov fading (its state must travel in the checkpoint) and mobility.
+MOVING = [
+    "wireless.cell.fading.process=gauss_markov",
+    "wireless.cell.fading.coherence_time_s=0.005",
+    "wireless.cell.mobility.model=random_waypoint",
+]
+
+
+@pytest.mark.parametrize("channel", [[], MOVING], ids=["static-iid", "gauss-markov-mobile"])
+def test_resume_from_checkpoint_equals_uninterrupted_run(channel: list[str]) -> None:
+    cfg = load_config(None, [*SMALL, "fl.rounds=4", "codec=ef(topk:0.1)", *channel])
     full = build_simulation(cfg)
     full.run_rounds(4)
     first = build_simulation(cfg)
@@ -95,6 +104,19 @@ def test_resume_from_checkpoint_equals_uninterrupted_run() -> None:
     resumed.run_rounds(2)
     expected = [r.as_dict() for r in full.driver.records[2:]]
     assert [r.as_dict() for r in resumed.driver.records] == expected
+
+
+def test_fedwave_run_with_gauss_markov_fading_and_mobility(tmp_path: Path) -> None:
+    from fedwave.cli import main
+
+    args = [*SMALL, *MOVING, "wireless.cell.mobility.pause_s=1"]
+    assert main(["run", "-q", *[x for a in args for x in ("-o", a)], "--out", str(tmp_path / "r")]) == 0
+    rows = (tmp_path / "r" / "timeline.csv").read_text().strip().splitlines()
+    header = rows[0].split(",")
+    ends = [float(r.split(",")[header.index("t_upload_end")]) for r in rows[1:]]
+    snrs = [float(r.split(",")[header.index("snr_up_db")]) for r in rows[1:]]
+    assert len(ends) == 3 * 3 and all(math.isfinite(t) and t > 0 for t in ends)
+    assert all(math.isfinite(s) for s in snrs)
 
 
 def test_run_directory_holds_config_records_timeline_summary(tmp_path: Path) -> None:

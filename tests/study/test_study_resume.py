@@ -17,12 +17,20 @@ import pytest
 from fedwave.cli import main
 from fedwave.report.study import load_study
 
+#: Two codecs (one with error-feedback state) and two fading processes (i.i.d., and Gauss-Markov, whose
+#: state travels in the checkpoints), all with moving UEs.
 GRID = [
     "--vary",
     "codec=fp32,ef(topk:0.2)",
+    "--vary",
+    "wireless.cell.fading.process=iid,gauss_markov",
     "--seeds",
-    "2",
+    "1",
     "--no-report",
+    "-o",
+    "wireless.cell.fading.coherence_time_s=0.005",
+    "-o",
+    "wireless.cell.mobility.model=random_waypoint",
     "-o",
     "data.max_train=240",
     "-o",

@@ -133,7 +133,7 @@ def test_truncated_ues_are_silent_and_energy_is_power_times_airtime(fake_driver)
     status = {e.ue: e.status for e in events}
     assert {ue for ue, s in status.items() if s == "truncated"} == truncated
     assert rec.arrived == n - len(truncated) == rec.extra["aircomp_active"]
-    p, g = clock.cell.ue_power_w, clock.large_scale_gain(range(n))
+    p, g = clock.cell.ue_power_w, clock.large_scale_gain_at(0.0, range(n))
     active = np.array([ue not in truncated for ue in range(n)])
     rho0 = float(np.min((p * g * x)[active]))
     noise = clock.cell.noise_psd_w_hz * 20e6
@@ -203,7 +203,7 @@ def test_a_lost_control_message_keeps_the_ue_out_of_the_analog_sum(fake_driver) 
     assert {a.ue for a in drv.aggregations[0][1]} == arrived
     assert drv.discarded == [("lost", [("h", 0, ue, ue + 1) for ue in sorted(lost)])]
     x = np.array([numpy_generator(3, "fading", "up", 0, ue).standard_exponential(1)[0] for ue in range(20)])
-    p, g = clock.cell.ue_power_w, clock.large_scale_gain(range(20))
+    p, g = clock.cell.ue_power_w, clock.large_scale_gain_at(0.0, range(20))
     rho0 = min(p[u] * g[u] * x[u] for u in arrived)  # the lost UEs do not set the aligned power
     snr = rho0 / (clock.cell.noise_psd_w_hz * 20e6)
     assert drv.records[0].extra["aircomp_rx_snr_db"] == pytest.approx(10 * math.log10(snr), rel=1e-9)

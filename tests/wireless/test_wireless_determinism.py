@@ -30,13 +30,35 @@ CONFIGS = {
         "cell": {"fading": {"model": "rician", "block": "round"}},
         "downlink": {"mode": "unicast"},
     },
+    "gauss-markov-mobile": {
+        "cell": {
+            "fading": {"model": "rician", "process": "gauss_markov", "coherence_time_s": 0.002},
+            "mobility": {"model": "random_waypoint", "pause_s": 0.2},
+        },
+        "policy": {"name": "deadline", "deadline_s": 1.0},
+    },
+    "gauss-markov-async": {
+        "cell": {"fading": {"process": "gauss_markov"}, "mobility": "random_waypoint"},
+        "policy": {"name": "async", "buffer_k": 3, "concurrency": 6},
+        "downlink": {"mode": "unicast"},
+    },
 }
-BUSY_HOST = {
-    "tdma-unicast-errors": {
+
+#: The busy-host check runs the old paths, AirComp and the time-varying channel (Gauss-Markov fading,
+#: mobility).
+BUSY = {
+    "tdma-errors-unicast": {
         "access": {"scheme": "tdma", "packet_errors": {"enabled": True}},
         "downlink": {"mode": "unicast"},
     },
     "aircomp": CONFIGS["aircomp"],
+    "gauss-markov-mobile": {
+        "cell": {
+            "fading": {"process": "gauss_markov", "coherence_time_s": 0.005},
+            "mobility": {"model": "random_waypoint"},
+        },
+        "access": {"packet_errors": {"enabled": True}},
+    },
 }
 
 
@@ -83,9 +105,9 @@ def test_resume_at_round_r_is_exact(fake_driver) -> None:
         assert [e.as_dict() for e in a_evs] == [e.as_dict() for e in b_evs]
 
 
-@pytest.mark.parametrize("name", sorted(BUSY_HOST))
+@pytest.mark.parametrize("name", sorted(BUSY))
 def test_busy_host_gives_the_same_timeline(fake_driver, name: str) -> None:
-    data = BUSY_HOST[name]
+    data = BUSY[name]
     quiet, _ = timeline(fake_driver, data, rounds=4, ues=300)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:

@@ -21,7 +21,7 @@ Both are pure functions of their arguments and the link's generator(s).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +31,9 @@ from fedwave.channel.link import shannon_rate_bps
 
 #: Most blocks drawn at once when extending a link's fading sequence.
 _MAX_CHUNK = 1 << 16
+
+#: ``source(n)``: the fading powers of the link's next ``n`` blocks, shape ``(n, receivers)``.
+FadingSource = Callable[[int], NDArray[np.float64]]
 
 
 class BlockLink:
@@ -43,7 +46,12 @@ class BlockLink:
         block_s: coherence block length (s).
         fading: fading model name (``rayleigh``, ``rician``, ``none``).
         rician_k: Rician K (linear).
-        rngs: one generator per receiver (the fading stream of that receiver's link).
+        rngs: one generator per receiver (the fading stream of that receiver's link): i.i.d. draws per
+            block; or None with ``source``.
+        source: instead of ``rngs``, where the blocks' fading powers come from (e.g. a time-correlated
+            process: :class:`~fedwave.channel.gaussmarkov.GaussMarkovFading`).
+        offset_s: seconds of the first block already elapsed when the link starts (blocks on an absolute
+            time grid), in ``[0, block_s)``.
 
     Successive :meth:`send` calls continue in the same block sequence (a retransmission starts where the
     previous attempt ended).
@@ -61,13 +69,22 @@ class BlockLink:
         block_s: float,
         fading: str,
         rician_k: float,
-        rngs: Sequence[np.random.Generator],
+        rngs: Sequence[np.random.Generator] | None,
+        *,
+        source: FadingSource | None = None,
+        offset_s: float = 0.0,
     ) -> None:
         snr = np.asarray(snr_mean, dtype=float).reshape(-1)
-        if snr.size == 0 or snr.size != len(rngs):
+        if (rngs is None) == (source is None):
+            raise ValueError("give the receivers' generators or a fading source, not both or neither")
+        if rngs is not None and (snr.size == 0 or snr.size != len(rngs)):
             raise ValueError(
                 f"need one generator per receiver, got {snr.size} SNRs and {len(rngs)} generators"
             )
+        if snr.size == 0:
+            raise ValueError("need at least one receiver")
+        if not 0.0 <= offset_s < block_s:
+            raise ValueError(f"offset_s must be in [0, block_s={block_s}), got {offset_s}")
         if not (np.all(np.isfinite(snr)) and np.all(snr > 0)):
             raise ValueError(f"mean SNR must be finite and positive, got {snr.tolist()[:5]}")
         if not (math.isfinite(block_s) and block_s > 0):
@@ -78,10 +95,11 @@ class BlockLink:
         self.block_s = float(block_s)
         self.fading = fading
         self.rician_k = float(rician_k)
-        self._rngs = list(rngs)
+        self._rngs = list(rngs) if rngs is not None else []
+        self._source = source
         self._bits = np.zeros(0)  # bits block j carries (whole block)
         self._pos = 0  # current block index
-        self._used_s = 0.0  # seconds of the current block already used
+        self._used_s = float(offset_s)  # seconds of the current block already used
 
     @property
     def blocks_drawn(self) -> int:
@@ -97,7 +115,12 @@ class BlockLink:
     def _extend(self, need_bits: float) -> None:
         est = need_bits / self._mean_bits_per_block()
         n = int(min(_MAX_CHUNK, max(16.0, 1.25 * est + 4.0)))
-        x = np.stack([sample_fading_power(rng, n, self.fading, self.rician_k) for rng in self._rngs], axis=1)
+        if self._source is not None:
+            x = np.asarray(self._source(n), dtype=float).reshape(n, self.snr_mean.size)
+        else:
+            x = np.stack(
+                [sample_fading_power(rng, n, self.fading, self.rician_k) for rng in self._rngs], axis=1
+            )
         rates = shannon_rate_bps(self.bandwidth_hz, self.snr_mean[None, :] * x, self.gap_db)
         self._bits = np.concatenate([self._bits, rates.min(axis=1) * self.block_s])
 

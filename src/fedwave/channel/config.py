@@ -73,10 +73,15 @@ class FadingConfig(Section):
         default=None,
         gt=0,
         description="Coherence block length in s; null: 0.423 / f_D with the Doppler f_D = v f_c / c "
-        "from ue_speed_kmh and cell.carrier_hz (Clarke).",
+        "from ue_speed_kmh and cell.carrier_hz (Clarke). Under process gauss_markov this is the AR(1) step "
+        "T_b (the default gives the correlation J0(2 pi 0.423) = -0.12 per block).",
     )
     ue_speed_kmh: float = Field(
-        default=3.0, gt=0, le=500, description="UE speed in km/h (Doppler, when coherence_time_s is null)."
+        default=3.0,
+        gt=0,
+        le=500,
+        description="UE speed in km/h: the Doppler f_D (coherence time when coherence_time_s is null, the "
+        "gauss_markov correlation) and the walking speed of cell.mobility.",
     )
     outage_snr_db: float = Field(
         default=0.0,
@@ -85,13 +90,54 @@ class FadingConfig(Section):
         description="'round' blocks: instantaneous SNR (dB) below which an attempt fails (sent at this "
         "SNR's rate) and is retried with a new draw.",
     )
+    process: Literal["iid", "gauss_markov"] = Field(
+        default="iid",
+        description="How the fading of consecutive coherence blocks relates: 'iid' (independent draws per "
+        "block of each link) or 'gauss_markov' (per UE, h evolves as an AR(1) process over blocks of "
+        "absolute time with correlation J0(2 pi f_D T_b) per block, across rounds too; needs block: "
+        "coherence; set coherence_time_s below 0.423 / f_D for a strongly correlated process).",
+    )
+
+    def doppler_hz(self, carrier_hz: float) -> float:
+        """The maximum Doppler shift f_D = v f_c / c in Hz of a UE at ``ue_speed_kmh`` (carrier in Hz)."""
+        return self.ue_speed_kmh / 3.6 * carrier_hz / SPEED_OF_LIGHT_M_S
 
     def coherence_s(self, carrier_hz: float) -> float:
         """The coherence block length in s: ``coherence_time_s``, or 0.423 / f_D at ``carrier_hz`` Hz."""
         if self.coherence_time_s is not None:
             return self.coherence_time_s
-        doppler_hz = self.ue_speed_kmh / 3.6 * carrier_hz / SPEED_OF_LIGHT_M_S
-        return CLARKE_COHERENCE_FACTOR / doppler_hz
+        return CLARKE_COHERENCE_FACTOR / self.doppler_hz(carrier_hz)
+
+    @model_validator(mode="after")
+    def _process_needs_blocks(self) -> FadingConfig:
+        if self.process == "gauss_markov" and self.block != "coherence":
+            raise ValueError(
+                "fading.process 'gauss_markov' evolves the fading over coherence blocks: set "
+                "fading.block to 'coherence' (or fading.process to 'iid')"
+            )
+        return self
+
+
+class MobilityConfig(Section):
+    """How the UEs move. Their speed is ``cell.fading.ue_speed_kmh`` (the one speed of the config: it
+    also gives the Doppler)."""
+
+    model: Literal["static", "random_waypoint"] = Field(
+        default="static",
+        description="'static' (UEs stay where they were placed) or 'random_waypoint' (each UE walks "
+        "straight to a uniformly drawn waypoint in the cell at cell.fading.ue_speed_kmh, pauses pause_s, "
+        "and goes on; path loss and shadowing follow it).",
+    )
+    pause_s: float = Field(
+        default=0.0, ge=0, le=1e7, description="Pause at each waypoint in s (random_waypoint)."
+    )
+    decorrelation_m: float = Field(
+        default=50.0,
+        gt=0,
+        le=1e6,
+        description="Shadowing decorrelation distance in m (Gudmundson): shadowing values d m apart along "
+        "a UE's path have correlation exp(-d / decorrelation_m).",
+    )
 
 
 class CellConfig(Section):
@@ -116,6 +162,10 @@ class CellConfig(Section):
         default_factory=FadingConfig,
         description="Small-scale fading; a plain name (rayleigh, rician, none) sets fading.model.",
     )
+    mobility: MobilityConfig = Field(
+        default_factory=MobilityConfig,
+        description="How UEs move; a plain name (static, random_waypoint) sets mobility.model.",
+    )
     noise_psd_dbm_hz: float = Field(default=-174.0, description="Noise power spectral density N0 in dBm/Hz.")
     noise_figure_db: float = Field(
         default=0.0, ge=0, le=30, description="Receiver noise figure in dB (added to N0)."
@@ -128,6 +178,11 @@ class CellConfig(Section):
     @field_validator("fading", mode="before")
     @classmethod
     def _fading_shorthand(cls, v: Any) -> Any:
+        return {"model": v} if isinstance(v, str) else v
+
+    @field_validator("mobility", mode="before")
+    @classmethod
+    def _mobility_shorthand(cls, v: Any) -> Any:
         return {"model": v} if isinstance(v, str) else v
 
     @field_validator("ue_power_dbm")
@@ -146,6 +201,12 @@ class CellConfig(Section):
         if self.d_min_m > self.radius_m:
             raise ValueError(
                 f"cell.d_min_m ({self.d_min_m} m) must not exceed cell.radius_m ({self.radius_m} m)"
+            )
+        if self.mobility.model == "random_waypoint" and not self.d_min_m < 0.5 * self.radius_m:
+            raise ValueError(
+                f"cell.mobility 'random_waypoint' needs cell.d_min_m ({self.d_min_m} m) below half of "
+                f"cell.radius_m ({self.radius_m} m), so that straight paths between waypoints can avoid "
+                "the BS; lower d_min_m or raise radius_m"
             )
         if self.positions_m is not None:
             if not self.positions_m:

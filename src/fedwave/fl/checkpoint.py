@@ -1,10 +1,12 @@
 """Checkpoints of a running simulation: bytes that restore it exactly after a finished round.
 
 A checkpoint holds the driver's state (global model, server optimizer, broadcast copy, per-UE codec and
-event-trigger state, query counts) and the clock's position (simulated time, next round). Every random
-stream is derived from (seed, round, UE, purpose), so no generator state needs saving: a resumed run
-continues bit for bit. The asynchronous policy keeps UEs in flight across aggregation steps, so its
-runs are not checkpointed between rounds (a resume restarts them; the result is the same).
+event-trigger state, query counts), the clock's position (simulated time, next round) and the clock's
+state across rounds (``Clock.state_dict``: the Gauss-Markov fading processes, with their streams'
+positions; empty for i.i.d. fading). Every other random stream is derived from (seed, round, UE, purpose),
+so no other generator state needs saving: a resumed run continues bit for bit. The asynchronous policy
+keeps UEs in flight across aggregation steps, so its runs are not checkpointed between rounds (a resume
+restarts them; the result is the same).
 
 The bytes are guarded by the store's SHA-256 (:mod:`fedwave.report.integrity`); a blob that still cannot
 be restored (written by another fedwave version, say) raises :class:`CheckpointError`.
@@ -37,6 +39,7 @@ def save_checkpoint(sim: Simulation, *, t_now: float, next_round: int) -> bytes:
     state: dict[str, Any] = {
         "format": FORMAT,
         "driver": sim.driver.state_dict(),
+        "clock": sim.clock.state_dict(),
         "t_now": float(t_now),
         "next_round": int(next_round),
     }
@@ -55,6 +58,7 @@ def load_checkpoint(sim: Simulation, blob: bytes) -> None:
         raise CheckpointError("checkpoint has an unknown format (not written by this fedwave)")
     try:
         sim.driver.load_state_dict(state["driver"])
+        sim.clock.load_state_dict(state.get("clock", {}))
         sim.t_now = float(state["t_now"])
         sim.next_round = int(state["next_round"])
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:

@@ -150,7 +150,7 @@ def run_aircomp_round(
     # -- truncation (one draw per UE and round)
     x = np.array([_fading_draw(clock, j) for j in done])
     idx = np.asarray([j.ue for j in done], dtype=int)
-    power, gain = clock.cell.ue_power_w[idx], clock.large_scale_gain(idx)
+    power, gain = clock.cell.ue_power_w[idx], clock.large_scale_gain_at(0.0, idx)
     first = truncated_inversion(power, gain, x, air.truncation_fading_power)
     ends = {j.ue: compute_end[j.ue] for j in done}  # end of each participant's own transmission
     control_s: dict[int, float] = {}

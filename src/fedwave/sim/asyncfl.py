@@ -83,7 +83,7 @@ def run_async(
             dispatches[ue] += 1
         results = driver.local_updates(rnd, ues, version)
         jobs = clock.make_jobs(
-            ues, results, round=rnd, version=version, keys=keys, bandwidth_hz=[band] * len(ues)
+            ues, results, round=rnd, version=version, keys=keys, bandwidth_hz=[band] * len(ues), t_s=env.now
         )
         dl_bytes = driver.broadcast_bytes()
         downlink: Downlink

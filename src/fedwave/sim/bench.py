@@ -49,11 +49,14 @@ class FixedDriver:
 
 
 def _simulate(args: argparse.Namespace) -> tuple[Clock, FixedDriver, float]:
+    fading: dict[str, object] = {"process": args.fading_process, "block": args.fading_block}
+    if args.block_s is not None:
+        fading["coherence_time_s"] = args.block_s
     cfg = WirelessConfig.model_validate(
         {
             "access": {"scheme": args.access},
             "policy": {"name": args.policy, "buffer_k": args.buffer_k},
-            "cell": {"fading": {"block": args.fading_block}},
+            "cell": {"fading": fading, "mobility": args.mobility},
         }
     )
     clock = Clock(cfg, args.ues, args.flops_per_sample, args.seed)
@@ -81,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="coherence",
         help="cell.fading.block: per coherence block (default) or one draw per attempt",
     )
+    p.add_argument("--fading-process", choices=("iid", "gauss_markov"), default="iid")
+    p.add_argument("--block-s", type=float, default=None, help="fading block length in s (default: T_c)")
+    p.add_argument("--mobility", choices=("static", "random_waypoint"), default="static")
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the second, memory-traced run")
     args = p.parse_args(argv)
 
@@ -90,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = clock.events_processed
     print(
         f"ues={args.ues} rounds={len(driver.rounds)} clients/round={args.clients or args.ues} "
-        f"access={args.access} policy={args.policy}"
+        f"access={args.access} policy={args.policy} fading={args.fading_process} mobility={args.mobility}"
     )
     print(f"simulated time      {t_end:.6g} s")
     print(f"events processed    {n}")

@@ -5,12 +5,22 @@ never read. Random streams: cell ``(seed, "cell", ...)``, devices ``(seed, "devi
 link keys ``k`` (``(round, ue)`` in synchronous rounds, ``("async", ue, n)`` for a UE's n-th async
 dispatch): uplink fading ``(seed, "fading", "up", *k)``, downlink fading ``(seed, "fading", "down", *k)``,
 packet errors ``(seed, "errors", *k)``.
+
+Time-varying channels (both opt-in). ``fading.process: gauss_markov``: the fading of UE u evolves over
+blocks of absolute simulated time, one process per UE shared by its uplink and downlink, innovations from
+``(seed, "fading", "gm", u)`` (:mod:`fedwave.channel.gaussmarkov`); the link keys then serve packet
+errors only. This makes the clock stateful across rounds: :meth:`Clock.state_dict` holds the processes'
+state and goes into checkpoints. ``cell.mobility: random_waypoint``: positions and shadowing are pure
+functions of (seed, UE, t), streams ``(seed, "mobility", "waypoints", u)`` and
+``(seed, "mobility", "shadowing", u)`` (:mod:`fedwave.channel.mobility`). A transmission uses the
+large-scale gain at its start (:meth:`Clock.large_scale_gain_at`), held for its whole airtime.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import simpy
@@ -19,6 +29,7 @@ from numpy.typing import NDArray
 from fedwave.channel.blocks import AttemptLink, BlockLink
 from fedwave.channel.cell import Cell
 from fedwave.channel.fading import sample_fading_power
+from fedwave.channel.gaussmarkov import GaussMarkovFading, jakes_correlation
 from fedwave.channel.link import (
     message_bits,
     packet_error_probability,
@@ -26,6 +37,8 @@ from fedwave.channel.link import (
     shannon_rate_bps,
     snr_linear,
 )
+from fedwave.channel.mobility import RandomWaypoint
+from fedwave.channel.pathloss import pathloss_db
 from fedwave.channel.units import db_to_linear
 from fedwave.devices.profiles import DeviceProfile, sample_profiles
 from fedwave.errors import ConfigError
@@ -59,6 +72,9 @@ class Clock:
         profiles: one :class:`~fedwave.devices.profiles.DeviceProfile` per UE.
         policy: the round policy named by ``cfg.policy.name``.
         block_s: the coherence block length (s) of ``fading.block: coherence``.
+        fading_rho: the Gauss-Markov correlation J0(2 pi f_D block_s) between consecutive blocks.
+        gauss_markov: the UEs' fading processes (``fading.process: gauss_markov``), else None.
+        mobility: the UEs' movement (``cell.mobility: random_waypoint``), else None.
         events_processed: SimPy events processed so far (all runs of this clock).
 
     Raises:
@@ -99,6 +115,32 @@ class Clock:
             )
         fading = self.cfg.cell.fading
         self.block_s = fading.coherence_s(self.cfg.cell.carrier_hz)
+        self.fading_rho = jakes_correlation(fading.doppler_hz(self.cfg.cell.carrier_hz), self.block_s)
+        self.gauss_markov: GaussMarkovFading | None = None
+        if fading.process == "gauss_markov" and fading.model != "none":
+            self.gauss_markov = GaussMarkovFading(
+                self.num_ues, self.fading_rho, fading.model, fading.rician_k, self.seed
+            )
+        cell = self.cfg.cell
+        self.mobility: RandomWaypoint | None = None
+        if cell.mobility.model == "random_waypoint":
+            self.mobility = RandomWaypoint(
+                self.cell.positions_m,
+                cell.radius_m,
+                cell.d_min_m,
+                fading.ue_speed_kmh / 3.6,
+                cell.mobility.pause_s,
+                self.cell.shadowing_db,
+                cell.shadowing_db,
+                cell.mobility.decorrelation_m,
+                self.seed,
+            )
+            far = float(pathloss_db(cell.pathloss.model, [cell.radius_m], cell.pathloss, cell.carrier_hz)[0])
+            if not float(db_to_linear(-far)) > 0:
+                raise ConfigError(
+                    f"a UE walking to the cell edge ({cell.radius_m} m, path loss {far:.4g} dB) would have a "
+                    "mean SNR of 0; lower cell.radius_m or change cell.pathloss"
+                )
         self._outage_snr = float(db_to_linear(fading.outage_snr_db))
         self._waterfall_m = float(db_to_linear(self.cfg.access.packet_errors.waterfall_threshold_db))
 
@@ -146,30 +188,115 @@ class Clock:
         s = self._shares[np.asarray(ues, dtype=int)]
         return w * s / s.sum()
 
-    def large_scale_gain(self, ues: Sequence[int] | NDArray[np.int_]) -> NDArray[np.float64]:
-        """Large-scale uplink gains (path loss and shadowing, linear) of ``ues``."""
-        return np.asarray(self._gain[np.asarray(ues, dtype=int)], dtype=float)
+    @property
+    def time_varying(self) -> bool:
+        """Whether the channel depends on simulated time (Gauss-Markov fading or mobility)."""
+        return self.gauss_markov is not None or self.mobility is not None
 
-    def mean_snr_up(self, ue: int, bandwidth_hz: float) -> float:
-        """Mean uplink SNR (linear, fading averaged out) of UE ``ue`` on ``bandwidth_hz`` Hz."""
-        return float(
-            snr_linear(self.cell.ue_power_w[ue], self._gain[ue], self.cell.noise_psd_w_hz, bandwidth_hz)
-        )
+    def _check_time(self, t_s: float | None) -> float:
+        if t_s is None:
+            if self.time_varying:
+                raise ValueError("this cell's channel varies in time: pass the simulated time t_s")
+            return 0.0
+        return float(t_s)
 
-    def transmit(self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...]) -> Transmission:
-        """Send a message of ``nbytes`` payload bytes (header added) from UE ``ue`` on ``bandwidth_hz`` Hz.
+    def large_scale_gain_at(
+        self, t_s: float, ues: Sequence[int] | NDArray[np.int_] | None = None
+    ) -> NDArray[np.float64]:
+        """Linear large-scale gain (path loss and shadowing, no fading) at simulated time ``t_s`` (s) of
+        every UE, or of ``ues`` in that order. Static cells: the same at every time."""
+        idx = np.arange(self.num_ues) if ues is None else np.asarray(ues, dtype=int).reshape(-1)
+        if self.mobility is None:
+            return self._gain[idx]
+        cell = self.cfg.cell
+        pos, shadow = self.mobility.at(idx, float(t_s))
+        pl = pathloss_db(cell.pathloss.model, np.hypot(pos[:, 0], pos[:, 1]), cell.pathloss, cell.carrier_hz)
+        return db_to_linear(shadow - pl)
+
+    def distance_at(self, t_s: float, ues: Sequence[int] | None = None) -> NDArray[np.float64]:
+        """UE-BS distance in m at simulated time ``t_s`` (s) of every UE, or of ``ues``."""
+        idx = np.arange(self.num_ues) if ues is None else np.asarray(ues, dtype=int).reshape(-1)
+        if self.mobility is None:
+            return self.cell.distance_m[idx]
+        pos, _ = self.mobility.at(idx, float(t_s))
+        return np.hypot(pos[:, 0], pos[:, 1])
+
+    def mean_snr_up(self, ue: int, bandwidth_hz: float, t_s: float | None = None) -> float:
+        """Mean uplink SNR (linear, fading averaged out) of UE ``ue`` on ``bandwidth_hz`` Hz at time
+        ``t_s`` (s; may be omitted when the channel does not vary in time)."""
+        gain = float(self.large_scale_gain_at(self._check_time(t_s), [ue])[0])
+        return float(snr_linear(self.cell.ue_power_w[ue], gain, self.cell.noise_psd_w_hz, bandwidth_hz))
+
+    def _gm_source(
+        self, ues: Sequence[int], t_s: float
+    ) -> tuple[Callable[[int], NDArray[np.float64]], float]:
+        """The Gauss-Markov blocks of ``ues`` from the block holding ``t_s`` on, and the offset (s) of
+        ``t_s`` into that block."""
+        gm = self.gauss_markov
+        assert gm is not None
+        block = math.floor(t_s / self.block_s)
+        offset = t_s - block * self.block_s
+        if offset >= self.block_s:
+            block, offset = block + 1, 0.0
+        offset = max(0.0, offset)
+        for ue in ues:
+            gm.start(int(ue), block)
+        pos = [block]
+
+        def source(n: int) -> NDArray[np.float64]:
+            x = np.stack([gm.power(int(ue), pos[0], n) for ue in ues], axis=1)
+            pos[0] += n
+            return x
+
+        return source, offset
+
+    def _block_link(
+        self,
+        snr: NDArray[np.float64],
+        bandwidth_hz: float,
+        ues: Sequence[int],
+        rngs_keys: Sequence[tuple[Key, ...]],
+        direction: str,
+        t_s: float,
+    ) -> BlockLink:
+        fading = self.cfg.cell.fading
+        gap = self.cfg.access.gap_db
+        if self.gauss_markov is not None:
+            source, offset = self._gm_source(ues, t_s)
+            return BlockLink(
+                snr,
+                bandwidth_hz,
+                gap,
+                self.block_s,
+                fading.model,
+                fading.rician_k,
+                None,
+                source=source,
+                offset_s=offset,
+            )
+        rngs = [numpy_generator(self.seed, "fading", direction, *k) for k in rngs_keys]
+        return BlockLink(snr, bandwidth_hz, gap, self.block_s, fading.model, fading.rician_k, rngs)
+
+    def transmit(
+        self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...], t_s: float | None = None
+    ) -> Transmission:
+        """Send a message of ``nbytes`` payload bytes (header added) from UE ``ue`` on ``bandwidth_hz`` Hz,
+        starting at simulated time ``t_s`` (s; may be omitted when the channel does not vary in time).
 
         Coherence blocks: the airtime of each attempt comes from the block sequence of the stream
-        ``(seed, "fading", "up", *keys)``, attempts continuing one after another; with packet errors, each
-        attempt fails independently with the waterfall probability on the mean SNR. One draw per attempt
-        (``fading.block: round``): the outage rule of :class:`~fedwave.channel.blocks.AttemptLink`.
+        ``(seed, "fading", "up", *keys)`` (or of the UE's Gauss-Markov process from the block holding
+        ``t_s``), attempts continuing one after another; with packet errors, each attempt fails
+        independently with the waterfall probability on the mean SNR. One draw per attempt
+        (``fading.block: round``): the outage rule of :class:`~fedwave.channel.blocks.AttemptLink`. The
+        large-scale gain is the one at ``t_s``, for every attempt.
         """
         access = self.cfg.access
         fading = self.cfg.cell.fading
+        t = self._check_time(t_s)
         bits = message_bits(nbytes, access.header_bytes)
-        snr = self.mean_snr_up(ue, bandwidth_hz)
-        rng = numpy_generator(self.seed, "fading", "up", *keys)
+        snr = self.mean_snr_up(ue, bandwidth_hz, t)
         if fading.block == "round":
+            rng = numpy_generator(self.seed, "fading", "up", *keys)
             link = AttemptLink(
                 snr, bandwidth_hz, access.gap_db, self._outage_snr, fading.model, fading.rician_k, rng
             )
@@ -178,11 +305,9 @@ class Clock:
                 seconds, ok, _ = link.attempt(bits)
                 spent.append(seconds)
                 if ok:
-                    return Transmission(tuple(spent), True, bits)
-            return Transmission(tuple(spent), False, bits)
-        block = BlockLink(
-            [snr], bandwidth_hz, access.gap_db, self.block_s, fading.model, fading.rician_k, [rng]
-        )
+                    return Transmission(tuple(spent), True, bits, snr)
+            return Transmission(tuple(spent), False, bits, snr)
+        block = self._block_link(np.array([snr]), bandwidth_hz, [ue], [keys], "up", t)
         if access.packet_errors.enabled:
             q = float(packet_error_probability(snr, self._waterfall_m))
             attempts, delivered = sample_attempts(
@@ -190,30 +315,34 @@ class Clock:
             )
         else:
             attempts, delivered = 1, True
-        return Transmission(tuple(block.send(bits) for _ in range(attempts)), delivered, bits)
+        return Transmission(tuple(block.send(bits) for _ in range(attempts)), delivered, bits, snr)
 
-    def downlink_time_s(self, ues: Sequence[int], nbytes: int, keys: Sequence[tuple[Key, ...]]) -> float:
-        """Seconds to deliver ``nbytes`` (header added) on the full band to every UE of ``ues`` at once.
+    def downlink_time_s(
+        self, ues: Sequence[int], nbytes: int, keys: Sequence[tuple[Key, ...]], t_s: float | None = None
+    ) -> float:
+        """Seconds to deliver ``nbytes`` (header added) on the full band to every UE of ``ues`` at once,
+        starting at simulated time ``t_s`` (s; may be omitted when the channel does not vary in time).
 
         Coherence blocks: each block carries what its worst receiver decodes (each receiver's fading from
-        ``(seed, "fading", "down", *keys[i])``). One draw per round: the worst receiver's rate, never below
-        the rate of the outage threshold SNR (the downlink has no errors).
+        ``(seed, "fading", "down", *keys[i])``, or from its Gauss-Markov process). One draw per round: the
+        worst receiver's rate, never below the rate of the outage threshold SNR (the downlink has no
+        errors).
         """
         if not ues or nbytes < 0:
             return 0.0
         access = self.cfg.access
         fading = self.cfg.cell.fading
+        t = self._check_time(t_s)
         w = access.bandwidth_hz
-        idx = np.asarray(ues, dtype=int)
-        snr = snr_linear(self.cell.bs_power_w, self._gain[idx], self.cell.noise_psd_w_hz, w)
-        rngs = [numpy_generator(self.seed, "fading", "down", *k) for k in keys]
+        gain = self.large_scale_gain_at(t, ues)
+        snr = snr_linear(self.cell.bs_power_w, gain, self.cell.noise_psd_w_hz, w)
         bits = message_bits(nbytes, access.header_bytes)
         if fading.block == "round":
+            rngs = [numpy_generator(self.seed, "fading", "down", *k) for k in keys]
             x = np.array([sample_fading_power(r, 1, fading.model, fading.rician_k)[0] for r in rngs])
             rate = shannon_rate_bps(w, np.maximum(snr * x, self._outage_snr), access.gap_db)
             return bits / float(rate.min())
-        link = BlockLink(snr, w, access.gap_db, self.block_s, fading.model, fading.rician_k, rngs)
-        return link.send(bits)
+        return self._block_link(snr, w, ues, keys, "down", t).send(bits)
 
     # -- jobs -----------------------------------------------------------------------------------------
 
@@ -226,8 +355,10 @@ class Clock:
         version: int,
         keys: Sequence[tuple[Key, ...]],
         bandwidth_hz: Sequence[float] | None = None,
+        t_s: float | None = None,
     ) -> list[Job]:
-        """Jobs for ``ues`` with their local results, link keys and uplink bands.
+        """Jobs for ``ues`` with their local results, link keys and uplink bands, made at simulated time
+        ``t_s`` (s; the time of the mean SNR recorded; may be omitted when the channel does not vary).
 
         Bands (unless given): FDMA splits the band among the UEs that upload an update (not "no update"
         messages, not silent UEs); a "no update" message goes on a control allocation of W / len(ues).
@@ -235,6 +366,7 @@ class Clock:
         """
         if len(results) != len(ues) or len(keys) != len(ues):
             raise ValueError(f"need one result and one key per UE: {len(ues)} UEs, {len(results)} results")
+        t = self._check_time(t_s)
         if bandwidth_hz is None:
             up = [u for u, r in zip(ues, results) if not (r.skip or r.silent)]
             band_of = dict(zip(up, self.uplink_bandwidth_hz(up).tolist()))
@@ -252,7 +384,7 @@ class Clock:
                     power_w=float(self.cell.ue_power_w[int(ue)]),
                     result=result,
                     bandwidth_hz=float(band),
-                    snr_up=self.mean_snr_up(int(ue), float(band)),
+                    snr_up=self.mean_snr_up(int(ue), float(band), t),
                     keys=tuple(key),
                 )
             )
@@ -274,10 +406,33 @@ class Clock:
             return QueuedDownlink(
                 channel if channel is not None else FifoChannel(env),
                 message_bytes,
-                lambda job: self.downlink_time_s([job.ue], message_bytes, [job.keys]),
+                lambda job: self.downlink_time_s([job.ue], message_bytes, [job.keys], env.now),
             )
-        duration = self.downlink_time_s([j.ue for j in jobs], message_bytes, [j.keys for j in jobs])
+        duration = self.downlink_time_s([j.ue for j in jobs], message_bytes, [j.keys for j in jobs], env.now)
         return BroadcastDownlink(duration, message_bytes)
+
+    # -- state across rounds ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the clock carries from one round to the next: the Gauss-Markov fading processes (empty
+        when the fading is i.i.d.; mobility is a pure function of time and needs no state)."""
+        return {} if self.gauss_markov is None else {"gauss_markov": self.gauss_markov.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state written by :meth:`state_dict` (a checkpoint of the same run).
+
+        Raises:
+            ValueError: the state does not fit this clock (Gauss-Markov state missing or unexpected).
+        """
+        if self.gauss_markov is None:
+            if state:
+                raise ValueError("the checkpoint holds fading-process state, but this run's fading is iid")
+            return
+        if "gauss_markov" not in state:
+            raise ValueError(
+                "the checkpoint holds no fading-process state, but this run's fading is gauss_markov"
+            )
+        self.gauss_markov.load_state_dict(state["gauss_markov"])
 
     def job_context(self, driver: Driver, uplink: Uplink, on_arrival: Callable[[Job], object]) -> JobContext:
         """The shared context of the UE processes of one run or round."""

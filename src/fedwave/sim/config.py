@@ -153,4 +153,9 @@ def _aircomp_problems(cfg: WirelessConfig) -> list[str]:
             "access.packet_errors with access.scheme 'aircomp': the analog sum is never retransmitted, its "
             "error is the received noise; set access.packet_errors.enabled=false"
         )
+    if cfg.cell.fading.process != "iid" or cfg.cell.mobility.model != "static":
+        problems.append(
+            "access.scheme 'aircomp' draws each UE's channel once per round from a static cell; it does not "
+            "model a time-varying channel yet: set cell.fading.process=iid and cell.mobility=static"
+        )
     return problems

@@ -109,7 +109,9 @@ def run_round(
         )
     )
     results = driver.local_updates(rnd, selected, rnd) if selected else []
-    jobs = clock.make_jobs(selected, results, round=rnd, version=rnd, keys=[(rnd, ue) for ue in selected])
+    jobs = clock.make_jobs(
+        selected, results, round=rnd, version=rnd, keys=[(rnd, ue) for ue in selected], t_s=t0
+    )
     state = RoundState(env, len(jobs), t0)
     uplink = TdmaUplink(FifoChannel(env)) if cfg.access.scheme == "tdma" else Uplink()
     ctx = clock.job_context(driver, uplink, state.arrive)

@@ -116,19 +116,24 @@ class Job:
 
 
 class Transmit(Protocol):
-    """``transmit(ue, bandwidth_hz, nbytes, keys)``: the attempts, delivery and airtime of one message."""
+    """``transmit(ue, bandwidth_hz, nbytes, keys, t_s)``: the attempts, delivery and airtime of one message
+    starting at simulated time ``t_s`` (s)."""
 
-    def __call__(self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...]) -> Transmission: ...
+    def __call__(
+        self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...], t_s: float | None = None
+    ) -> Transmission: ...
 
 
 @dataclass(frozen=True)
 class Transmission:
     """The outcome of sending one message of ``bits`` bits on the air (header included): the duration of
-    each attempt (s), and whether the last attempt arrived."""
+    each attempt (s), whether the last attempt arrived, and the mean SNR (linear, large-scale gain at the
+    transmission's start) it was sent with, if known."""
 
     attempt_s: tuple[float, ...]
     delivered: bool
     bits: int
+    snr_mean: float | None = None
 
     @property
     def attempts(self) -> int:
@@ -217,12 +222,14 @@ class TdmaUplink(Uplink):
 
 def _transmit(env: simpy.Environment, job: Job, ctx: JobContext) -> Generator[simpy.Event, Any, None]:
     nbytes = ctx.skip_message_bytes if job.result.skip else int(job.result.payload_bytes)
-    sent = ctx.transmit(job.ue, job.bandwidth_hz, nbytes, job.keys)
+    sent = ctx.transmit(job.ue, job.bandwidth_hz, nbytes, job.keys, env.now)
     job.attempt_s, job.attempts, job.delivered = sent.attempt_s, sent.attempts, sent.delivered
     job.mark(UP_START, env.now)
     ev = job.event
     ev.bytes_up = nbytes
     ev.attempts = sent.attempts
+    if sent.snr_mean is not None and sent.snr_mean > 0:  # moving UEs: the SNR at the upload's start
+        ev.snr_up_db = 10.0 * math.log10(sent.snr_mean)
     airtime = sent.airtime_s
     ev.rate_up_bps = sent.bits * sent.attempts / airtime if airtime > 0 else 0.0
     yield env.timeout(airtime)
