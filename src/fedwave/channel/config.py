@@ -208,6 +208,23 @@ class AccessConfig(Section):
     packet_errors: PacketErrorConfig = Field(
         default_factory=PacketErrorConfig, description="Packet errors and retransmissions."
     )
+    allocation: str = Field(
+        default="equal",
+        description="FDMA band split among the round's uploading UEs: 'equal' (or by shares), "
+        "'min_latency' (the split that ends the round earliest, given payloads, rates and compute times) "
+        "or 'min_energy' (least UE energy with every UE done by wireless.policy.deadline_s; CPU "
+        "frequencies too with devices.model cycles). The allocator plans with the ergodic rate (averaged "
+        "over the fading model) on the mean gain.",
+    )
+
+    @field_validator("allocation")
+    @classmethod
+    def _known_allocation(cls, v: str) -> str:
+        from fedwave.channel.allocation import ALLOCATIONS
+
+        if v not in ALLOCATIONS:
+            raise ValueError(f"unknown allocation {v!r}; choose one of {', '.join(ALLOCATIONS)}")
+        return v
 
     @field_validator("shares")
     @classmethod

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import simpy
 
 from fedwave.errors import FedwaveError
+from fedwave.rng import Key
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.protocol import Arrival, Driver
 from fedwave.sim.timeline import build_record
@@ -105,11 +106,13 @@ def run_round(
         )
     )
     results = driver.local_updates(rnd, selected, rnd) if selected else []
-    jobs = clock.make_jobs(selected, results, round=rnd, version=rnd, keys=[(rnd, ue) for ue in selected])
+    keys: list[tuple[Key, ...]] = [(rnd, ue) for ue in selected]
+    dl_bytes = driver.broadcast_bytes() if selected else 0
+    plan = clock.plan_uplink(selected, results, keys, dl_bytes) if selected else None
+    jobs = clock.make_jobs(selected, results, round=rnd, version=rnd, keys=keys, plan=plan)
     state = RoundState(env, len(jobs), t0)
     uplink = TdmaUplink(FifoChannel(env)) if cfg.access.scheme == "tdma" else Uplink()
     ctx = clock.job_context(driver, uplink, state.arrive)
-    dl_bytes = driver.broadcast_bytes() if jobs else 0
     downlink = clock.group_downlink(env, jobs, dl_bytes)
     for job in jobs:
         env.process(ue_process(env, job, downlink, ctx))
@@ -152,4 +155,6 @@ def run_round(
         driver.discard(handles, reason)
     driver.aggregate(rnd, arrivals)
     record = build_record(rnd, t0, t_end, events, critical.event if critical else None, bytes_down)
+    if plan is not None:
+        record.extra["allocation_fallback"] = float(plan.fallback)
     return t_end, bool(driver.end_round(record, events))
