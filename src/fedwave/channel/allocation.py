@@ -211,23 +211,34 @@ def _fill(bands: Array, total: float) -> Array:
 
 
 def min_latency_finish_s(problem: AllocationProblem, ready_s: Array | None = None) -> float:
-    """The least T with sum_i b_i(T) <= W, b_i(T) the band that has UE i done by T (bisection)."""
+    """The least T with sum_i b_i(T) <= W, b_i(T) the band that has UE i done by T (Brent's method on
+    a bracket from the equal split's finish time down to the first T every UE can meet)."""
     a = problem.ready_s if ready_s is None else ready_s
     bits, s, w = problem.bits, problem.snr_hz, problem.bandwidth_hz
     n = len(bits)
     q = problem.fading
     lo = float(np.max(a + bits / rate_limit_bps(s, q)))  # below this some UE needs an infinite band
     hi = float(np.max(a + bits / rate_bps(np.full(n, w / n), s, q)))  # the equal split finishes by then
-    for _ in range(200):
-        if hi - lo <= RTOL * hi:
-            break
+
+    def surplus(t: float) -> float:  # decreasing in t; +inf where some UE cannot finish by t
+        return float(band_for_rate(bits / (t - a), s, q).sum()) / w - 1.0
+
+    if surplus(hi) >= 0:
+        return hi
+    for _ in range(200):  # bisect until the lower end is finite, then Brent
         mid = 0.5 * (lo + hi)
-        need = band_for_rate(bits / (mid - a), s, q).sum()
-        if need <= w:
+        if hi - mid <= RTOL * hi:
+            return hi
+        f_mid = surplus(mid)
+        if f_mid <= 0:
             hi = mid
+        elif math.isfinite(f_mid):
+            lo = mid
+            break
         else:
             lo = mid
-    return hi
+    t = brentq(surplus, lo, hi, xtol=RTOL * hi, rtol=4 * np.finfo(float).eps)
+    return t if surplus(t) <= 0 else t * (1 + 4 * np.finfo(float).eps)
 
 
 def min_latency(problem: AllocationProblem) -> Allocation:
