@@ -58,31 +58,37 @@ def test_band_for_rate_inverts_the_rate() -> None:
     assert band_for_rate(np.array([0.0]), s[:1])[0] == 0.0
 
 
+def _generic_min_latency(p: AllocationProblem) -> float:
+    """SLSQP on the epigraph form: minimise T s.t. a_i + L_i / r_i(b_i) <= T, sum b = W (scaled by W
+    and the equal split's finish time); returns the latest finish time of its split, played out."""
+    n = len(p.bits)
+    t_eq = float(_finish(p, equal(p).bandwidth_hz).max())
+    cons = [
+        {"type": "eq", "fun": lambda x: x[:n].sum() - 1.0},
+        {"type": "ineq", "fun": lambda x: x[n] - _finish(p, x[:n] * W) / t_eq},
+    ]
+    res = minimize(
+        lambda x: x[n],
+        np.r_[np.full(n, 1.0 / n), 1.0],
+        method="SLSQP",
+        constraints=cons,
+        bounds=[(1e-9, 1.0)] * n + [(0.0, 2.0)],
+        options={"ftol": 1e-15, "maxiter": 1000},
+    )
+    return float(_finish(p, res.x[:n] / res.x[:n].sum() * W).max())
+
+
 def test_min_latency_matches_a_generic_solver_on_100_instances() -> None:
     rng = np.random.default_rng(1)
     for _ in range(100):
         p = _instance(rng)
-        n = len(p.bits)
         bands = min_latency(p).bandwidth_hz
         assert bands.sum() == pytest.approx(W, rel=1e-12) and np.all(bands > 0)
         ours = float(_finish(p, bands).max())
-        t_eq = float(_finish(p, equal(p).bandwidth_hz).max())
-        # The epigraph form: minimise T s.t. a_i + L_i / r_i(b_i) <= T, sum b = W (scaled by W and t_eq).
-        cons = [
-            {"type": "eq", "fun": lambda x: x[:n].sum() - 1.0},
-            {"type": "ineq", "fun": lambda x: x[n] - _finish(p, x[:n] * W) / t_eq},
-        ]
-        res = minimize(
-            lambda x: x[n],
-            np.r_[np.full(n, 1.0 / n), 1.0],
-            method="SLSQP",
-            constraints=cons,
-            bounds=[(1e-9, 1.0)] * n + [(0.0, 2.0)],
-            options={"ftol": 1e-15, "maxiter": 1000},
-        )
-        theirs = float(_finish(p, res.x[:n] / res.x[:n].sum() * W).max())  # their split, played out
+        theirs = _generic_min_latency(p)
         assert abs(ours - theirs) <= 1e-6 * theirs
-        assert ours <= theirs * (1 + 1e-12) and ours <= t_eq * (1 + 1e-12)
+        assert ours <= theirs * (1 + 1e-12)
+        assert ours <= float(_finish(p, equal(p).bandwidth_hz).max()) * (1 + 1e-12)
         assert np.ptp(_finish(p, bands)) <= 1e-9 * ours  # the optimum equalises the finish times
 
 
@@ -91,43 +97,47 @@ def _energy(p: AllocationProblem, bands: np.ndarray, cpu: np.ndarray) -> float:
     return float(np.sum(p.power_w * p.bits / rate_bps(bands, p.snr_hz) + p.kappa * p.cycles * cpu**2))
 
 
+def _generic_min_energy(p: AllocationProblem, scale: float) -> tuple[float, float]:
+    """SLSQP over (b / W, f / f_max) with the deadline as constraints; (its energy, worst slack / D)."""
+    n = len(p.bits)
+    assert p.cycles is not None and p.cpu_max_hz is not None and p.deadline_s is not None
+    fmax, cycles, deadline = p.cpu_max_hz, p.cycles, p.deadline_s
+
+    def late(x: np.ndarray) -> np.ndarray:
+        done = p.download_s + cycles / (x[n:] * fmax) + p.bits / rate_bps(x[:n] * W, p.snr_hz)
+        return (deadline - done) / deadline
+
+    res = minimize(
+        lambda x: _energy(p, x[:n] * W, x[n:] * fmax) / scale,
+        np.r_[min_latency(p).bandwidth_hz / W, np.ones(n)],
+        method="SLSQP",
+        constraints=[{"type": "eq", "fun": lambda x: x[:n].sum() - 1.0}, {"type": "ineq", "fun": late}],
+        bounds=[(1e-9, 1.0)] * n + [(1e-6, 1.0)] * n,
+        options={"ftol": 1e-15, "maxiter": 2000},
+    )
+    return float(res.fun) * scale, float(late(res.x).min())
+
+
 def test_min_energy_matches_a_generic_solver_and_meets_the_deadline() -> None:
     rng = np.random.default_rng(2)
     for _ in range(40):
         p0 = _instance(rng, cycles=True, low_snr_db=0)
-        n = len(p0.bits)
         deadline = min_latency_finish_s(p0) * rng.uniform(1.05, 2.0)
         p = AllocationProblem(**{**p0.__dict__, "deadline_s": deadline})
         a = min_energy(p)
-        assert not a.fallback and a.cpu_hz is not None
+        assert not a.fallback and a.cpu_hz is not None and p.cycles is not None
         assert a.bandwidth_hz.sum() == pytest.approx(W, rel=1e-12)
         assert np.all(a.cpu_hz <= p.cpu_max_hz)
         done = p.download_s + p.cycles / a.cpu_hz + p.bits / rate_bps(a.bandwidth_hz, p.snr_hz)
         assert np.all(done <= deadline)
         ours = _energy(p, a.bandwidth_hz, a.cpu_hz)
         assert ours == pytest.approx(round_energy_j(p, a), rel=1e-12)
-        fmax = p.cpu_max_hz
-
-        def late(x: np.ndarray) -> np.ndarray:
-            return (
-                deadline - p.download_s - p.cycles / (x[n:] * fmax) - p.bits / rate_bps(x[:n] * W, p.snr_hz)
-            ) / deadline
-
-        start = np.r_[min_latency(p).bandwidth_hz / W, np.ones(n)]
-        res = minimize(
-            lambda x: _energy(p, x[:n] * W, x[n:] * fmax) / ours,
-            start,
-            method="SLSQP",
-            constraints=[{"type": "eq", "fun": lambda x: x[:n].sum() - 1.0}, {"type": "ineq", "fun": late}],
-            bounds=[(1e-9, 1.0)] * n + [(1e-6, 1.0)] * n,
-            options={"ftol": 1e-15, "maxiter": 2000},
-        )
-        assert late(res.x).min() >= -1e-9  # the generic answer is feasible
-        theirs = res.fun * ours
+        theirs, worst = _generic_min_energy(p, ours)
+        assert worst >= -1e-9  # the generic answer is feasible
         assert abs(ours - theirs) <= 1e-6 * theirs
         # Cheaper than the least-latency plan at full CPU speed, which also meets the deadline.
-        ml = min_latency(p).bandwidth_hz
-        assert ours < _energy(p, ml, fmax)
+        assert p.cpu_max_hz is not None
+        assert ours < _energy(p, min_latency(p).bandwidth_hz, p.cpu_max_hz)
 
 
 def test_min_energy_without_cpu_choice_only_moves_bands() -> None:

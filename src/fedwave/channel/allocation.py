@@ -4,22 +4,23 @@ Every solver is a pure function ``solver(problem) -> Allocation`` of an :class:`
 the registry :data:`ALLOCATIONS` by the name ``wireless.access.allocation`` gives:
 
 * ``equal``: W / n each (or W w_i / sum w, with ``access.shares`` as weights w).
-* ``min_latency``: the split that makes the round end as early as possible. UE i can start its upload
-  at a_i (its download end plus its compute time, s) and sends L_i bits at r_i(b) = b E[log2(1 + s_i x /
-  b)], where s_i = P_i G_i / (N0 Gamma) (Hz) folds power, mean gain, noise and the SNR gap, and the
-  expectation is over the fading power x (the ergodic rate an upload spanning many coherence blocks
-  gets; x = 1 without fading). It minimises max_i a_i + L_i / r_i(b_i) subject to sum b_i = W, exactly: bisection on the
-  finish time T (the band sum_i b_i(T) needed to finish by T is decreasing in T), with r_i(b) =
-  L_i / (T - a_i) solved for b (closed form by Lambert W without fading, else bisection), polished by
-  Newton steps.
+* ``min_latency``: the split that makes the round end as early as possible. UE i can start its
+  upload at a_i (its download end plus its compute time, s) and sends L_i bits at r_i(b) =
+  b E[log2(1 + s_i x / b)], where s_i = P_i G_i / (N0 Gamma) (Hz) folds power, mean gain, noise and the
+  SNR gap, and the expectation is over the fading power x (the ergodic rate an upload spanning many
+  coherence blocks gets; x = 1 without fading). It minimises max_i a_i + L_i / r_i(b_i) subject to
+  sum b_i = W, exactly: a root search on the finish time T (the band sum_i b_i(T) needed to finish by T
+  is decreasing in T; bisection, then Brent's method), with r_i(b) = L_i / (T - a_i) solved for b
+  (closed form by Lambert W without fading, else regula falsi), polished by Newton steps.
 * ``min_energy``: minimises the UEs' energy sum_i P_i L_i / r_i(b_i) + kappa_i c_i f_i^2 (c_i = C D, the
   cycles of the update; compute energy only with a CPU frequency to choose, i.e. ``cycles`` devices)
   subject to every UE finishing by the deadline, f_i <= f_max,i and sum b_i = W (Yang et al. 2021). For
   a band b the best f is the slowest that still meets the deadline, f = c / (S_i - L_i / r_i(b)) with
   S_i the deadline minus the UE's download end; the energy E_i(b) left is convex and decreasing in b,
   so the KKT conditions -E_i'(b_i) = lambda (or b_i at its least feasible band) are solved by
-  bisection on lambda with a bisection on b inside. If the deadline cannot be met by every UE even with
-  all CPUs at f_max, the round falls back to ``min_latency`` (CPUs at f_max) and says so.
+  Brent's method on log lambda with a regula falsi on log b inside. If the deadline cannot be met by
+  every UE even with all CPUs at f_max, the round falls back to ``min_latency`` (CPUs at f_max) and
+  says so (``RoundRecord.extra["allocation_fallback"]`` = 1).
 
 Retransmissions and packet errors are not part of these problems: they plan the first attempt.
 """
@@ -36,7 +37,7 @@ from scipy.optimize import brentq
 from scipy.special import lambertw
 
 LN2 = math.log(2.0)
-#: Relative accuracy of the bisections (finish time, Lagrange multiplier, bands).
+#: Relative accuracy of the root searches (finish time, Lagrange multiplier, bands).
 RTOL = 1e-13
 #: The deadline is planned this much (relatively) early, so rounding cannot push a UE past it.
 DEADLINE_MARGIN = 1e-9
@@ -171,7 +172,7 @@ def band_for_rate(rate: Array, snr_hz: Array, fading: Quadrature = None) -> Arra
     """The band b (Hz) with r(b) = ``rate``; inf where ``rate`` >= the limit, 0 where ``rate`` <= 0.
 
     Without fading, closed form: with c = rate ln 2 / s, z = 1 + s / b solves ln z = c (z - 1), so
-    z = -W_{-1}(-c e^{-c}) / c. With a fading quadrature, bisection on log b from there (the ergodic
+    z = -W_{-1}(-c e^{-c}) / c. With a fading quadrature, regula falsi on log b from there (the ergodic
     rate is below the rate at the mean, so the band is larger). Then Newton steps on r(b) = rate.
     """
     rate = np.asarray(rate, dtype=float)

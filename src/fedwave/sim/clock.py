@@ -36,6 +36,7 @@ from fedwave.sim.config import WirelessConfig
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.policies import Policy, policy_class
 from fedwave.sim.protocol import Driver, LocalResult
+from fedwave.sim.radio import RadioView
 from fedwave.sim.ue import (
     BroadcastDownlink,
     Downlink,
@@ -292,6 +293,22 @@ class Clock:
             ]
         )
         return np.asarray(mean * x, dtype=float)
+
+    def radio_view(self, round: int, t_start: float) -> RadioView:
+        """What the BS knows of the radio at the start of round ``round`` (:class:`RadioView`), built on
+        :meth:`round_channel`; the downlink estimate scales it by the BS/UE power ratio."""
+        snr = self.round_channel(round, t_start)
+        return RadioView(
+            round=round,
+            snr=snr,
+            downlink_snr=snr * self.cell.bs_power_w / np.asarray(self.cell.ue_power_w, dtype=float),
+            bandwidth_hz=self.cfg.access.bandwidth_hz,
+            gap_db=self.cfg.access.gap_db,
+            header_bytes=self.cfg.access.header_bytes,
+            deadline_s=self.cfg.policy.deadline_s,
+            profiles=self.profiles,
+            flops_per_sample=self.flops_per_sample,
+        )
 
     def group_downlink(
         self,

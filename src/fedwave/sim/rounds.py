@@ -98,6 +98,9 @@ def run_round(
     """Simulate round ``rnd`` from time ``t0`` (s); return (end time in s, whether to continue)."""
     cfg = clock.cfg
     env = simpy.Environment(initial_time=t0)
+    observe = getattr(driver, "observe_radio", None)
+    if observe is not None:  # an optional driver method: the channel estimate for channel-aware rules
+        observe(clock.radio_view(rnd, t0))
     selected = sorted(
         checked_selection(
             driver.select(rnd, range(clock.num_ues), clients_per_round),
