@@ -277,6 +277,9 @@ def test_min_energy_on_the_clock_meets_the_deadline_and_lowers_the_cpu(fake_driv
         assert e.t_compute_end - e.t_compute_start == pytest.approx(cycles / e.cpu_hz, rel=1e-12)
         assert e.energy_compute_j == pytest.approx(prof.kappa * cycles * e.cpu_hz**2, rel=1e-12)
     assert rec.energy_j < ref.records[0].energy_j  # full CPU speed, equal split: more energy
+    # The slower CPUs are what the jobs ran at: less compute energy, and some UE below its full speed.
+    assert rec.extra["energy_compute_j"] < 0.9 * ref.records[0].extra["energy_compute_j"]
+    assert any(e.cpu_hz < 0.99 * clock.profiles[e.ue].cpu_hz for e in events)
 
 
 def test_min_energy_on_the_clock_falls_back_when_the_deadline_is_too_short(fake_driver) -> None:  # type: ignore[no-untyped-def]
@@ -285,6 +288,15 @@ def test_min_energy_on_the_clock_falls_back_when_the_deadline_is_too_short(fake_
     assert drv.records[0].extra["allocation_fallback"] == 1.0
     profiles = Clock(cfg, 6, flops_per_sample=1e6, seed=5).profiles
     assert all(e.cpu_hz == profiles[e.ue].cpu_hz for e in drv.events[0])  # CPUs at their full speed
+
+
+def test_a_bad_allocation_override_is_a_config_error() -> None:
+    from fedwave.config import load_config
+
+    with pytest.raises(ConfigError, match=r"wireless\.access\.allocation.*unknown allocation 'fast'"):
+        load_config(None, ["wireless.access.allocation=fast"])
+    with pytest.raises(ConfigError, match=r"min_energy.*wireless\.policy\.name: deadline"):
+        load_config(None, ["wireless.access.allocation=min_energy"])
 
 
 @pytest.mark.parametrize(
