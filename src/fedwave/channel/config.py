@@ -217,6 +217,14 @@ class AccessConfig(Section):
         "over the fading model) on the mean gain.",
     )
 
+    allocation_margin: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="'min_energy' plans every UE to finish by (1 - margin) * wireless.policy.deadline_s: "
+        "the rest of the deadline is slack for the fading the plan averages out (0: none).",
+    )
+
     @field_validator("allocation")
     @classmethod
     def _known_allocation(cls, v: str) -> str:

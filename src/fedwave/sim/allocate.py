@@ -6,7 +6,8 @@ uploading UE's message bits (payload + header), its mean uplink gain and the fad
 allocator plans with the ergodic rate b E[log2(1 + SNR x)] over the fading power x, what an upload
 spanning many coherence blocks gets: the fading of those blocks is not known in advance), its download end
 (the broadcast's duration, or its turn among the unicasts, by UE id) and its compute time from its
-device profile. Then it calls the solver named by ``wireless.access.allocation``.
+device profile; ``min_energy``'s deadline is ``policy.deadline_s`` less ``access.allocation_margin`` of
+it (slack for the fading). Then it calls the solver named by ``wireless.access.allocation``.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def plan_uplink(
         cycles=cycles,
         cpu_max_hz=cpu_max,
         kappa=kappa,
-        deadline_s=cfg.policy.deadline_s,
+        deadline_s=None
+        if cfg.policy.deadline_s is None
+        else cfg.policy.deadline_s * (1.0 - cfg.access.allocation_margin),
         fading=fading_quadrature(cfg.cell.fading.model, cfg.cell.fading.rician_k),
     )
     alloc = get_allocation(cfg.access.allocation)(problem)
