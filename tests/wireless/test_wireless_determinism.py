@@ -22,6 +22,12 @@ CONFIGS = {
     "deadline": {"policy": {"name": "deadline", "deadline_s": 1.0}, "devices": {"profile": "distribution"}},
     "first_k": {"policy": {"name": "first_k", "k": 5}, "cell": {"fading": "rician"}},
     "async": {"policy": {"name": "async", "buffer_k": 3, "concurrency": 6}, "access": {"scheme": "tdma"}},
+    "min_latency": {"access": {"allocation": "min_latency"}, "devices": {"profile": "distribution"}},
+    "min_energy": {
+        "access": {"allocation": "min_energy"},
+        "policy": {"name": "deadline", "deadline_s": 1.0},
+        "devices": {"model": "cycles", "profile": "distribution"},
+    },
 }
 
 
@@ -41,6 +47,7 @@ def timeline(
         {"record": r.as_dict(), "events": [e.as_dict() for e in evs]}
         for r, evs in zip(drv.records, drv.events)
     ]
+    rows.append({"channel_estimates": drv.channel_estimates})
     return json.dumps(rows, sort_keys=True), drv
 
 
@@ -71,17 +78,20 @@ def test_resume_at_round_r_is_exact(fake_driver) -> None:
 def test_busy_host_gives_the_same_timeline(fake_driver) -> None:
     data = {"access": {"scheme": "tdma", "packet_errors": {"enabled": True}}, "downlink": {"mode": "unicast"}}
     quiet, _ = timeline(fake_driver, data, rounds=4, ues=300)
+    quiet_ml, _ = timeline(fake_driver, CONFIGS["min_energy"], rounds=4, ues=60)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         time.sleep(0.3)  # let the hogs load both cores
         assert all(p.poll() is None for p in hogs)
         busy, _ = timeline(fake_driver, data, rounds=4, ues=300)
+        busy_ml, _ = timeline(fake_driver, CONFIGS["min_energy"], rounds=4, ues=60)
     finally:
         for p in hogs:
             p.kill()
         for p in hogs:
             p.wait(timeout=10)
     assert busy == quiet
+    assert busy_ml == quiet_ml
 
 
 HOST_CLOCK = re.compile(
