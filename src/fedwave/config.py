@@ -85,8 +85,16 @@ class FLConfig(Section):
     selection: str = Field(
         "random",
         description="which UEs a round takes (fl.sampling fixed): random | round_robin (least recently "
-        "taken, ties by id) | age (least recently taken, ties at random) | a plug-in "
+        "taken, ties by id) | age (least recently taken, ties at random) | best_channel (highest estimated "
+        "SNR this round) | proportional_fair (largest rate estimate / averaged served rate) | "
+        "deadline_aware (random among the UEs predicted to meet wireless.policy.deadline_s) | a plug-in "
         "(package.module:function)",
+    )
+    pf_window: float = Field(
+        10.0,
+        ge=1.0,
+        le=1e6,
+        description="proportional_fair's averaging window w in rounds: A <- (1 - 1/w) A + R/w when served",
     )
     algorithm: Literal["fedavg", "fedsgd"] = Field(
         "fedavg", description="fedavg: UEs share parameter differences; fedsgd: one gradient"
@@ -290,6 +298,7 @@ class Config(Section):
             + _fault_problems(self)
             + _aggregator_problems(self)
             + _aircomp_problems(self)
+            + _selection_problems(self)
         )
         if problems:
             raise ValueError("\n  ".join(problems))
@@ -328,6 +337,26 @@ class Config(Section):
 
 
 # ------------------------------------------------------------------------------ checks across sections
+
+
+def _selection_problems(cfg: Config) -> list[str]:
+    from fedwave.fl.selection import RADIO_RULES
+
+    rule = cfg.fl.selection
+    if rule not in RADIO_RULES:
+        return []
+    if cfg.wireless.policy.name == "async":
+        return [
+            f"fl.selection {rule!r} reads the channel estimate of a synchronous round; policy 'async' "
+            "picks one UE at a time without it. Use fl.selection random, round_robin or age, or another "
+            "policy"
+        ]
+    if rule == "deadline_aware" and cfg.wireless.policy.deadline_s is None:
+        return [
+            "fl.selection 'deadline_aware' keeps the UEs predicted to finish within the round deadline: set "
+            "wireless.policy.deadline_s (with wireless.policy.name: deadline)"
+        ]
+    return []
 
 
 def _codec_problems(cfg: Config) -> list[str]:

@@ -82,7 +82,8 @@ class UEEvent:
     ``t_upload_start`` and transmits until ``t_upload_end`` (all attempts included). ``rate_up_bps`` is
     the mean rate achieved (bits of all attempts / airtime), ``snr_up_db`` the mean (large-scale) SNR of
     the UE's band (at the upload's start: with ``cell.mobility`` it follows the UE's distance and
-    shadowing); ``behaviour`` is ``honest`` or the fault or attack the UE was given.
+    shadowing); ``behaviour`` is ``honest`` or the fault or attack the UE was given; ``bandwidth_hz``
+    is the uplink band the clock gave it (Hz) and ``cpu_hz`` its CPU frequency (``cycles`` devices, else 0).
     """
 
     round: int
@@ -104,6 +105,8 @@ class UEEvent:
     energy_compute_j: float = 0.0
     energy_radio_j: float = 0.0
     behaviour: str = "honest"
+    bandwidth_hz: float = 0.0
+    cpu_hz: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A flat dict of the fields."""

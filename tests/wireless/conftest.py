@@ -38,7 +38,11 @@ class FakeDriver:
         self.records: list[RoundRecord] = []
         self.events: list[list[UEEvent]] = []
         self.discarded: list[tuple[str, list[object]]] = []
+        self.channel_estimates: list[list[float]] = []  # the clock's radio view of each round (SNR, linear)
         self._handles = 0
+
+    def observe_radio(self, view: Any) -> None:
+        self.channel_estimates.append([float(x) for x in view.snr])
 
     def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
         self.selections.append((round, list(available), count))

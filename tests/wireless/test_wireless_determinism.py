@@ -42,10 +42,21 @@ CONFIGS = {
         "policy": {"name": "async", "buffer_k": 3, "concurrency": 6},
         "downlink": {"mode": "unicast"},
     },
+    "min_latency": {"access": {"allocation": "min_latency"}, "devices": {"profile": "distribution"}},
+    "min_energy": {
+        "access": {"allocation": "min_energy"},
+        "policy": {"name": "deadline", "deadline_s": 1.0},
+        "devices": {"model": "cycles", "profile": "distribution"},
+    },
+    "min-latency-mobile": {
+        "access": {"allocation": "min_latency"},
+        "cell": {"fading": {"process": "gauss_markov"}, "mobility": "random_waypoint"},
+    },
 }
 
-#: The busy-host check runs the old paths, AirComp and the time-varying channel (Gauss-Markov fading,
-#: mobility).
+
+#: The busy-host check runs the old paths, AirComp, the time-varying channel (Gauss-Markov fading,
+#: mobility) and the min_energy allocation.
 BUSY = {
     "tdma-errors-unicast": {
         "access": {"scheme": "tdma", "packet_errors": {"enabled": True}},
@@ -59,6 +70,7 @@ BUSY = {
         },
         "access": {"packet_errors": {"enabled": True}},
     },
+    "min_energy": CONFIGS["min_energy"],
 }
 
 
@@ -78,6 +90,7 @@ def timeline(
         {"record": r.as_dict(), "events": [e.as_dict() for e in evs]}
         for r, evs in zip(drv.records, drv.events)
     ]
+    rows.append({"channel_estimates": drv.channel_estimates})
     return json.dumps(rows, sort_keys=True), drv
 
 

@@ -305,6 +305,31 @@ class AccessConfig(Section):
     aircomp: AirCompConfig = Field(
         default_factory=AirCompConfig, description="Over-the-air computation (scheme 'aircomp')."
     )
+    allocation: str = Field(
+        default="equal",
+        description="FDMA band split among the round's uploading UEs: 'equal' (or by shares), "
+        "'min_latency' (the split that ends the round earliest, given payloads, rates and compute times) "
+        "or 'min_energy' (least UE energy with every UE done by wireless.policy.deadline_s; CPU "
+        "frequencies too with devices.model cycles). The allocator plans with the ergodic rate (averaged "
+        "over the fading model) on the mean gain.",
+    )
+
+    allocation_margin: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="'min_energy' plans every UE to finish by (1 - margin) * wireless.policy.deadline_s: "
+        "the rest of the deadline is slack for the fading the plan averages out (0: none).",
+    )
+
+    @field_validator("allocation")
+    @classmethod
+    def _known_allocation(cls, v: str) -> str:
+        from fedwave.channel.allocation import ALLOCATIONS
+
+        if v not in ALLOCATIONS:
+            raise ValueError(f"unknown allocation {v!r}; choose one of {', '.join(ALLOCATIONS)}")
+        return v
 
     @field_validator("shares")
     @classmethod

@@ -42,12 +42,13 @@ from fedwave.config import Config
 from fedwave.engine import Executor, Work
 from fedwave.errors import ConfigError, FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
-from fedwave.fl.selection import SelectionContext, checked, get_selection
+from fedwave.fl.selection import RADIO_RULES, SELECTIONS, SelectionContext, checked, get_selection, pf_update
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import numpy_generator, torch_generator
 from fedwave.server import BaseStation, ReceivedUpdate, is_finite
 from fedwave.sim.aircomp import AirChannel
 from fedwave.sim.protocol import Arrival, LocalResult
+from fedwave.sim.radio import RadioView
 from fedwave.sim.trigger import should_upload
 from fedwave.users import User, UserDataSource, construct_user
 from fedwave.users.privacy import global_norm
@@ -156,8 +157,18 @@ class FederatedDriver:
         self._air_extra: dict[int, dict[str, float]] = {}  # per round: AirComp figures for the record
         self.aggregated_total = 0  # updates that entered the global model and stayed (all rounds)
         self.selection = get_selection(cfg.fl.selection)
+        #: Whether the clock should hand this driver each round's channel estimate (observe_radio): only
+        #: rules that may read it (the channel-aware built-ins and plug-ins); drawing the pilots of every
+        #: UE each round would otherwise cost time for nothing.
+        self.wants_radio = cfg.fl.sampling != "poisson" and (
+            cfg.fl.selection in RADIO_RULES or cfg.fl.selection not in SELECTIONS
+        )
         self.last_selected: dict[int, int] = {}  # UE -> last round it was selected in
         self.times_selected: dict[int, int] = {}  # UE -> rounds it was selected in so far
+        self.pf_average: dict[int, float] = {}  # UE -> proportional fair's averaged served rate (bit/s)
+        self.last_payload: dict[int, int] = {}  # UE -> payload bytes of its last update (predictions)
+        self._radio: RadioView | None = None  # the clock's channel estimate of the round being opened
+        self._fp32_bytes: int | None = None
         self.records: list[RoundRecord] = []
         self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
         self._batch_reason: dict[int, str | None] = {}  # per UE: why it cannot be vectorised (None: it can)
@@ -230,6 +241,50 @@ class FederatedDriver:
         return self._downlink_bytes[self.bs.version]
 
     # ------------------------------------------------------------------ selection
+    def observe_radio(self, view: RadioView) -> None:
+        """The clock's channel estimate for the round about to be opened (for channel-aware rules)."""
+        self._radio = view
+
+    def _radio_fields(self, round: int, count: int) -> dict[str, Any]:
+        """SelectionContext's radio fields for ``round``, if the clock gave this round's estimate.
+
+        Predictions for ``deadline_aware``: the current broadcast's bytes, the UE's samples
+        (epochs x its data points, as its local update will process) and its payload bytes (those of its
+        last update, or the fp32 size of the model before it sent one), its upload on W / count.
+        """
+        view = self._radio
+        if view is None or view.round != round:
+            return {}
+        share = view.bandwidth_hz / max(1, count)
+        epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
+        dl_bytes = self.broadcast_bytes()
+
+        def predict_time_s(ue: int) -> float:
+            samples = epochs * self.users[ue].num_data_points
+            payload = self.last_payload.get(ue)
+            if payload is None:
+                payload = self._fp32_size()
+            return (
+                view.downlink_time_s(ue, dl_bytes)
+                + view.compute_time_s(ue, samples)
+                + view.upload_time_s(ue, payload, share)
+            )
+
+        return {
+            "snr": [float(x) for x in view.snr],
+            "rate_bps": [view.rate_bps(u, share) for u in range(len(view.snr))],
+            "pf_average": self.pf_average,
+            "predict_time_s": predict_time_s,
+            "deadline_s": view.deadline_s,
+        }
+
+    def _fp32_size(self) -> int:
+        """Bytes of the model's parameters as an fp32 message (the payload guess before a UE's first)."""
+        if self._fp32_bytes is None:
+            params = self.bs.parameters_snapshot()
+            self._fp32_bytes = len(self.raw.encode(params, rng=torch_generator(self.seed, "fp32-size")))
+        return self._fp32_bytes
+
     def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
         """The UEs of a round among ``available`` (sorted ids).
 
@@ -246,8 +301,11 @@ class FederatedDriver:
             joins = rng.random(len(pool)) < float(self.cfg.fl.fraction)
             chosen = [int(u) for u, j in zip(pool, joins) if j][:count]
         else:
-            ctx = SelectionContext(round, pool, count, rng, self.last_selected, self.times_selected)
+            radio = self._radio_fields(round, count)
+            ctx = SelectionContext(round, pool, count, rng, self.last_selected, self.times_selected, **radio)
             chosen = checked(self.cfg.fl.selection, self.selection(ctx), ctx)
+            if self.cfg.fl.selection == "proportional_fair" and ctx.rate_bps is not None:
+                self.pf_average = pf_update(self.pf_average, ctx.rate_bps, chosen, self.cfg.fl.pf_window)
         for u in chosen:
             self.last_selected[u] = round
             self.times_selected[u] = self.times_selected.get(u, 0) + 1
@@ -346,6 +404,8 @@ class FederatedDriver:
                 shared = {**shared, "gradients": b.apply(list(shared["gradients"]), ctx)}
             pending = self._encode(round, ue, version, shared, n, silent)
             pending.honest = behaviour is None
+            if not (pending.skip or silent):
+                self.last_payload[ue] = len(pending.message) + len(pending.buffers or b"")
             handle = self._next_handle
             self._next_handle += 1
             self._pending[handle] = pending
@@ -621,6 +681,8 @@ class FederatedDriver:
             "aggregated_total": self.aggregated_total,
             "last_selected": dict(self.last_selected),
             "times_selected": dict(self.times_selected),
+            "pf_average": dict(self.pf_average),
+            "last_payload": dict(self.last_payload),
             "privacy": self.privacy.state_dict() if self.privacy is not None else None,
         }
 
@@ -638,6 +700,8 @@ class FederatedDriver:
         self.aggregated_total = int(state.get("aggregated_total", 0))
         self.last_selected = {int(k): int(v) for k, v in state.get("last_selected", {}).items()}
         self.times_selected = {int(k): int(v) for k, v in state.get("times_selected", {}).items()}
+        self.pf_average = {int(k): float(v) for k, v in state.get("pf_average", {}).items()}
+        self.last_payload = {int(k): int(v) for k, v in state.get("last_payload", {}).items()}
         if self.privacy is not None:
             if state.get("privacy") is None:
                 raise ValueError("the checkpoint holds no privacy ledger, but this run accounts DP")

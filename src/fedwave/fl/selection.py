@@ -11,6 +11,19 @@ checks that. Rules:
 * ``age``: the UEs taken least recently (never counts as oldest), ties broken at random: the "age of
   update" rule of wireless-FL scheduling.
 
+Channel-aware rules read the round's radio state, which the driver fills in from the clock's
+:class:`~fedwave.sim.radio.RadioView` (synchronous policies only; a caller that gives none gets a
+:class:`ConfigError`):
+
+* ``best_channel``: the ``count`` UEs of highest estimated SNR this round (ties by id).
+* ``proportional_fair``: the ``count`` UEs of largest ratio R_i / A_i of this round's achievable rate
+  estimate R_i (on an equal share W / count of the band) to the UE's exponentially averaged served rate
+  A_i. After each selection every UE's average moves as A_i <- (1 - 1/w) A_i + (1/w) R_i [i selected],
+  w = ``fl.pf_window`` rounds (:func:`pf_update`); A_i starts at 0, so UEs never served come first
+  (ties: the higher rate, then the id).
+* ``deadline_aware``: only the UEs whose predicted round time (downlink + compute + upload on W /
+  count) is within ``wireless.policy.deadline_s``; among those, ``count`` uniformly at random.
+
 ``fl.sampling: poisson`` (each UE joins with probability q, what DP accounting assumes) is a sampling
 scheme of its own and needs ``random``. Bring your own rule with ``fedwave.register_selection``, an import
 path (``fl.selection=mypkg.sched:rule``) or an entry point of group ``fedwave.selections``.
@@ -18,8 +31,8 @@ path (``fl.selection=mypkg.sched:rule``) or an entry point of group ``fedwave.se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +50,11 @@ class SelectionContext:
         rng: this call's generator (seeded from the run seed, the round and the call number).
         last_selected: UE -> the last round it was picked in (absent: never picked).
         times_selected: UE -> how many times it was picked so far.
+        snr: per UE id, the estimated uplink SNR on the full band this round (linear); None: no radio.
+        rate_bps: per UE id, the estimated achievable rate (bit/s) on W / count this round; None: no radio.
+        pf_average: UE -> its exponentially averaged served rate (bit/s; absent: 0).
+        predict_time_s: UE -> its predicted round time (s) on W / count; None: no radio.
+        deadline_s: the round deadline (s), or None.
     """
 
     round: int
@@ -45,6 +63,11 @@ class SelectionContext:
     rng: np.random.Generator
     last_selected: Mapping[int, int]
     times_selected: Mapping[int, int]
+    snr: Sequence[float] | None = None
+    rate_bps: Sequence[float] | None = None
+    pf_average: Mapping[int, float] = field(default_factory=dict)
+    predict_time_s: Callable[[int], float] | None = None
+    deadline_s: float | None = None
 
 
 SelectionRule = Callable[[SelectionContext], list[int]]
@@ -68,7 +91,70 @@ def _age(ctx: SelectionContext) -> list[int]:
     return sorted(int(ctx.available[i]) for i in order[: ctx.count])
 
 
-SELECTIONS: dict[str, SelectionRule] = {"random": _random, "round_robin": _round_robin, "age": _age}
+def _radio(ctx: SelectionContext, rule: str, what: str) -> None:
+    if getattr(ctx, what) is None:
+        raise ConfigError(
+            f"selection rule {rule!r} needs the round's radio state ({what}), which only the simulated "
+            "clock's synchronous rounds (policies sync, deadline, first_k) give to Driver.select; use "
+            "another fl.selection with this caller"
+        )
+
+
+def _best_channel(ctx: SelectionContext) -> list[int]:
+    _radio(ctx, "best_channel", "snr")
+    assert ctx.snr is not None
+    snr = ctx.snr
+    order = sorted(ctx.available, key=lambda u: (-float(snr[u]), u))
+    return sorted(order[: ctx.count])
+
+
+def _proportional_fair(ctx: SelectionContext) -> list[int]:
+    _radio(ctx, "proportional_fair", "rate_bps")
+    assert ctx.rate_bps is not None
+    rate = ctx.rate_bps
+
+    def key(u: int) -> tuple[float, float, int]:
+        avg = ctx.pf_average.get(u, 0.0)
+        ratio = float(rate[u]) / avg if avg > 0 else np.inf
+        return (-ratio, -float(rate[u]), u)
+
+    return sorted(sorted(ctx.available, key=key)[: ctx.count])
+
+
+def _deadline_aware(ctx: SelectionContext) -> list[int]:
+    _radio(ctx, "deadline_aware", "predict_time_s")
+    if ctx.deadline_s is None:
+        raise ConfigError("selection rule 'deadline_aware' needs wireless.policy.deadline_s")
+    assert ctx.predict_time_s is not None
+    fits = [u for u in ctx.available if ctx.predict_time_s(u) <= ctx.deadline_s]
+    k = min(ctx.count, len(fits))
+    return sorted(int(fits[i]) for i in ctx.rng.choice(len(fits), size=k, replace=False)) if k else []
+
+
+def pf_update(
+    average: Mapping[int, float], rates: Sequence[float], chosen: Sequence[int], window: float
+) -> dict[int, float]:
+    """Proportional fair's averages after a selection: A_i <- (1 - 1/w) A_i + (1/w) R_i [i in chosen]
+    for every UE i (index into ``rates``), w = ``window`` rounds (>= 1)."""
+    picked = set(int(u) for u in chosen)
+    keep = 1.0 - 1.0 / window
+    return {
+        u: keep * average.get(u, 0.0) + (float(rates[u]) / window if u in picked else 0.0)
+        for u in range(len(rates))
+    }
+
+
+SELECTIONS: dict[str, SelectionRule] = {
+    "random": _random,
+    "round_robin": _round_robin,
+    "age": _age,
+    "best_channel": _best_channel,
+    "proportional_fair": _proportional_fair,
+    "deadline_aware": _deadline_aware,
+}
+
+#: The built-in rules that read the round's radio state (not usable by asynchronous rounds).
+RADIO_RULES = frozenset({"best_channel", "proportional_fair", "deadline_aware"})
 
 
 def get_selection(name: str) -> SelectionRule:

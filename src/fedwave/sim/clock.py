@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,10 +44,12 @@ from fedwave.channel.units import db_to_linear
 from fedwave.devices.profiles import DeviceProfile, sample_profiles
 from fedwave.errors import ConfigError
 from fedwave.rng import Key, numpy_generator
+from fedwave.sim.allocate import UplinkPlan, plan_uplink
 from fedwave.sim.config import WirelessConfig
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.policies import Policy, policy_class
 from fedwave.sim.protocol import Driver, LocalResult
+from fedwave.sim.radio import RadioView
 from fedwave.sim.ue import (
     BroadcastDownlink,
     Downlink,
@@ -356,31 +359,41 @@ class Clock:
         keys: Sequence[tuple[Key, ...]],
         bandwidth_hz: Sequence[float] | None = None,
         t_s: float | None = None,
+        plan: UplinkPlan | None = None,
     ) -> list[Job]:
         """Jobs for ``ues`` with their local results, link keys and uplink bands, made at simulated time
         ``t_s`` (s; the time of the mean SNR recorded; may be omitted when the channel does not vary).
 
         Bands (unless given): FDMA splits the band among the UEs that upload an update (not "no update"
-        messages, not silent UEs); a "no update" message goes on a control allocation of W / len(ues).
-        TDMA gives everyone the whole band.
+        messages, not silent UEs) equally, by ``access.shares``, or as ``plan`` (:meth:`plan_uplink`)
+        says, whose CPU frequencies then replace the profiles'; a "no update" message goes on a control
+        allocation of W / len(ues). TDMA gives everyone the whole band.
         """
         if len(results) != len(ues) or len(keys) != len(ues):
             raise ValueError(f"need one result and one key per UE: {len(ues)} UEs, {len(results)} results")
         t = self._check_time(t_s)
         if bandwidth_hz is None:
             up = [u for u, r in zip(ues, results) if not (r.skip or r.silent)]
-            band_of = dict(zip(up, self.uplink_bandwidth_hz(up).tolist()))
+            band_of = (
+                plan.bandwidth_hz
+                if plan is not None
+                else dict(zip(up, self.uplink_bandwidth_hz(up).tolist()))
+            )
             control = self.cfg.access.bandwidth_hz / max(1, len(ues))
             bandwidth_hz = [band_of.get(u, control) for u in ues]
+        cpu_of = plan.cpu_hz if plan is not None else {}
         jobs = []
         for ue, result, key, band in zip(ues, results, keys, bandwidth_hz):
             _check_result(int(ue), result)
+            profile = self.profiles[int(ue)]
+            if int(ue) in cpu_of:
+                profile = replace(profile, cpu_hz=cpu_of[int(ue)])
             jobs.append(
                 Job(
                     ue=int(ue),
                     round=round,
                     version=version,
-                    profile=self.profiles[int(ue)],
+                    profile=profile,
                     power_w=float(self.cell.ue_power_w[int(ue)]),
                     result=result,
                     bandwidth_hz=float(band),
@@ -389,6 +402,56 @@ class Clock:
                 )
             )
         return jobs
+
+    def plan_uplink(
+        self,
+        ues: Sequence[int],
+        results: Sequence[LocalResult],
+        keys: Sequence[tuple[Key, ...]],
+        downlink_bytes: int,
+        t_s: float | None = None,
+    ) -> UplinkPlan | None:
+        """The FDMA allocation of a synchronous round starting at ``t_s`` (s) by ``access.allocation``
+        (None for ``equal``, whose split :meth:`make_jobs` makes itself); see :mod:`fedwave.sim.allocate`."""
+        if self.cfg.access.allocation == "equal":
+            return None
+        return plan_uplink(self, ues, results, keys, downlink_bytes, self._check_time(t_s))
+
+    def round_channel(self, round: int, t_start: float) -> NDArray[np.float64]:
+        """The BS's channel estimate at the start of round ``round`` (at ``t_start`` s): per UE (index =
+        UE id) the estimated uplink SNR on the full band W, linear: the large-scale mean SNR at ``t_start``
+        (it follows moving UEs) times a pilot
+        measurement of the fading power x drawn from ``(seed, "fading", "pilot", round, ue)``
+        (x = 1 with ``fading.model: none``)."""
+        fading = self.cfg.cell.fading
+        w = self.cfg.access.bandwidth_hz
+        gain = self.large_scale_gain_at(self._check_time(t_start))
+        mean = snr_linear(self.cell.ue_power_w, gain, self.cell.noise_psd_w_hz, w)
+        x = np.array(
+            [
+                sample_fading_power(
+                    numpy_generator(self.seed, "fading", "pilot", round, ue), 1, fading.model, fading.rician_k
+                )[0]
+                for ue in range(self.num_ues)
+            ]
+        )
+        return np.asarray(mean * x, dtype=float)
+
+    def radio_view(self, round: int, t_start: float) -> RadioView:
+        """What the BS knows of the radio at the start of round ``round`` (:class:`RadioView`), built on
+        :meth:`round_channel`; the downlink estimate scales it by the BS/UE power ratio."""
+        snr = self.round_channel(round, t_start)
+        return RadioView(
+            round=round,
+            snr=snr,
+            downlink_snr=snr * self.cell.bs_power_w / np.asarray(self.cell.ue_power_w, dtype=float),
+            bandwidth_hz=self.cfg.access.bandwidth_hz,
+            gap_db=self.cfg.access.gap_db,
+            header_bytes=self.cfg.access.header_bytes,
+            deadline_s=self.cfg.policy.deadline_s,
+            profiles=self.profiles,
+            flops_per_sample=self.flops_per_sample,
+        )
 
     def group_downlink(
         self,

@@ -114,6 +114,7 @@ class WirelessConfig(Section):
         problems = _aircomp_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
+        self._check_allocation()
         if self.access.packet_errors.enabled and self.cell.fading.block == "round":
             raise ValueError(
                 "access.packet_errors (the waterfall rate, already averaged over the fading) cannot be "
@@ -122,6 +123,28 @@ class WirelessConfig(Section):
                 "errors, or 'round' with its outage rule (cell.fading.outage_snr_db)"
             )
         return self
+
+    def _check_allocation(self) -> None:
+        name = self.access.allocation
+        if name == "equal":
+            return
+        if self.access.scheme != "fdma":
+            raise ValueError(
+                f"access.allocation {name!r} splits an FDMA band; access.scheme {self.access.scheme!r} gives "
+                "every UE the whole band. Set access.scheme: fdma or access.allocation: equal"
+            )
+        if self.access.shares is not None:
+            raise ValueError(f"access.shares are weights of the 'equal' split; remove them to use {name!r}")
+        if self.policy.name == "async":
+            raise ValueError(
+                f"access.allocation {name!r} plans a synchronous round; policy 'async' splits the band "
+                "equally among its slots. Use access.allocation: equal or another policy"
+            )
+        if name == "min_energy" and self.policy.name != "deadline":
+            raise ValueError(
+                "access.allocation 'min_energy' minimises energy under the round deadline: set "
+                "wireless.policy.name: deadline and wireless.policy.deadline_s"
+            )
 
 
 #: Round policies under which the selected UEs can transmit together (over-the-air computation).

@@ -3,6 +3,9 @@
 The clock decides *when* things happen on the air; the driver decides *what* is computed. The clock calls
 the driver at these moments of simulated time (none of the calls take simulated time themselves):
 
+- ``observe_radio`` (optional; a driver without it is not called): at the start of a synchronous round,
+  just before ``select``, with the round's :class:`~fedwave.sim.radio.RadioView` (the BS's channel
+  estimate), for channel-aware selection rules;
 - ``select``: at the start of a round (async: whenever a training slot frees up);
 - ``broadcast_bytes``: when the BS is about to send the current model;
 - ``local_updates``: when the BS sends model ``version`` to a group of UEs (the selected UEs of a round,

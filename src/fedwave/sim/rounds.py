@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import simpy
 
 from fedwave.errors import FedwaveError
+from fedwave.rng import Key
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.protocol import Arrival, Driver
 from fedwave.sim.timeline import build_record
@@ -96,6 +97,10 @@ def run_round(
 ) -> tuple[float, bool]:
     """Simulate round ``rnd`` from time ``t0`` (s); return (end time in s, whether to continue)."""
     cfg = clock.cfg
+    observe = getattr(driver, "observe_radio", None)
+    # an optional driver method: the channel estimate for channel-aware rules (unless it says it needs none)
+    if observe is not None and getattr(driver, "wants_radio", True):
+        observe(clock.radio_view(rnd, t0))
     if cfg.access.scheme == "aircomp":
         from fedwave.sim.aircomp import run_aircomp_round
 
@@ -109,13 +114,13 @@ def run_round(
         )
     )
     results = driver.local_updates(rnd, selected, rnd) if selected else []
-    jobs = clock.make_jobs(
-        selected, results, round=rnd, version=rnd, keys=[(rnd, ue) for ue in selected], t_s=t0
-    )
+    keys: list[tuple[Key, ...]] = [(rnd, ue) for ue in selected]
+    dl_bytes = driver.broadcast_bytes() if selected else 0
+    plan = clock.plan_uplink(selected, results, keys, dl_bytes, t_s=t0) if selected else None
+    jobs = clock.make_jobs(selected, results, round=rnd, version=rnd, keys=keys, plan=plan, t_s=t0)
     state = RoundState(env, len(jobs), t0)
     uplink = TdmaUplink(FifoChannel(env)) if cfg.access.scheme == "tdma" else Uplink()
     ctx = clock.job_context(driver, uplink, state.arrive)
-    dl_bytes = driver.broadcast_bytes() if jobs else 0
     downlink = clock.group_downlink(env, jobs, dl_bytes)
     for job in jobs:
         env.process(ue_process(env, job, downlink, ctx))
@@ -158,4 +163,6 @@ def run_round(
         driver.discard(handles, reason)
     driver.aggregate(rnd, arrivals)
     record = build_record(rnd, t0, t_end, events, critical.event if critical else None, bytes_down)
+    if plan is not None:
+        record.extra["allocation_fallback"] = float(plan.fallback)
     return t_end, bool(driver.end_round(record, events))

@@ -65,6 +65,8 @@ class Job:
             status="dropped",
             snr_up_db=10.0 * math.log10(snr_up) if snr_up > 0 else -math.inf,
             behaviour=result.behaviour,
+            bandwidth_hz=bandwidth_hz,
+            cpu_hz=profile.cpu_hz if profile.model == "cycles" else 0.0,
         )
         self.reached = 0
         self.compute_s = 0.0
