@@ -352,6 +352,79 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/adversary/test_adversary_behaviours.py",
         "tests/adversary/test_adversary_runs.py::test_median_and_trimmed_mean_resist_sign_flip_where_mean_does_not",
     ),
+    # issue 14: the radio
+    mutation(
+        "aircomp-noise-variance-halved",
+        f"{CHANNEL}/aircomp.py",
+        "    return float(noise_power_w) / float(rho0_w)",
+        "    return 0.5 * float(noise_power_w) / float(rho0_w)",
+        f"{TW}/test_wireless_aircomp.py",
+        f"{TFL}/test_fl_aircomp.py",
+    ),
+    mutation(
+        "aircomp-rho0-at-the-strongest-ue",
+        f"{CHANNEL}/aircomp.py",
+        "    rho0 = float(np.min(p[active] * g[active] * x[active]))",
+        "    rho0 = float(np.max(p[active] * g[active] * x[active]))",
+        f"{TW}/test_wireless_aircomp.py",
+    ),
+    mutation(
+        "min-latency-finishes-one-percent-late",
+        f"{CHANNEL}/allocation.py",
+        "    return t if surplus(t) <= 0 else t * (1 + 4 * np.finfo(float).eps)",
+        "    return 1.01 * (t if surplus(t) <= 0 else t * (1 + 4 * np.finfo(float).eps))",
+        f"{TW}/test_wireless_allocation.py",
+    ),
+    mutation(
+        "best-channel-takes-the-worst",
+        f"{FL}/selection.py",
+        "    order = sorted(ctx.available, key=lambda u: (-float(snr[u]), u))",
+        "    order = sorted(ctx.available, key=lambda u: (float(snr[u]), u))",
+        f"{TFL}/test_fl_selection_radio.py",
+    ),
+    mutation(
+        "proportional-fair-average-never-served",
+        f"{FL}/selection.py",
+        "        u: keep * average.get(u, 0.0) + (float(rates[u]) / window if u in picked else 0.0)",
+        "        u: keep * average.get(u, 0.0)",
+        f"{TFL}/test_fl_selection_radio.py",
+    ),
+    mutation(
+        "gauss-markov-innovation-too-small",
+        f"{CHANNEL}/gaussmarkov.py",
+        "            c = math.sqrt(max(0.0, 1.0 - self.rho * self.rho))",
+        "            c = max(0.0, 1.0 - self.rho * self.rho)",
+        f"{TW}/test_wireless_gaussmarkov.py",
+    ),
+    mutation(
+        "gauss-markov-jump-forgets-the-gap",
+        f"{CHANNEL}/gaussmarkov.py",
+        "            a = self.rho**m",
+        "            a = self.rho",
+        f"{TW}/test_wireless_gaussmarkov.py",
+    ),
+    mutation(
+        "radio-rules-get-no-estimate",
+        f"{FL}/driver.py",
+        "        self.wants_radio = cfg.fl.sampling != \"poisson\" and (",
+        "        self.wants_radio = False and (",
+        f"{TFL}/test_fl_selection_radio.py",
+    ),
+    # issue 12: streamed events and the energy axis
+    mutation(
+        "event-totals-uplink-counts-compute",
+        f"{FL}/summary.py",
+        "                self.uplink_s += e.t_upload_end - e.t_upload_start",
+        "                self.uplink_s += e.t_compute_end - e.t_compute_start",
+        "tests/engine/test_engine_streaming.py",
+    ),
+    mutation(
+        "energy-axis-plots-bytes",
+        "src/fedwave/report/frames.py",
+        "    df[\"cum_energy_j\"] = df.groupby(\"run_id\", sort=False)[\"energy_j\"].cumsum()",
+        "    df[\"cum_energy_j\"] = df.groupby(\"run_id\", sort=False)[\"bytes_up\"].cumsum()",
+        "tests/report/test_report_plots.py",
+    ),
 )
 
 
