@@ -33,8 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq
-from scipy.special import lambertw
 
 LN2 = math.log(2.0)
 #: Relative accuracy of the root searches (finish time, Lagrange multiplier, bands).
@@ -175,6 +173,7 @@ def band_for_rate(rate: Array, snr_hz: Array, fading: Quadrature = None) -> Arra
     z = -W_{-1}(-c e^{-c}) / c. With a fading quadrature, regula falsi on log b from there (the ergodic
     rate is below the rate at the mean, so the band is larger). Then Newton steps on r(b) = rate.
     """
+    from scipy.special import lambertw  # scipy only when an allocation is solved
     rate = np.asarray(rate, dtype=float)
     s = np.asarray(snr_hz, dtype=float)
     c = rate * LN2 / s
@@ -214,6 +213,7 @@ def _fill(bands: Array, total: float) -> Array:
 def min_latency_finish_s(problem: AllocationProblem, ready_s: Array | None = None) -> float:
     """The least T with sum_i b_i(T) <= W, b_i(T) the band that has UE i done by T (Brent's method on
     a bracket from the equal split's finish time down to the first T every UE can meet)."""
+    from scipy.optimize import brentq  # scipy only when an allocation is solved
     a = problem.ready_s if ready_s is None else ready_s
     bits, s, w = problem.bits, problem.snr_hz, problem.bandwidth_hz
     n = len(bits)
@@ -304,6 +304,7 @@ def min_energy(problem: AllocationProblem) -> Allocation:
     Falls back to :func:`min_latency` (CPUs at f_max, ``fallback=True``) when the deadline is
     infeasible: some UE cannot meet it with any band, or the least bands sum to more than W.
     """
+    from scipy.optimize import brentq  # scipy only when an allocation is solved
     if problem.deadline_s is None:
         raise ValueError("min_energy needs a deadline")
     w = problem.bandwidth_hz
