@@ -118,6 +118,19 @@ def _superpose(
     return r[:d]
 
 
+def _checked(
+    updates: NDArray[np.float64], weights: NDArray[np.float64], rho0_w: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The updates (K, d) and weights (K,) as float64, checked: K >= 1 and a positive rho0 (W)."""
+    u = np.asarray(updates, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if u.ndim != 2 or u.shape[0] == 0 or w.shape != (u.shape[0],):
+        raise ValueError(f"need updates (K, d) with K >= 1 and one weight each, got {u.shape}, {w.shape}")
+    if not rho0_w > 0.0:
+        raise ValueError(f"rho0 must be positive, got {rho0_w} W")
+    return u, w
+
+
 @dataclass(frozen=True)
 class AnalogSum:
     """The analog mode's result: the estimate (d,), the mean and std of pre-processing, the noise std
@@ -143,12 +156,7 @@ def aggregate_analog(
     common statistics are ``m = mean_k mean(v_k)``, ``s^2 = mean_k meansq(v_k) - m^2`` (the variance of
     all K d scaled entries; ``s = 1`` if it is 0). Raises ValueError without active UEs or ``rho0 <= 0``.
     """
-    u = np.asarray(updates, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if u.ndim != 2 or u.shape[0] == 0 or w.shape != (u.shape[0],):
-        raise ValueError(f"need updates (K, d) with K >= 1 and one weight each, got {u.shape}, {w.shape}")
-    if not rho0_w > 0.0:
-        raise ValueError(f"rho0 must be positive, got {rho0_w} W")
+    u, w = _checked(updates, weights, rho0_w)
     k = u.shape[0]
     v = (k * w)[:, None] * u
     m = float(v.mean(axis=1).mean())
@@ -180,12 +188,7 @@ def aggregate_one_bit(
     rng: np.random.Generator,
 ) -> OneBitVote:
     """Majority vote over the air of the signs of ``updates`` (K, d), scaled by ``sum_k w_k mean|u_k|``."""
-    u = np.asarray(updates, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if u.ndim != 2 or u.shape[0] == 0 or w.shape != (u.shape[0],):
-        raise ValueError(f"need updates (K, d) with K >= 1 and one weight each, got {u.shape}, {w.shape}")
-    if not rho0_w > 0.0:
-        raise ValueError(f"rho0 must be positive, got {rho0_w} W")
+    u, w = _checked(updates, weights, rho0_w)
     signs = np.sign(u)
     vote = np.sign(_superpose(signs, rho0_w, noise_power_w, rng))
     clean = np.sign(signs.sum(axis=0))

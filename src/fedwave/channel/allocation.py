@@ -174,6 +174,7 @@ def band_for_rate(rate: Array, snr_hz: Array, fading: Quadrature = None) -> Arra
     rate is below the rate at the mean, so the band is larger). Then Newton steps on r(b) = rate.
     """
     from scipy.special import lambertw  # scipy only when an allocation is solved
+
     rate = np.asarray(rate, dtype=float)
     s = np.asarray(snr_hz, dtype=float)
     c = rate * LN2 / s
@@ -214,6 +215,7 @@ def min_latency_finish_s(problem: AllocationProblem, ready_s: Array | None = Non
     """The least T with sum_i b_i(T) <= W, b_i(T) the band that has UE i done by T (Brent's method on
     a bracket from the equal split's finish time down to the first T every UE can meet)."""
     from scipy.optimize import brentq  # scipy only when an allocation is solved
+
     a = problem.ready_s if ready_s is None else ready_s
     bits, s, w = problem.bits, problem.snr_hz, problem.bandwidth_hz
     n = len(bits)
@@ -305,6 +307,7 @@ def min_energy(problem: AllocationProblem) -> Allocation:
     infeasible: some UE cannot meet it with any band, or the least bands sum to more than W.
     """
     from scipy.optimize import brentq  # scipy only when an allocation is solved
+
     if problem.deadline_s is None:
         raise ValueError("min_energy needs a deadline")
     w = problem.bandwidth_hz

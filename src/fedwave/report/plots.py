@@ -213,8 +213,7 @@ def plot_accuracy_vs_time(
     target: float | None = None,
 ) -> FigurePaths:
     """Write ``accuracy_vs_time.png/.svg`` (see :func:`fig_accuracy`); ``logx`` for a log time axis."""
-    fig = fig_accuracy(study, "time", band, logx=logx, target=target)
-    return save_figure(fig, out_dir, "accuracy_vs_time")
+    return _save_accuracy(study, out_dir, "time", band, logx, target)
 
 
 def plot_accuracy_vs_bytes(
@@ -225,8 +224,7 @@ def plot_accuracy_vs_bytes(
     target: float | None = None,
 ) -> FigurePaths:
     """Write ``accuracy_vs_bytes.png/.svg`` (see :func:`fig_accuracy`); ``logx`` for a log byte axis."""
-    fig = fig_accuracy(study, "bytes", band, logx=logx, target=target)
-    return save_figure(fig, out_dir, "accuracy_vs_bytes")
+    return _save_accuracy(study, out_dir, "bytes", band, logx, target)
 
 
 def plot_accuracy_vs_energy(
@@ -237,8 +235,13 @@ def plot_accuracy_vs_energy(
     target: float | None = None,
 ) -> FigurePaths:
     """Write ``accuracy_vs_energy.png/.svg`` (see :func:`fig_accuracy`); ``logx`` for a log energy axis."""
-    fig = fig_accuracy(study, "energy", band, logx=logx, target=target)
-    return save_figure(fig, out_dir, "accuracy_vs_energy")
+    return _save_accuracy(study, out_dir, "energy", band, logx, target)
+
+
+def _save_accuracy(
+    study: Study, out_dir: str | os.PathLike[str], x: AccuracyX, band: str, logx: bool, target: float | None
+) -> FigurePaths:
+    return save_figure(fig_accuracy(study, x, band, logx=logx, target=target), out_dir, f"accuracy_vs_{x}")
 
 
 def energy_axis_is_log(study: Study, ratio: float = 10.0) -> bool:
