@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = clock.events_processed
     print(
         f"ues={args.ues} rounds={len(driver.rounds)} clients/round={args.clients or args.ues} "
-        f"access={args.access} policy={args.policy} fading={args.fading_process} mobility={args.mobility}"
+        f"access={args.access} policy={args.policy} fading={args.fading_process}/{args.fading_block} "
+        f"mobility={args.mobility}"
     )
     print(f"simulated time      {t_end:.6g} s")
     print(f"events processed    {n}")
