@@ -238,8 +238,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "arrival-dropped",
         f"{FL}/driver.py",
-        "        for a in arrivals:\n            pending = self._pending.pop(_handle(a.handle), None)",
-        "        for a in arrivals[1:]:\n            pending = self._pending.pop(_handle(a.handle), None)",
+        "        for a in arrivals:\n            pending = self._take(a)\n            if pending.skip:",
+        "        for a in arrivals[1:]:\n            pending = self._take(a)\n            if pending.skip:",
         f"{TFL}/test_fl_trust.py::test_async_aggregates_every_arrival_exactly_once",
     ),
     mutation(

@@ -21,14 +21,15 @@ from typing import Any
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
-from flwr.common.logger import update_console_handler
-from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
-from flwr.simulation import run_simulation
+
+if TYPE_CHECKING:  # Flower is imported where it is used: importing this module needs no Flower
+    from flwr.app import ArrayRecord, Context, Message, MetricRecord
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp import Grid, ServerApp
 
 
 def load_split(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -63,6 +64,9 @@ def _data(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
 
 
 def client_app(args: argparse.Namespace) -> ClientApp:
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
     app = ClientApp()
 
     @app.train()
@@ -89,6 +93,10 @@ def client_app(args: argparse.Namespace) -> ClientApp:
 
 
 def server_app(args: argparse.Namespace, out: list[float]) -> ServerApp:
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+    from flwr.serverapp import ServerApp
+    from flwr.serverapp.strategy import FedAvg
+
     app = ServerApp()
 
     @app.main()
@@ -127,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpus", type=int, default=2)
     args = p.parse_args(argv)
+    from flwr.common.logger import update_console_handler
+    from flwr.simulation import run_simulation
+
     update_console_handler(level=logging.WARNING)
     accuracies: list[float] = []
     backend = {

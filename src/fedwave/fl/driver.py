@@ -477,6 +477,13 @@ class FederatedDriver:
                 if isinstance(res, torch.Tensor) and res.shape == d.shape and bool(torch.isfinite(d).all()):
                     state[key] = res + d.to(res.dtype)
 
+    def _take(self, a: Arrival) -> _Pending:
+        """The pending update of arrival ``a``, removed from the pending ones (each is used once)."""
+        pending = self._pending.pop(_handle(a.handle), None)
+        if pending is None:
+            raise RuntimeError(f"update handle {a.handle!r} of UE {a.ue} is unknown or was already used")
+        return pending
+
     def aggregate(self, round: int, arrivals: list[Arrival]) -> None:
         """Decode the arrived updates (undecodable -> lost), aggregate, prepare the next broadcast."""
         fate = self._round_fate.setdefault(round, {})
@@ -484,9 +491,7 @@ class FederatedDriver:
         references: dict[int, list[torch.Tensor]] = {}
         honest: set[int] = set()  # UEs whose decoded update is an honest one (a delivered DP noise share)
         for a in arrivals:
-            pending = self._pending.pop(_handle(a.handle), None)
-            if pending is None:
-                raise RuntimeError(f"update handle {a.handle!r} of UE {a.ue} is unknown or was already used")
+            pending = self._take(a)
             if pending.skip:
                 fate[a.ue] = "skipped"
                 if self.trigger.on_skip == "reuse" and a.ue in self.last_update:
@@ -552,9 +557,7 @@ class FederatedDriver:
         flat: list[torch.Tensor] = []
         counts: list[float] = []
         for a in arrivals:
-            pending = self._pending.pop(_handle(a.handle), None)
-            if pending is None:
-                raise RuntimeError(f"update handle {a.handle!r} of UE {a.ue} is unknown or was already used")
+            pending = self._take(a)
             try:
                 tensors = self.uplink.decode(pending.message, expected=self._update_layout)
             except PayloadError:
