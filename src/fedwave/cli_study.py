@@ -82,7 +82,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             workers=args.workers,
             ray=args.ray,
         )
-    return _summarize(study_dir, args.target, report=not args.no_report)
+    baseline = getattr(args, "baseline", None)
+    return _summarize(study_dir, args.target, report=not args.no_report, baseline=baseline)
 
 
 def attack_line(record: Any) -> str:
@@ -144,12 +145,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_compare(args)
 
 
-def _summarize(study_dir: Path, target: float | None, *, report: bool) -> int:
+def _summarize(study_dir: Path, target: float | None, *, report: bool, baseline: str | None = None) -> int:
     from fedwave.report.study import load_study
     from fedwave.report.tables import format_table, summary_table, write_csv
 
     study = load_study(study_dir)
-    table = summary_table(study, target_accuracy=target)
+    table = summary_table(study, target_accuracy=target, baseline=baseline)
     print(format_table(table))
     print(_air_vs_compute(study.ue_events))
     csv_path = write_csv(table, study_dir / "summary.csv")
@@ -157,7 +158,7 @@ def _summarize(study_dir: Path, target: float | None, *, report: bool) -> int:
     if report:
         from fedwave.report.html import write_report
 
-        console.print(f"report: {write_report(study_dir, target_accuracy=target)}")
+        console.print(f"report: {write_report(study_dir, target_accuracy=target, baseline=baseline)}")
     return 0
 
 
@@ -170,12 +171,13 @@ def _air_vs_compute(events: Any) -> str:
         compute=events["t_compute_end"] - events["t_compute_start"],
     )
     lines = ["uplink airtime vs compute time per UE and round (simulated, mean over UEs, rounds, seeds):"]
+    width = max(28, *(len(str(m)) for m in ev["method"].unique()))  # one column, however long the names
     for method, g in ev.groupby("method", sort=True):
         air = float(g.loc[g["attempts"] > 0, "airtime"].mean())
         comp = float(g.loc[g["status"] != "skipped", "compute"].mean())
         ratio = air / comp if comp > 0 else float("inf")
         same = "yes" if 0.1 <= ratio <= 10 else "no"
-        lines.append(f"  {method:<28} {air:8.3f} s / {comp:6.3f} s = {ratio:6.2f}  (within 10x: {same})")
+        lines.append(f"  {method:<{width}} {air:8.3f} s / {comp:6.3f} s = {ratio:6.2f}  (within 10x: {same})")
     return "\n".join(lines)
 
 
@@ -184,7 +186,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from fedwave.report.html import write_report
 
     path = write_report(
-        Path(args.study_dir), Path(args.out) if args.out else None, target_accuracy=args.target
+        Path(args.study_dir),
+        Path(args.out) if args.out else None,
+        target_accuracy=args.target,
+        baseline=args.baseline,
     )
     console.print(f"report: {path}")
     return 0
@@ -225,6 +230,11 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
     p.add_argument(
         "--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9 x best)"
     )
+    p.add_argument(
+        "--baseline",
+        metavar="METHOD",
+        help="the method speed-ups are measured against, e.g. 'codec=fp32' (default: the codec=fp32 one)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument(
         "--attack",
@@ -255,6 +265,11 @@ def add_study_commands(sub: Any, config_args: Callable[[argparse.ArgumentParser]
     p = sub.add_parser("report", help="write the self-contained HTML report of a study directory")
     p.add_argument("study_dir", help="a directory made by 'fedwave compare'")
     p.add_argument("--out", help="output HTML file (default: STUDY_DIR/report.html)")
+    p.add_argument(
+        "--baseline",
+        metavar="METHOD",
+        help="the method speed-ups are measured against, e.g. 'codec=fp32' (default: the codec=fp32 one)",
+    )
     p.add_argument(
         "--target", type=_accuracy, help="target accuracy for time-to-accuracy (default: 0.9 x best)"
     )
@@ -317,7 +332,8 @@ def cmd_study_restart(args: argparse.Namespace) -> int:
     if not runs:
         console.print(f"study {study_dir}: no damaged run; nothing restarted")
         return 0
-    return _summarize(study_dir, args.target, report=not args.no_report)
+    baseline = getattr(args, "baseline", None)
+    return _summarize(study_dir, args.target, report=not args.no_report, baseline=baseline)
 
 
 def cmd_study_upgrade(args: argparse.Namespace) -> int:

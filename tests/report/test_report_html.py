@@ -73,3 +73,14 @@ def test_report_holds_figures_and_tables(report: Path, synth: Any) -> None:
     assert runs_table.count("<tr>") == 1 + len(synth.METHODS) * len(synth.SEEDS)
     for name in ("python", "torch", "numpy", "fedwave", "platform"):
         assert f'<td class="text">{name}</td>' in text
+
+
+def test_report_command_takes_the_baseline_of_the_speed_ups(study_dir: Path, tmp_path: Path) -> None:
+    from fedwave.cli import main
+
+    out = tmp_path / "r.html"
+    assert main(["report", str(study_dir), "--out", str(out), "--baseline", "codec=qsgd:16"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "baseline: codec=qsgd:16" in text and "baseline: codec=fp32" not in text
+    assert main(["report", str(study_dir), "--out", str(out)]) == 0  # default: the fp32 method
+    assert "baseline: codec=fp32" in out.read_text(encoding="utf-8")

@@ -372,9 +372,9 @@ def _leakage_section(study: Study, colors: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def render_report(study: Study, target_accuracy: float | None = None) -> str:
+def render_report(study: Study, target_accuracy: float | None = None, baseline: str | None = None) -> str:
     """The report of ``study`` as one HTML5 string (see :func:`write_report`)."""
-    summary = tables.summary_table(study, target_accuracy)
+    summary = tables.summary_table(study, target_accuracy, baseline)
     target = float(summary.attrs["target_accuracy"])
     colors = style.method_colors(study.methods)
     runs = study.runs
@@ -414,16 +414,18 @@ def write_report(
     study_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     target_accuracy: float | None = None,
+    baseline: str | None = None,
 ) -> Path:
     """Write the self-contained HTML report of the study in ``study_dir``; return its path.
 
     ``out`` defaults to ``study_dir/report.html``; ``target_accuracy`` to
-    :func:`~fedwave.report.tables.default_target`. The file is written atomically.
+    :func:`~fedwave.report.tables.default_target`; ``baseline`` (the method speed-ups are measured
+    against) to the method with ``codec=fp32``. The file is written atomically.
     """
     study = load_study(study_dir)
     path = Path(out) if out is not None else Path(study_dir) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_report(study, target_accuracy), encoding="utf-8")
+    tmp.write_text(render_report(study, target_accuracy, baseline), encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -100,8 +100,8 @@ def find_baseline(methods: list[str], baseline: str | None = None) -> tuple[str 
     if len(matches) == 1:
         return matches[0], f"baseline: {matches[0]}"
     if not matches:
-        return None, "no method has codec=fp32; pass baseline= to compute speed-ups"
-    return None, f"several fp32 methods {matches}; pass baseline= to choose one"
+        return None, "no method has codec=fp32; choose a baseline (--baseline METHOD) to compute speed-ups"
+    return None, f"several fp32 methods {matches}; choose one with --baseline METHOD"
 
 
 def summary_table(
