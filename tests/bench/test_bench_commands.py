@@ -66,3 +66,14 @@ def test_clock_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> N
     # events/s is the printed events over the unrounded wall time: within the rounding of both figures
     rate = _figure(out, r"events per second\s+([\d.e+]+)")
     assert events / (wall + 5e-4) * (1 - 5e-4) <= rate <= events / (wall - 5e-4) * (1 + 5e-4)
+
+
+def test_vs_flower_bad_arguments_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "vs_flower", "--repeats", "0"])
+    assert exc.value.code == 2 and "must be at least 1, got 0" in capsys.readouterr().err
+    pytest.importorskip("flwr")
+    # a config fedwave refuses: the child's message, no traceback, exit 1 (fedwave runs first)
+    assert main(["bench", "vs_flower", "--repeats", "1", "--rounds", "1", "--executor", "banana"]) == 1
+    err = capsys.readouterr().err
+    assert "fedwave bench vs_flower:" in err and "engine.executor" in err and "Traceback" not in err

@@ -79,14 +79,24 @@ def final_accuracy(run_dir: Path) -> str:
     return f"fedwave final accuracy {float(rows[-1]['accuracy']):.4f} after {len(rows)} rounds"
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fedwave bench vs_flower", description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3, help="runs of each (medians are compared)")
-    p.add_argument("--rounds", type=int, default=20)
-    p.add_argument("--ues", type=int, default=100)
+    p.add_argument("--repeats", type=_positive, default=3, help="runs of each (medians are compared)")
+    p.add_argument("--rounds", type=_positive, default=20)
+    p.add_argument("--ues", type=_positive, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--executor", default="batched", help="fedwave's engine.executor")
-    p.add_argument("--cpus", type=int, default=2, help="CPUs of Flower's simulation engine")
+    p.add_argument("--cpus", type=_positive, default=2, help="CPUs of Flower's simulation engine")
     args = p.parse_args(argv)
     if importlib.util.find_spec("flwr") is None:
         print("fedwave bench vs_flower needs Flower: pip install 'fedwave[flower]'", file=sys.stderr)
@@ -99,7 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for who in order:
                 run_dir = Path(tmp) / f"run{rep}"
                 cmd = fedwave_command(args, run_dir) if who == "fedwave" else flower_command(args)
-                wall, last = timed(cmd, env)
+                try:
+                    wall, last = timed(cmd, env)
+                except RuntimeError as exc:  # the child said what was wrong; no traceback on top of it
+                    print(f"fedwave bench vs_flower: {exc}", file=sys.stderr)
+                    return 1
                 if who == "fedwave":
                     last = final_accuracy(run_dir)
                 times[who].append(wall)

@@ -118,20 +118,13 @@ def run_aircomp_round(
     clock: Clock, driver: Driver, rnd: int, clients_per_round: int, t0: float
 ) -> tuple[float, bool]:
     """Simulate AirComp round ``rnd`` from ``t0`` (s); return (end time in s, whether to continue)."""
-    from fedwave.sim.rounds import checked_selection
+    from fedwave.sim.rounds import select_and_train
 
     cfg = clock.cfg
     air = cfg.access.aircomp
     w = cfg.access.bandwidth_hz
     fading = cfg.cell.fading
-    selected = sorted(
-        checked_selection(
-            driver.select(rnd, range(clock.num_ues), clients_per_round),
-            range(clock.num_ues),
-            clients_per_round,
-        )
-    )
-    results = driver.local_updates(rnd, selected, rnd) if selected else []
+    selected, results = select_and_train(clock, driver, rnd, clients_per_round)
     keys = [(rnd, ue) for ue in selected]
     jobs = clock.make_jobs(
         selected, results, round=rnd, version=rnd, keys=keys, bandwidth_hz=[w] * len(selected)

@@ -18,7 +18,7 @@ import simpy
 from fedwave.errors import FedwaveError
 from fedwave.rng import Key
 from fedwave.sim.fifo import FifoChannel
-from fedwave.sim.protocol import Arrival, Driver
+from fedwave.sim.protocol import Arrival, Driver, LocalResult
 from fedwave.sim.timeline import build_record
 from fedwave.sim.ue import Job, RoundCannotClose, TdmaUplink, Uplink, run_until, ue_process
 
@@ -92,6 +92,15 @@ def checked_selection(selected: Iterable[int], allowed: Container[int], count: i
     return chosen
 
 
+def select_and_train(
+    clock: Clock, driver: Driver, rnd: int, clients_per_round: int
+) -> tuple[list[int], list[LocalResult]]:
+    """The round's UEs (the driver's checked choice, sorted) and their local updates (host work)."""
+    chosen = driver.select(rnd, range(clock.num_ues), clients_per_round)
+    selected = sorted(checked_selection(chosen, range(clock.num_ues), clients_per_round))
+    return selected, (driver.local_updates(rnd, selected, rnd) if selected else [])
+
+
 def run_round(
     clock: Clock, driver: Driver, rule: ClosingRule, rnd: int, clients_per_round: int, t0: float
 ) -> tuple[float, bool]:
@@ -106,14 +115,7 @@ def run_round(
 
         return run_aircomp_round(clock, driver, rnd, clients_per_round, t0)
     env = simpy.Environment(initial_time=t0)
-    selected = sorted(
-        checked_selection(
-            driver.select(rnd, range(clock.num_ues), clients_per_round),
-            range(clock.num_ues),
-            clients_per_round,
-        )
-    )
-    results = driver.local_updates(rnd, selected, rnd) if selected else []
+    selected, results = select_and_train(clock, driver, rnd, clients_per_round)
     keys: list[tuple[Key, ...]] = [(rnd, ue) for ue in selected]
     dl_bytes = driver.broadcast_bytes() if selected else 0
     plan = clock.plan_uplink(selected, results, keys, dl_bytes, t_s=t0) if selected else None
