@@ -289,8 +289,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "broadcast-at-the-best-receiver",
         f"{CHANNEL}/blocks.py",
-        "        self._bits = np.concatenate([self._bits, rates.min(axis=1) * self.block_s])",
-        "        self._bits = np.concatenate([self._bits, rates.max(axis=1) * self.block_s])",
+        "        bits = rates.min(axis=1) * self.block_s",
+        "        bits = rates.max(axis=1) * self.block_s",
         f"{TW}/test_wireless_fading.py",
     ),
     mutation(
@@ -304,9 +304,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "waterfall-on-the-faded-snr",
         f"{SIM}/clock.py",
-        "            q = float(packet_error_probability(snr, self._waterfall_m))",
-        "            q = float(packet_error_probability(snr * float(rng.standard_exponential()), "
-        "self._waterfall_m))",
+        "        return packet_error_probability(snr, self._waterfall_m)",
+        "        return packet_error_probability(snr * np.random.default_rng().standard_exponential(), "
+        "self._waterfall_m)",
         f"{TW}/test_wireless_fading.py::test_packet_errors_use_the_mean_snr",
     ),
     mutation(

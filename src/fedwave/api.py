@@ -33,7 +33,7 @@ from fedwave.report.study import Study, load_study
 #: What the functions of this module accept as a config.
 ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 #: ``on_round(record, events)`` after every round of a run.
-RoundHook = Callable[[RoundRecord, list[UEEvent]], None]
+RoundHook = Callable[[RoundRecord, Sequence[UEEvent]], None]
 
 __all__ = [
     "AttackResult",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -37,7 +37,7 @@ def round_progress(rounds: int, *, quiet: bool = False) -> Iterator[Any]:
     )
     task = progress.add_task("", total=rounds, start=False)
 
-    def hook(record: RoundRecord, events: list[UEEvent]) -> None:
+    def hook(record: RoundRecord, events: Sequence[UEEvent]) -> None:
         if not progress.live.is_started:
             progress.start()
             progress.start_task(task)

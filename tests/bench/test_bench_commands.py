@@ -58,7 +58,13 @@ def test_vs_flower_times_both_and_prints_their_ratio(capsys: pytest.CaptureFixtu
 def test_clock_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "clock", "--ues", "40", "--rounds", "3", "--no-tracemalloc"]) == 0
     out = capsys.readouterr().out
-    assert "ues=40 rounds=3 clients/round=40" in out
+    assert "vectorised rounds   3 of 3" in out and "events processed    0 " in out
+    ue_rate = _figure(out, r"UE-rounds per s\s+([\d.e+]+)")
+    wall = _figure(out, r"wall seconds\s+([\d.]+)")
+    assert 120 / (wall + 5e-4) * (1 - 5e-4) <= ue_rate <= 120 / max(wall - 5e-4, 1e-9) * (1 + 5e-4)
+    assert main(["bench", "clock", "--ues", "40", "--rounds", "3", "--no-tracemalloc", "--simpy"]) == 0
+    out = capsys.readouterr().out
+    assert "ues=40 rounds=3 clients/round=40" in out and "vectorised rounds   0 of 3" in out
     wall = _figure(out, r"wall seconds\s+([\d.]+)")
     events = _figure(out, r"events processed\s+(\d+)")
     assert events >= 3 * 40 * 3  # at least download, compute and upload per UE and round

@@ -106,9 +106,11 @@ def test_uniform8_is_about_a_quarter_of_fp32() -> None:
 
 
 def test_smaller_payload_shortens_airtime_by_the_size_ratio() -> None:
-    """Same cell, seed and selection: each upload's airtime scales with its message bits."""
-    a = run(load_config(None, [*SMALL, "codec=fp32"]))
-    b = run(load_config(None, [*SMALL, "codec=uniform:4"]))
+    """Same cell, seed and selection, no fading (one rate per upload): each upload's airtime scales with
+    its message bits."""
+    flat = [*SMALL, "wireless.cell.fading.model=none"]
+    a = run(load_config(None, [*flat, "codec=fp32"]))
+    b = run(load_config(None, [*flat, "codec=uniform:4"]))
     header = load_config(None, SMALL).wireless.access.header_bytes
     for ea, eb in zip(a.events, b.events):
         assert (ea.round, ea.ue) == (eb.round, eb.ue)

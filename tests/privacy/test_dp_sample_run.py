@@ -22,7 +22,7 @@ from fedwave.users import UserConfig, make_setup
 from fedwave.users.dpsgd import UserDPSGD
 
 SMALL = ["data.max_train=400", "fl.num_ues=6", "model.name=mlp"]
-DEADLINE = ["wireless.policy.name=deadline", "wireless.policy.deadline_s=0.01", "data.lognormal_sigma=0.8"]
+DEADLINE = ["wireless.policy.name=deadline", "wireless.policy.deadline_s=0.008", "data.lognormal_sigma=0.8"]
 
 
 def _user(n: int, **dp: Any) -> UserDPSGD:

@@ -21,7 +21,13 @@ from fedwave.config import apply_overrides
 from fedwave.fl.study import RunSpec, parse_vary, run_study
 from fedwave.records import RoundRecord
 
-OVERRIDES = ["data.max_train=240", "fl.num_ues=4", "fl.rounds=4", "model.name=mlp"]
+OVERRIDES = [
+    "data.max_train=240",
+    "fl.num_ues=4",
+    "fl.rounds=4",
+    "model.name=mlp",
+    "wireless.cell.radius_m=250",
+]
 VARY = ["codec=fp32,ef(topk:0.2)"]
 SEEDS = 2
 ROUNDS = 4

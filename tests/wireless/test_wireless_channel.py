@@ -26,6 +26,8 @@ from fedwave.channel import (
     shannon_rate_bps,
     watt_to_dbm,
 )
+from fedwave.channel.fading import counter_fading_power
+from fedwave.counter_rng import stream_key
 from fedwave.rng import numpy_generator
 from fedwave.sim import Clock, WirelessConfig
 from fedwave.sim.config import PathLossConfig
@@ -156,7 +158,8 @@ def test_known_shadowing_and_per_block_fading_give_the_airtime(fake_driver) -> N
     shadow = float(numpy_generator(seed, "cell", "shadowing").normal(0.0, 8.0, 1)[0])
     snr, _ = _hand_rate(300.0, 20e6, shadow)
     for rnd in (0, 1):
-        fades = numpy_generator(seed, "fading", "up", rnd, 0).standard_exponential(2000).tolist()
+        key = stream_key(seed, "fading", "up", rnd, 0)
+        fades = counter_fading_power(key, np.arange(2000), "rayleigh").tolist()
         ev = drv.events[rnd][0]
         air = hand_airtime(8 * (100_000 + 40), snr, 20e6, 0.002, fades)
         assert ev.t_upload_end - ev.t_upload_start == pytest.approx(air, rel=1e-12)

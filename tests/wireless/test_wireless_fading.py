@@ -16,7 +16,6 @@ from tests.wireless.conftest import FakeDriver, hand_airtime
 from fedwave.channel.blocks import AttemptLink, BlockLink
 from fedwave.channel.config import FadingConfig
 from fedwave.channel.link import packet_error_probability
-from fedwave.rng import numpy_generator
 from fedwave.sim import Clock, WirelessConfig
 
 
@@ -157,11 +156,13 @@ def test_packet_errors_use_the_mean_snr(fake_driver) -> None:
     assert 0.02 < q < 0.5
     assert abs(np.mean(first_fail) - q) < 4 * sd
     # the errors stream decides: the attempts of UE 5 in round 7 are reproducible from it
-    from fedwave.channel import sample_attempts
+    from fedwave.channel.link import counter_attempts
+    from fedwave.counter_rng import stream_key
 
-    a, ok = sample_attempts(numpy_generator(3, "errors", 7, 5), q, 3)
-    ev = next(e for e in drv.events[7] if e.ue == 5)
-    assert (ev.attempts, ev.status == "arrived") == (a, ok)
+    for ue in range(n):
+        a, ok = counter_attempts(np.array([stream_key(3, "errors", 7, ue)], dtype=np.uint64), q, 3)
+        ev = next(e for e in drv.events[7] if e.ue == ue)
+        assert (ev.attempts, ev.status == "arrived") == (int(a[0]), bool(ok[0]))
 
 
 def test_waterfall_with_round_fading_is_refused() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from fedwave.sim import Clock
@@ -100,8 +101,9 @@ def test_no_errors_means_one_attempt(make_quiet_cell, fake_driver) -> None:
 
 
 def test_attempts_come_from_the_errors_stream(fake_driver) -> None:
-    from fedwave.channel import packet_error_probability, sample_attempts
-    from fedwave.rng import numpy_generator
+    from fedwave.channel import packet_error_probability
+    from fedwave.channel.link import counter_attempts
+    from fedwave.counter_rng import stream_key
     from fedwave.sim import WirelessConfig
 
     cfg = WirelessConfig.model_validate(
@@ -119,8 +121,8 @@ def test_attempts_come_from_the_errors_stream(fake_driver) -> None:
         for e in drv.events[rnd]:
             # q on the MEAN SNR of the UE's band (the waterfall formula already averages the fading)
             q = float(packet_error_probability(10 ** (e.snr_up_db / 10), 10**1.4))
-            a, ok = sample_attempts(numpy_generator(5, "errors", rnd, e.ue), q, 2)
-            assert e.attempts == a and e.status == ("arrived" if ok else "lost")
+            a, ok = counter_attempts(np.array([stream_key(5, "errors", rnd, e.ue)], dtype=np.uint64), q, 2)
+            assert e.attempts == int(a[0]) and e.status == ("arrived" if bool(ok[0]) else "lost")
             seen.add(e.status)
     assert len(seen) == 2  # the scenario has both outcomes
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from fedwave.channel.fading import sample_fading_power
+from fedwave.channel.fading import counter_fading_power, sample_fading_power
 from fedwave.channel.link import shannon_rate_bps
 
 #: Most blocks drawn at once when extending a link's fading sequence.
@@ -46,15 +47,17 @@ class BlockLink:
         block_s: coherence block length (s).
         fading: fading model name (``rayleigh``, ``rician``, ``none``).
         rician_k: Rician K (linear).
-        rngs: one generator per receiver (the fading stream of that receiver's link): i.i.d. draws per
-            block; or None with ``source``.
-        source: instead of ``rngs``, where the blocks' fading powers come from (e.g. a time-correlated
-            process: :class:`~fedwave.channel.gaussmarkov.GaussMarkovFading`).
+        rngs: one generator per receiver: i.i.d. draws per block; or None with ``source``.
+        source: instead of ``rngs``, where the blocks' fading powers come from, in order (a counter
+            stream: :func:`counter_source`; a time-correlated process:
+            :class:`~fedwave.channel.gaussmarkov.GaussMarkovFading`).
         offset_s: seconds of the first block already elapsed when the link starts (blocks on an absolute
             time grid), in ``[0, block_s)``.
 
     Successive :meth:`send` calls continue in the same block sequence (a retransmission starts where the
-    previous attempt ended).
+    previous attempt ended). The arithmetic is that of :func:`end_time_s` on the running sum of the
+    blocks' capacities, so it does not depend on how many blocks are drawn at a time, and
+    :func:`uplink_block_airtimes` gives the same numbers for many links at once.
 
     Raises:
         ValueError: no receiver, mismatched lengths, a non-positive block length, or a mean SNR that is
@@ -98,23 +101,18 @@ class BlockLink:
         self._rngs = list(rngs) if rngs is not None else []
         self._source = source
         self._bits = np.zeros(0)  # bits block j carries (whole block)
-        self._pos = 0  # current block index
-        self._used_s = float(offset_s)  # seconds of the current block already used
+        self._cum = np.zeros(0)  # running sum of _bits, summed in order
+        self._offset_s = float(offset_s)
+        self._t = float(offset_s)  # link time (s from the start of block 0) where the next send starts
+        self._pos_bits: float | None = None  # running capacity (bits) at _t; None until the first send
 
     @property
     def blocks_drawn(self) -> int:
         """How many blocks' fading has been drawn so far."""
         return int(self._bits.size)
 
-    def _mean_bits_per_block(self) -> float:
-        # E over the fading of the worst receiver's rate is at least the rate at (mean SNR) / 10 for the
-        # usual models; only used to size the chunk of blocks drawn next.
-        r = shannon_rate_bps(self.bandwidth_hz, float(self.snr_mean.min()) / 10.0, self.gap_db)
-        return max(float(r) * self.block_s, 1e-300)
-
     def _extend(self, need_bits: float) -> None:
-        est = need_bits / self._mean_bits_per_block()
-        n = int(min(_MAX_CHUNK, max(16.0, 1.25 * est + 4.0)))
+        n = chunk_blocks(need_bits, float(self.snr_mean.min()), self.bandwidth_hz, self.gap_db, self.block_s)
         if self._source is not None:
             x = np.asarray(self._source(n), dtype=float).reshape(n, self.snr_mean.size)
         else:
@@ -122,43 +120,123 @@ class BlockLink:
                 [sample_fading_power(rng, n, self.fading, self.rician_k) for rng in self._rngs], axis=1
             )
         rates = shannon_rate_bps(self.bandwidth_hz, self.snr_mean[None, :] * x, self.gap_db)
-        self._bits = np.concatenate([self._bits, rates.min(axis=1) * self.block_s])
+        bits = rates.min(axis=1) * self.block_s
+        carry = self._cum[-1:] if self._cum.size else np.zeros(1)
+        self._cum = np.concatenate([self._cum, np.cumsum(np.concatenate([carry, bits]))[1:]])
+        self._bits = np.concatenate([self._bits, bits])
 
     def send(self, bits: float) -> float:
         """Seconds to send ``bits`` bits from the current position; the position moves to the end."""
         if not bits > 0:
             return 0.0
-        remaining = float(bits)
-        elapsed = 0.0
+        if self._pos_bits is None:
+            if self._offset_s > 0.0 and not self._bits.size:
+                self._extend(float(bits))
+            self._pos_bits = (float(self._bits[0]) / self.block_s) * self._offset_s if self._offset_s else 0.0
+        target = self._pos_bits + float(bits)
+        while not (self._cum.size and self._cum[-1] >= target):
+            self._extend(target - (float(self._cum[-1]) if self._cum.size else 0.0))
+        k = int(np.searchsorted(self._cum, target, side="left"))
+        before = float(self._cum[k - 1]) if k else 0.0
+        t_end = end_time_s(k, target, before, float(self._bits[k]), self.block_s)
+        elapsed = t_end - self._t
+        self._t, self._pos_bits = t_end, target
+        return elapsed
+
+
+def end_time_s(block: Any, target_bits: Any, before_bits: Any, block_bits: Any, block_s: float) -> Any:
+    """Link time (s from the start of block 0) at which the running capacity reaches ``target_bits``:
+    ``block`` is the first block whose running sum reaches it, ``before_bits`` the running sum before it
+    and ``block_bits`` its capacity. Scalars or arrays; the one formula of :class:`BlockLink` and
+    :func:`uplink_block_airtimes`."""
+    return block * block_s + (target_bits - before_bits) / (block_bits / block_s)
+
+
+def chunk_blocks(need_bits: float, snr_low: float, bandwidth_hz: float, gap_db: float, block_s: float) -> int:
+    """How many blocks to draw next for ``need_bits`` more bits (a sizing guess only: the blocks' values
+    do not depend on it). The rate at a tenth of the lowest mean SNR is below the mean rate of the usual
+    fading models."""
+    per_block = max(float(shannon_rate_bps(bandwidth_hz, snr_low / 10.0, gap_db)) * block_s, 1e-300)
+    return int(min(_MAX_CHUNK, max(16.0, 1.25 * need_bits / per_block + 4.0)))
+
+
+def counter_source(keys: NDArray[np.uint64], fading: str, rician_k: float) -> FadingSource:
+    """A :data:`FadingSource` reading blocks 0, 1, 2, ... of the counter streams ``keys`` (one per
+    receiver; :func:`~fedwave.channel.fading.counter_fading_power`)."""
+    k = np.asarray(keys, dtype=np.uint64).reshape(1, -1)
+    pos = [0]
+
+    def source(n: int) -> NDArray[np.float64]:
+        j = np.arange(pos[0], pos[0] + n, dtype=np.int64)[:, None]
+        pos[0] += n
+        return counter_fading_power(k, j, fading, rician_k)
+
+    return source
+
+
+def uplink_block_airtimes(
+    keys: NDArray[np.uint64],
+    snr_mean: NDArray[np.float64],
+    bandwidth_hz: NDArray[np.float64],
+    bits: NDArray[np.float64],
+    attempts: NDArray[np.int64],
+    *,
+    gap_db: float,
+    block_s: float,
+    fading: str,
+    rician_k: float,
+    max_elements: int = 1 << 22,
+) -> NDArray[np.float64]:
+    """Airtime (s) of each attempt of many coherence-block links at once, each starting at a block
+    boundary: link i sends ``bits[i]`` bits ``attempts[i]`` times in a row on its counter stream
+    ``keys[i]``. Returns an array (links, max attempts), 0 past a link's last attempt; row i equals what
+    :class:`BlockLink` with :func:`counter_source` gives (the same draws and the same arithmetic).
+    At most about ``max_elements`` blocks are held at once."""
+    n = keys.size
+    cap = int(attempts.max()) if n else 0
+    out = np.zeros((n, cap))
+    t_prev = np.zeros(n)
+    pos = np.zeros(n)
+    done_attempts = np.zeros(n, dtype=np.int64)
+    next_block = np.zeros(n, dtype=np.int64)
+    carry = np.zeros(n)
+    active = attempts > done_attempts
+    while active.any():
+        rows = np.flatnonzero(active)
+        need = (attempts[rows] - done_attempts[rows]) * bits[rows] - (carry[rows] - pos[rows])
+        guess = chunk_blocks(
+            float(np.quantile(need, 0.9)),
+            float(np.quantile(snr_mean[rows], 0.1)),
+            float(np.median(bandwidth_hz[rows])),
+            gap_db,
+            block_s,
+        )
+        m = int(max(16, min(guess, max_elements // max(1, rows.size))))
+        j = next_block[rows, None] + np.arange(m, dtype=np.int64)[None, :]
+        x = counter_fading_power(keys[rows, None], j, fading, rician_k)
+        cap_bits = shannon_rate_bps(bandwidth_hz[rows, None], snr_mean[rows, None] * x, gap_db) * block_s
+        cum = np.cumsum(np.concatenate([carry[rows, None], cap_bits], axis=1), axis=1)[:, 1:]
+        live = np.ones(rows.size, dtype=bool)
         while True:
-            if self._pos >= self._bits.size:
-                self._extend(remaining)
-                continue
-            avail = self._bits[self._pos :].copy()
-            frac_left = 1.0 - self._used_s / self.block_s
-            avail[0] *= frac_left
-            cum = np.cumsum(avail)
-            j = int(np.searchsorted(cum, remaining, side="left"))
-            if j >= cum.size:  # not enough in the drawn blocks: use them all, draw more
-                remaining -= float(cum[-1])
-                elapsed += self.block_s - self._used_s + (cum.size - 1) * self.block_s
-                self._pos = self._bits.size
-                self._used_s = 0.0
-                continue
-            before = float(cum[j - 1]) if j > 0 else 0.0
-            rate = self._bits[self._pos + j] / self.block_s
-            t_in_block = (remaining - before) / rate
-            if j == 0:
-                elapsed += t_in_block
-                self._used_s += t_in_block
-            else:
-                elapsed += (self.block_s - self._used_s) + (j - 1) * self.block_s + t_in_block
-                self._pos += j
-                self._used_s = t_in_block
-            if self._used_s >= self.block_s:  # ended exactly on a boundary
-                self._pos += 1
-                self._used_s = 0.0
-            return elapsed
+            live &= done_attempts[rows] < attempts[rows]
+            r = np.flatnonzero(live)
+            if not r.size:
+                break
+            target = pos[rows[r]] + bits[rows[r]]
+            count = (cum[r] < target[:, None]).sum(axis=1)
+            hit = count < m
+            live[r[~hit]] = False  # needs blocks beyond this chunk
+            r, target, count = r[hit], target[hit], count[hit]
+            g = rows[r]
+            before = np.where(count > 0, cum[r, np.maximum(count - 1, 0)], carry[g])
+            t_end = end_time_s(next_block[g] + count, target, before, cap_bits[r, count], block_s)
+            out[g, done_attempts[g]] = t_end - t_prev[g]
+            t_prev[g], pos[g] = t_end, target
+            done_attempts[g] += 1
+        carry[rows] = cum[:, -1]
+        next_block[rows] += m
+        active = attempts > done_attempts
+    return out
 
 
 class AttemptLink:
@@ -199,8 +277,42 @@ class AttemptLink:
     def attempt(self, bits: float) -> tuple[float, bool, float]:
         """One attempt at sending ``bits``: ``(seconds, delivered, instantaneous SNR (linear))``."""
         x = float(sample_fading_power(self._rng, 1, self.fading, self.rician_k)[0])
-        snr = self.snr_mean * x
-        if snr < self.outage_snr:
-            return float(bits) / self.floor_rate_bps, False, snr
-        rate = float(shannon_rate_bps(self.bandwidth_hz, snr, self.gap_db))
-        return float(bits) / rate, True, snr
+        seconds, _, delivered = outage_airtimes(
+            np.array([[x]]),
+            np.array([self.snr_mean]),
+            np.array([self.bandwidth_hz]),
+            np.array([float(bits)]),
+            gap_db=self.gap_db,
+            outage_snr=self.outage_snr,
+        )
+        return float(seconds[0, 0]), bool(delivered[0]), self.snr_mean * x
+
+
+def outage_airtimes(
+    fading_power: NDArray[np.float64],
+    snr_mean: NDArray[np.float64],
+    bandwidth_hz: NDArray[np.float64],
+    bits: NDArray[np.float64],
+    *,
+    gap_db: float,
+    outage_snr: float,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_]]:
+    """The outage rule for many links at once (``fading.block: round``): link i's attempt a has fading
+    power ``fading_power[i, a]``; attempts go on until the first one whose SNR reaches ``outage_snr``
+    (sent at its Shannon rate) or until the columns run out (each failed attempt lasts ``bits`` at the
+    rate of ``outage_snr``).
+
+    Returns:
+        ``(seconds, attempts, delivered)``: seconds per attempt (links, columns), 0 after the last one;
+        attempts made; whether the last arrived.
+    """
+    x = np.asarray(fading_power, dtype=float)
+    snr = snr_mean[:, None] * x
+    ok = snr >= outage_snr
+    floor = shannon_rate_bps(bandwidth_hz, outage_snr, gap_db)
+    rate = shannon_rate_bps(bandwidth_hz[:, None], np.where(ok, snr, outage_snr), gap_db)
+    seconds = np.where(ok, bits[:, None] / rate, (bits / floor)[:, None])
+    delivered = ok.any(axis=1)
+    attempts = np.where(delivered, ok.argmax(axis=1) + 1, x.shape[1]).astype(np.int64)
+    seconds[np.arange(x.shape[1])[None, :] >= attempts[:, None]] = 0.0
+    return seconds, attempts, delivered

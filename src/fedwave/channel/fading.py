@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
+
+from fedwave.counter_rng import uniforms
 
 
 def sample_shadowing_db(rng: np.random.Generator, num_ues: int, sigma_db: float) -> NDArray[np.float64]:
@@ -60,3 +62,29 @@ def sample_fading_power(
     except KeyError:
         raise ValueError(f"unknown fading model {model!r}; known: {sorted(FADING_MODELS)}") from None
     return fn(rng, num, k_factor)
+
+
+def counter_fading_power(
+    keys: ArrayLike, blocks: ArrayLike, model: str, k_factor: float = 0.0
+) -> NDArray[np.float64]:
+    """Fading powers |h|^2 (linear, mean 1) of blocks ``blocks`` of the counter streams ``keys``
+    (:mod:`fedwave.counter_rng`; the two broadcast like :func:`~fedwave.counter_rng.uniforms`).
+
+    Block j uses the stream's numbers 2j and 2j+1 (u, v): with E = -log(1 - u) ~ Exp(1) and
+    theta = 2 pi v, the scattered part is sqrt(E) e^(i theta) ~ CN(0, 1). Rayleigh: |h|^2 = E (v unused);
+    Rician: |sqrt(K/(K+1)) + sqrt(1/(K+1)) sqrt(E) e^(i theta)|^2; ``none``: 1. Block j's value does not
+    depend on which other blocks are asked for.
+    """
+    if model not in FADING_MODELS:
+        raise ValueError(f"unknown fading model {model!r}; known: {sorted(FADING_MODELS)}")
+    j = np.asarray(blocks, dtype=np.int64)
+    k = np.asarray(keys, dtype=np.uint64)
+    if model == "none":
+        return np.ones(np.broadcast_shapes(k.shape, j.shape))
+    e = -np.log1p(-uniforms(k, 2 * j))
+    if model == "rayleigh":
+        return np.asarray(e, dtype=np.float64)
+    theta = 2.0 * np.pi * uniforms(k, 2 * j + 1)
+    r = np.sqrt(e / (k_factor + 1.0))
+    los = np.sqrt(k_factor / (k_factor + 1.0))
+    return np.asarray((los + r * np.cos(theta)) ** 2 + (r * np.sin(theta)) ** 2, dtype=np.float64)

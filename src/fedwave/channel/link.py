@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fedwave.channel.units import db_to_linear
+from fedwave.counter_rng import uniforms
 
 
 def snr_linear(
@@ -70,3 +71,21 @@ def message_bits(payload_bytes: int, header_bytes: int) -> int:
 def airtime_s(bits: int, rate_bps: float) -> float:
     """Seconds to send ``bits`` at ``rate_bps`` bit/s (inf at a rate of 0)."""
     return bits / rate_bps if rate_bps > 0.0 else math.inf
+
+
+def counter_attempts(
+    keys: NDArray[np.uint64], q: ArrayLike, max_retransmissions: int
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Attempts of many messages at once, each attempt failing independently with probability ``q``:
+    attempt a of message i fails when number a of its counter stream ``keys[i]`` is below ``q[i]``
+    (:mod:`fedwave.counter_rng`). At most ``1 + max_retransmissions`` attempts; q <= 0 always arrives at
+    the first, q >= 1 never arrives.
+
+    Returns:
+        ``(attempts, delivered)`` per message.
+    """
+    cap = 1 + int(max_retransmissions)
+    u = uniforms(np.asarray(keys, dtype=np.uint64)[:, None], np.arange(cap))
+    ok = u >= np.asarray(q, dtype=float).reshape(-1, 1)
+    delivered = np.asarray(ok.any(axis=1), dtype=bool)
+    return np.where(delivered, ok.argmax(axis=1) + 1, cap).astype(np.int64), delivered

@@ -54,7 +54,7 @@ from fedwave.users import User, UserDataSource, construct_user
 from fedwave.users.privacy import global_norm
 from fedwave.users.tensors import persistent_buffers
 
-RoundCallback = Callable[[RoundRecord, list[UEEvent]], None]
+RoundCallback = Callable[[RoundRecord, Sequence[UEEvent]], None]
 TrainTask = tuple[int, int, int, int, Behaviour | None]  # round, UE, model version, dispatch, behaviour
 _LOG = logging.getLogger("fedwave.engine")
 _FP32 = "fp32"
@@ -612,7 +612,7 @@ class FederatedDriver:
             for d, t in zip(decoded, templates)
         ]
 
-    def end_round(self, record: RoundRecord, events: list[UEEvent]) -> bool:
+    def end_round(self, record: RoundRecord, events: Sequence[UEEvent]) -> bool:
         """Evaluate, complete the record, hand it on; False stops the run (target reached).
 
         Raises:
@@ -663,7 +663,7 @@ class FederatedDriver:
         reached = self.cfg.fl.stop_at_target and target is not None and record.accuracy >= target
         return keep_private and not reached
 
-    def _account(self, record: RoundRecord, events: list[UEEvent]) -> bool:
+    def _account(self, record: RoundRecord, events: Sequence[UEEvent]) -> bool:
         """DP accounting of the round (fills ``record.epsilon``); False when dp.stop_at_epsilon stops."""
         counts = self._round_dp.pop(record.round, {})
         return self.privacy is None or self.privacy.end_round(record, events, counts)

@@ -56,7 +56,7 @@ def compute_run(job: Job, send: Send) -> None:
         cfg = config_from_dict(data, f"run {run_id}")
         holder: dict[str, Any] = {}
 
-        def commit(record: Any, events: list[Any]) -> None:
+        def commit(record: Any, events: Sequence[Any]) -> None:
             sim = holder["sim"]
             keep = resumable(sim)
             blob = save_checkpoint(sim, t_now=record.t_end, next_round=record.round + 1) if keep else None

@@ -20,7 +20,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -43,7 +43,7 @@ from fedwave.sim import Clock
 from fedwave.users import UserDataSource
 from fedwave.users.datasource import dataset_metadata
 
-RoundHook = Callable[[RoundRecord, list[UEEvent]], None]
+RoundHook = Callable[[RoundRecord, Sequence[UEEvent]], None]
 
 
 @dataclass
@@ -165,7 +165,7 @@ class RunWriter:
         self._rw: csv.DictWriter[str] | None = None
         self._tw: csv.DictWriter[str] | None = None
 
-    def __call__(self, record: RoundRecord, events: list[UEEvent]) -> None:
+    def __call__(self, record: RoundRecord, events: Sequence[UEEvent]) -> None:
         row = record.as_dict()
         if self._rw is None:
             self._rw = csv.DictWriter(self._rounds, fieldnames=list(row), extrasaction="ignore")
@@ -211,7 +211,7 @@ def run(
     totals = EventTotals()
     writer: RunWriter | None = None
 
-    def hook(record: RoundRecord, evs: list[UEEvent]) -> None:
+    def hook(record: RoundRecord, evs: Sequence[UEEvent]) -> None:
         totals.add(evs)
         if keep_events:
             events.extend(evs)

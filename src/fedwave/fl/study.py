@@ -329,7 +329,7 @@ def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> d
     store.set_status(run.run_id, "running")
     holder: dict[str, Any] = {}
 
-    def commit(record: RoundRecord, events: list[UEEvent]) -> None:
+    def commit(record: RoundRecord, events: Sequence[UEEvent]) -> None:
         sim = holder["sim"]
         blob = (
             save_checkpoint(sim, t_now=record.t_end, next_round=record.round + 1) if resumable(sim) else None

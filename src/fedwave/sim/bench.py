@@ -1,7 +1,8 @@
 """Clock-only benchmark: ``fedwave bench clock --ues 10000 --rounds 5`` (or ``python -m fedwave.sim.bench``).
 
-Runs the simulated clock with a trivial driver (fixed payload, no training) and prints the SimPy events
-processed, the host's wall seconds, events per second and peak memory. This is the one module under
+Runs the simulated clock with a trivial driver (fixed payload, no training) and prints the rounds timed
+by the vectorised path, the SimPy events processed (``--simpy`` times every round with SimPy), the host's
+wall seconds, UE-rounds per second and peak memory. This is the one module under
 ``sim/`` that reads the host clock, and only to time the simulation, never to drive it.
 """
 
@@ -35,7 +36,7 @@ class FixedDriver:
         return self.payload_bytes
 
     def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
-        return [LocalResult(payload_bytes=self.payload_bytes, samples_processed=self.samples) for _ in ues]
+        return [LocalResult(payload_bytes=self.payload_bytes, samples_processed=self.samples)] * len(ues)
 
     def discard(self, handles: list[object], reason: str) -> None:
         return None
@@ -43,7 +44,7 @@ class FixedDriver:
     def aggregate(self, round: int, arrivals: list[Arrival]) -> None:
         return None
 
-    def end_round(self, record: RoundRecord, events: list[UEEvent]) -> bool:
+    def end_round(self, record: RoundRecord, events: Sequence[UEEvent]) -> bool:
         self.rounds.append(record)
         return True
 
@@ -57,6 +58,7 @@ def _simulate(args: argparse.Namespace) -> tuple[Clock, FixedDriver, float]:
             "access": {"scheme": args.access},
             "policy": {"name": args.policy, "buffer_k": args.buffer_k},
             "cell": {"fading": fading, "mobility": args.mobility},
+            "clock": "simpy" if args.simpy else "auto",
         }
     )
     clock = Clock(cfg, args.ues, args.flops_per_sample, args.seed)
@@ -87,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--fading-process", choices=("iid", "gauss_markov"), default="iid")
     p.add_argument("--block-s", type=float, default=None, help="fading block length in s (default: T_c)")
     p.add_argument("--mobility", choices=("static", "random_waypoint"), default="static")
+    p.add_argument("--simpy", action="store_true", help="time every round with SimPy (wireless.clock: simpy)")
     p.add_argument("--no-tracemalloc", action="store_true", help="skip the second, memory-traced run")
     args = p.parse_args(argv)
 
@@ -94,16 +97,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock, driver, t_end = _simulate(args)
     wall = time.perf_counter() - t0
     n = clock.events_processed
+    rounds = len(driver.rounds)
+    ue_rounds = sum(r.selected for r in driver.rounds)
     print(
-        f"ues={args.ues} rounds={len(driver.rounds)} clients/round={args.clients or args.ues} "
+        f"ues={args.ues} rounds={rounds} clients/round={args.clients or args.ues} "
         f"access={args.access} policy={args.policy} fading={args.fading_process}/{args.fading_block} "
         f"mobility={args.mobility}"
     )
     print(f"simulated time      {t_end:.6g} s")
-    print(f"events processed    {n}")
+    print(f"vectorised rounds   {clock.vector_rounds} of {rounds}")
+    print(f"events processed    {n} (SimPy rounds only)")
     print(f"wall seconds        {wall:.3f}")
-    print(f"wall s per round    {wall / max(1, len(driver.rounds)):.4f}")
+    print(f"wall s per round    {wall / max(1, rounds):.4f}")
     print(f"events per second   {n / wall:.4g}")
+    print(f"UE-rounds per s     {ue_rounds / wall:.4g}")
     if not args.no_tracemalloc:
         tracemalloc.start()
         _simulate(args)

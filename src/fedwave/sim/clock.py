@@ -27,20 +27,21 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
-from fedwave.channel.blocks import AttemptLink, BlockLink
+from fedwave.channel.blocks import BlockLink, counter_source, outage_airtimes
 from fedwave.channel.cell import Cell
-from fedwave.channel.fading import sample_fading_power
+from fedwave.channel.fading import counter_fading_power
 from fedwave.channel.gaussmarkov import GaussMarkovFading, jakes_correlation
 from fedwave.channel.link import (
+    counter_attempts,
     message_bits,
     packet_error_probability,
-    sample_attempts,
     shannon_rate_bps,
     snr_linear,
 )
 from fedwave.channel.mobility import RandomWaypoint
 from fedwave.channel.pathloss import pathloss_db
 from fedwave.channel.units import db_to_linear
+from fedwave.counter_rng import column_keys, stream_key, stream_keys
 from fedwave.devices.profiles import DeviceProfile, sample_profiles
 from fedwave.errors import ConfigError
 from fedwave.rng import Key, numpy_generator
@@ -59,6 +60,7 @@ from fedwave.sim.ue import (
     Transmission,
     Uplink,
 )
+from fedwave.sim.vround import vector_eligible
 
 
 class Clock:
@@ -79,6 +81,9 @@ class Clock:
         gauss_markov: the UEs' fading processes (``fading.process: gauss_markov``), else None.
         mobility: the UEs' movement (``cell.mobility: random_waypoint``), else None.
         events_processed: SimPy events processed so far (all runs of this clock).
+        vectorised: whether synchronous rounds are timed with numpy over the UEs
+            (:mod:`fedwave.sim.vround`; ``wireless.clock: auto`` and a round without queueing).
+        vector_rounds: rounds timed that way so far.
 
     Raises:
         ConfigError: a per-UE list in the config does not have ``num_ues`` entries, or a UE's mean SNR is
@@ -146,6 +151,9 @@ class Clock:
                 )
         self._outage_snr = float(db_to_linear(fading.outage_snr_db))
         self._waterfall_m = float(db_to_linear(self.cfg.access.packet_errors.waterfall_threshold_db))
+        self.vectorised = vector_eligible(self)
+        self.vector_rounds = 0
+        self._flops_devices: tuple[NDArray[np.float64], ...] | None = None  # vround's device arrays
 
     def run(
         self,
@@ -258,10 +266,11 @@ class Clock:
         snr: NDArray[np.float64],
         bandwidth_hz: float,
         ues: Sequence[int],
-        rngs_keys: Sequence[tuple[Key, ...]],
-        direction: str,
+        stream: NDArray[np.uint64],
         t_s: float,
     ) -> BlockLink:
+        """A coherence-block link to/from ``ues`` whose i.i.d. fading comes from the counter streams
+        ``stream`` (one per receiver), or from the UEs' Gauss-Markov processes."""
         fading = self.cfg.cell.fading
         gap = self.cfg.access.gap_db
         if self.gauss_markov is not None:
@@ -277,8 +286,9 @@ class Clock:
                 source=source,
                 offset_s=offset,
             )
-        rngs = [numpy_generator(self.seed, "fading", direction, *k) for k in rngs_keys]
-        return BlockLink(snr, bandwidth_hz, gap, self.block_s, fading.model, fading.rician_k, rngs)
+        source = counter_source(stream, fading.model, fading.rician_k)
+        model, k = fading.model, fading.rician_k
+        return BlockLink(snr, bandwidth_hz, gap, self.block_s, model, k, None, source=source)
 
     def transmit(
         self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...], t_s: float | None = None
@@ -299,26 +309,37 @@ class Clock:
         bits = message_bits(nbytes, access.header_bytes)
         snr = self.mean_snr_up(ue, bandwidth_hz, t)
         if fading.block == "round":
-            rng = numpy_generator(self.seed, "fading", "up", *keys)
-            link = AttemptLink(
-                snr, bandwidth_hz, access.gap_db, self._outage_snr, fading.model, fading.rician_k, rng
+            cap = access.max_retransmissions + 1
+            x = counter_fading_power(
+                stream_key(self.seed, "fading", "up", *keys), np.arange(cap), fading.model, fading.rician_k
             )
-            spent: list[float] = []
-            for _ in range(access.max_retransmissions + 1):
-                seconds, ok, _ = link.attempt(bits)
-                spent.append(seconds)
-                if ok:
-                    return Transmission(tuple(spent), True, bits, snr)
-            return Transmission(tuple(spent), False, bits, snr)
-        block = self._block_link(np.array([snr]), bandwidth_hz, [ue], [keys], "up", t)
+            seconds, attempts, delivered = outage_airtimes(
+                x.reshape(1, cap),
+                np.array([snr]),
+                np.array([bandwidth_hz]),
+                np.array([float(bits)]),
+                gap_db=access.gap_db,
+                outage_snr=self._outage_snr,
+            )
+            return Transmission(tuple(seconds[0, : int(attempts[0])].tolist()), bool(delivered[0]), bits, snr)
+        up = np.array([stream_key(self.seed, "fading", "up", *keys)], dtype=np.uint64)
+        block = self._block_link(np.array([snr]), bandwidth_hz, [ue], up, t)
         if access.packet_errors.enabled:
-            q = float(packet_error_probability(snr, self._waterfall_m))
-            attempts, delivered = sample_attempts(
-                numpy_generator(self.seed, "errors", *keys), q, access.max_retransmissions
+            q = self.error_probability(snr)
+            n, ok = counter_attempts(
+                np.array([stream_key(self.seed, "errors", *keys)], dtype=np.uint64),
+                q,
+                access.max_retransmissions,
             )
+            tries, arrives = int(n[0]), bool(ok[0])
         else:
-            attempts, delivered = 1, True
-        return Transmission(tuple(block.send(bits) for _ in range(attempts)), delivered, bits, snr)
+            tries, arrives = 1, True
+        return Transmission(tuple(block.send(bits) for _ in range(tries)), arrives, bits, snr)
+
+    def error_probability(self, snr: float | NDArray[np.float64]) -> NDArray[np.float64]:
+        """Probability that one attempt fails (``access.packet_errors``): the waterfall rate on the mean
+        SNR ``snr`` (linear) of the band used, which already averages the fading."""
+        return packet_error_probability(snr, self._waterfall_m)
 
     def downlink_time_s(
         self, ues: Sequence[int], nbytes: int, keys: Sequence[tuple[Key, ...]], t_s: float | None = None
@@ -333,19 +354,27 @@ class Clock:
         """
         if not ues or nbytes < 0:
             return 0.0
+        stream = stream_keys(self.seed, ("fading", "down"), keys)
+        return self.broadcast_time_s(ues, nbytes, stream, self._check_time(t_s))
+
+    def broadcast_time_s(
+        self, ues: Sequence[int] | NDArray[np.int64], nbytes: int, stream: NDArray[np.uint64], t_s: float
+    ) -> float:
+        """:meth:`downlink_time_s` with the receivers' downlink fading streams given as counter-stream
+        keys (:func:`~fedwave.counter_rng.column_keys` of ``("fading", "down")`` and the link keys)."""
+        if not len(ues) or nbytes < 0:
+            return 0.0
         access = self.cfg.access
         fading = self.cfg.cell.fading
-        t = self._check_time(t_s)
         w = access.bandwidth_hz
-        gain = self.large_scale_gain_at(t, ues)
+        gain = self.large_scale_gain_at(t_s, ues)
         snr = snr_linear(self.cell.bs_power_w, gain, self.cell.noise_psd_w_hz, w)
         bits = message_bits(nbytes, access.header_bytes)
         if fading.block == "round":
-            rngs = [numpy_generator(self.seed, "fading", "down", *k) for k in keys]
-            x = np.array([sample_fading_power(r, 1, fading.model, fading.rician_k)[0] for r in rngs])
+            x = counter_fading_power(stream, 0, fading.model, fading.rician_k)
             rate = shannon_rate_bps(w, np.maximum(snr * x, self._outage_snr), access.gap_db)
             return bits / float(rate.min())
-        return self._block_link(snr, w, ues, keys, "down", t).send(bits)
+        return self._block_link(snr, w, [int(u) for u in ues], stream, t_s).send(bits)
 
     # -- jobs -----------------------------------------------------------------------------------------
 
@@ -427,14 +456,8 @@ class Clock:
         w = self.cfg.access.bandwidth_hz
         gain = self.large_scale_gain_at(self._check_time(t_start))
         mean = snr_linear(self.cell.ue_power_w, gain, self.cell.noise_psd_w_hz, w)
-        x = np.array(
-            [
-                sample_fading_power(
-                    numpy_generator(self.seed, "fading", "pilot", round, ue), 1, fading.model, fading.rician_k
-                )[0]
-                for ue in range(self.num_ues)
-            ]
-        )
+        keys = column_keys(self.seed, ("fading", "pilot"), round, np.arange(self.num_ues))
+        x = counter_fading_power(keys, 0, fading.model, fading.rician_k)
         return np.asarray(mean * x, dtype=float)
 
     def radio_view(self, round: int, t_start: float) -> RadioView:

@@ -101,6 +101,15 @@ class WirelessConfig(Section):
     event_trigger: EventTriggerConfig = Field(
         default_factory=EventTriggerConfig, description="Event-triggered uploads."
     )
+    clock: Literal["auto", "simpy"] = Field(
+        "auto",
+        description=(
+            "How rounds are timed. auto: rounds where nothing queues (policy sync, deadline or first_k; "
+            "FDMA with an equal or shares split; broadcast downlink; a static cell with i.i.d. fading) "
+            "with numpy over the UEs, the rest with SimPy; simpy: every round with SimPy. Both give the "
+            "same timelines."
+        ),
+    )
 
     @model_validator(mode="after")
     def _cross(self) -> WirelessConfig:

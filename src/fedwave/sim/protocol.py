@@ -95,6 +95,6 @@ class Driver(Protocol):
         """Updates (by handle) that will never be aggregated, and why (a UE status: lost, dropped...)."""
         ...
 
-    def end_round(self, record: RoundRecord, events: list[UEEvent]) -> bool:
+    def end_round(self, record: RoundRecord, events: Sequence[UEEvent]) -> bool:
         """Receive the round's record and timeline (fill accuracy/loss); return False to stop the run."""
         ...

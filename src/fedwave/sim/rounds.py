@@ -21,6 +21,7 @@ from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.protocol import Arrival, Driver, LocalResult
 from fedwave.sim.timeline import build_record
 from fedwave.sim.ue import Job, RoundCannotClose, TdmaUplink, Uplink, run_until, ue_process
+from fedwave.sim.vround import run_vector_round
 
 if TYPE_CHECKING:
     from fedwave.sim.clock import Clock
@@ -84,7 +85,11 @@ class ClosingRule(Protocol):
 def checked_selection(selected: Iterable[int], allowed: Container[int], count: int) -> list[int]:
     """Validate the driver's choice: at most ``count`` distinct ids, each in ``allowed`` (a set or range)."""
     chosen = [int(u) for u in selected]
-    if len(chosen) > count or len(set(chosen)) != len(chosen) or not all(u in allowed for u in chosen):
+    if isinstance(allowed, range) and allowed.step == 1:
+        inside = not chosen or (min(chosen) >= allowed.start and max(chosen) < allowed.stop)
+    else:
+        inside = all(u in allowed for u in chosen)
+    if len(chosen) > count or len(set(chosen)) != len(chosen) or not inside:
         raise ValueError(
             f"Driver.select must return at most {count} distinct ids among the available UEs, "
             f"got {chosen[:20]}"
@@ -114,10 +119,14 @@ def run_round(
         from fedwave.sim.aircomp import run_aircomp_round
 
         return run_aircomp_round(clock, driver, rnd, clients_per_round, t0)
-    env = simpy.Environment(initial_time=t0)
     selected, results = select_and_train(clock, driver, rnd, clients_per_round)
-    keys: list[tuple[Key, ...]] = [(rnd, ue) for ue in selected]
     dl_bytes = driver.broadcast_bytes() if selected else 0
+    if clock.vectorised:
+        done = run_vector_round(clock, driver, rnd, selected, results, dl_bytes, t0)
+        if done is not None:
+            return done
+    env = simpy.Environment(initial_time=t0)
+    keys: list[tuple[Key, ...]] = [(rnd, ue) for ue in selected]
     plan = clock.plan_uplink(selected, results, keys, dl_bytes, t_s=t0) if selected else None
     jobs = clock.make_jobs(selected, results, round=rnd, version=rnd, keys=keys, plan=plan, t_s=t0)
     state = RoundState(env, len(jobs), t0)

@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from fedwave.records import RoundRecord, UEEvent
+from fedwave.sim.eventtable import event_columns
 
 #: Statuses of a UE whose upload ended (its airtime and compute time are complete).
 COMPLETED = ("arrived", "skipped", "lost")
@@ -43,14 +48,25 @@ def time_split(
     return cp, up, dl, queue, max(0.0, duration - cp - up - dl - queue)
 
 
+def _total(values: NDArray[Any]) -> float:
+    # summed in order, left to right (the same figure whatever the Python version's sum does)
+    return float(np.cumsum(values)[-1]) if values.size else 0.0
+
+
 def uplink_compute_ratio(events: Sequence[UEEvent]) -> float:
     """Mean uplink airtime / mean compute time (both s) over the UEs whose upload ended; NaN if none."""
-    done = [e for e in events if e.status in COMPLETED]
-    if not done:
-        return math.nan
-    up = sum(e.t_upload_end - e.t_upload_start for e in done) / len(done)
-    cp = sum(e.t_compute_end - e.t_compute_start for e in done) / len(done)
-    return up / cp if cp > 0 else math.inf
+    cols, status = event_columns(events)
+    return _ratio_and_means(cols, status)[0]
+
+
+def _ratio_and_means(cols: dict[str, NDArray[Any]], status: Sequence[str]) -> tuple[float, float, float]:
+    done = np.fromiter((s in COMPLETED for s in status), dtype=bool, count=len(status))
+    n = int(done.sum())
+    if not n:
+        return math.nan, math.nan, math.nan
+    up = _total(cols["t_upload_end"][done] - cols["t_upload_start"][done]) / n
+    cp = _total(cols["t_compute_end"][done] - cols["t_compute_start"][done]) / n
+    return (up / cp if cp > 0 else math.inf), up, cp
 
 
 def build_record(
@@ -67,24 +83,22 @@ def build_record(
     messages cut by the close; headers and retransmissions show in airtime, not here); ``bytes_down`` is
     what the BS sent (a broadcast counts once); ``energy_j`` is the UEs' energy (compute + radio, J);
     ``samples`` the samples processed by all UEs of the round. ``extra`` holds ``uplink_compute_ratio``,
-    ``airtime_mean_s``, ``compute_mean_s``, ``energy_compute_j`` and ``energy_radio_j``.
+    ``airtime_mean_s``, ``compute_mean_s``, ``energy_compute_j`` and ``energy_radio_j``. Sums of floats
+    are taken in event order, left to right. ``events`` may be an :class:`EventTable` (read as columns).
     """
     cp, up, dl, queue, wait = time_split(critical, t_start, t_end)
+    cols, status = event_columns(events)
     counts = {s: 0 for s in ("arrived", "dropped", "lost", "skipped", "rejected", "silent", "rolled_back")}
-    for e in events:
-        if e.status in counts:
-            counts[e.status] += 1
-    done = [e for e in events if e.status in COMPLETED]
-    e_cp = sum(e.energy_compute_j for e in events)
-    e_radio = sum(e.energy_radio_j for e in events)
+    for s in status:
+        if s in counts:
+            counts[s] += 1
+    ratio, airtime_mean, compute_mean = _ratio_and_means(cols, status)
+    e_cp = _total(cols["energy_compute_j"])
+    e_radio = _total(cols["energy_radio_j"])
     extra = {
-        "uplink_compute_ratio": uplink_compute_ratio(events),
-        "airtime_mean_s": (sum(e.t_upload_end - e.t_upload_start for e in done) / len(done))
-        if done
-        else math.nan,
-        "compute_mean_s": (sum(e.t_compute_end - e.t_compute_start for e in done) / len(done))
-        if done
-        else math.nan,
+        "uplink_compute_ratio": ratio,
+        "airtime_mean_s": airtime_mean,
+        "compute_mean_s": compute_mean,
         "energy_compute_j": e_cp,
         "energy_radio_j": e_radio,
     }
@@ -97,9 +111,9 @@ def build_record(
         time_downlink=dl,
         time_queue=queue,
         time_wait=wait,
-        bytes_up=sum(e.bytes_up for e in events),
+        bytes_up=int(cols["bytes_up"].sum()),
         bytes_down=bytes_down,
-        selected=len(events),
+        selected=len(status),
         arrived=counts["arrived"],
         dropped=counts["dropped"],
         lost=counts["lost"],
@@ -107,7 +121,7 @@ def build_record(
         rejected=counts["rejected"],
         silent=counts["silent"],
         rolled_back=counts["rolled_back"],
-        samples=sum(e.samples for e in events),
+        samples=int(cols["samples"].sum()),
         energy_j=e_cp + e_radio,
         extra=extra,
     )

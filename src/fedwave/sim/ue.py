@@ -10,8 +10,9 @@ busy, :meth:`Job.finalize` cuts its timeline (and its energy) at the closing tim
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Protocol
 
 import simpy
@@ -104,17 +105,23 @@ class Job:
         elif ev.samples:
             ev.energy_compute_j = self.compute_energy_full_j
         if self.reached > UP_START:
+            starts = attempt_starts(self.attempt_s)
             if self.finished:
-                on_air = sum(self.attempt_s)
+                on_air = starts[-1]
             else:
                 on_air = max(0.0, t - ev.t_upload_start)
-                starts = [sum(self.attempt_s[:i]) for i in range(len(self.attempt_s))]
-                ev.attempts = sum(1 for s in starts if s < on_air) if on_air > 0 else 0
+                ev.attempts = sum(1 for s in starts[:-1] if s < on_air) if on_air > 0 else 0
             ev.energy_radio_j = radio_energy_j(self.power_w, on_air)
         else:
             ev.bytes_up = 0
             ev.attempts = 0
         self.reached = len(BOUNDARIES)
+
+
+def attempt_starts(attempt_s: Sequence[float]) -> list[float]:
+    """Offsets (s) at which each attempt starts from the first one's start, then the total airtime: sums
+    taken in order, left to right (as the vectorised clock takes them)."""
+    return [0.0, *accumulate(float(a) for a in attempt_s)]
 
 
 class Transmit(Protocol):
@@ -144,8 +151,8 @@ class Transmission:
 
     @property
     def airtime_s(self) -> float:
-        """Total airtime of all attempts (s)."""
-        return float(sum(self.attempt_s))
+        """Total airtime of all attempts (s), summed in order."""
+        return attempt_starts(self.attempt_s)[-1]
 
 
 @dataclass
