@@ -274,8 +274,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "fdma-band-shared-with-skippers",
         f"{SIM}/clock.py",
-        "            up = [u for u, r in zip(ues, results) if not (r.skip or r.silent)]",
-        "            up = list(ues)",
+        "        up = [i for i, sends in enumerate(uploads) if sends]",
+        "        up = list(range(n))",
         f"{TW}/test_wireless_policies.py::test_event_triggered_skip",
         f"{TFL}/test_fl_trust.py::test_fdma_band_goes_to_uploaders_so_skips_save_time",
     ),
@@ -315,6 +315,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        yield state.all_done | env.timeout(self.cfg.deadline_s)",
         "        yield state.all_done | env.timeout(self.cfg.deadline_s * 0.9)",
         f"{TW}/test_wireless_policies.py",
+        f"{TW}/test_wireless_vround.py",
     ),
     mutation(
         "robust-rule-ignored",
@@ -424,6 +425,48 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    df[\"cum_energy_j\"] = df.groupby(\"run_id\", sort=False)[\"energy_j\"].cumsum()",
         "    df[\"cum_energy_j\"] = df.groupby(\"run_id\", sort=False)[\"bytes_up\"].cumsum()",
         "tests/report/test_report_plots.py",
+    ),
+    mutation(
+        "vround-completions-ordered-by-ue",
+        f"{SIM}/vround.py",
+        "    order = np.lexsort((np.arange(n), t_ce, t_ue))",
+        "    order = np.lexsort((-np.arange(n), t_ce, t_ue))",
+        f"{TW}/test_wireless_vround.py",
+    ),
+    mutation(
+        "vround-deadline-excludes-its-instant",
+        f"{SIM}/vround.py",
+        "        counted = t_ue[done_rows] <= t0 + cfg.policy.deadline_s",
+        "        counted = t_ue[done_rows] < t0 + cfg.policy.deadline_s",
+        f"{TW}/test_wireless_vround.py",
+    ),
+    mutation(
+        "vround-first-k-ties-never-complete",
+        f"{SIM}/vround.py",
+        "        done_rows = np.concatenate([done_rows, tied])",
+        "        done_rows = done_rows",
+        f"{TW}/test_wireless_vround.py",
+    ),
+    mutation(
+        "vround-radio-energy-only-when-finished",
+        f"{SIM}/vround.py",
+        '"energy_radio_j": np.where(sending, power * on_air, 0.0)',
+        '"energy_radio_j": np.where(finished, power * on_air, 0.0)',
+        f"{TW}/test_wireless_vround.py",
+    ),
+    mutation(
+        "block-airtimes-carry-off-by-one-block",
+        f"{CHANNEL}/blocks.py",
+        "        carry[rows] = cum[:, -1]",
+        "        carry[rows] = cum[:, -2]",
+        f"{TW}/test_wireless_counter.py",
+    ),
+    mutation(
+        "counter-streams-share-the-first-index",
+        "src/fedwave/counter_rng.py",
+        "        z += np.uint64(1)",
+        "        z //= np.uint64(2)",
+        f"{TW}/test_wireless_counter.py",
     ),
 )
 

@@ -199,6 +199,16 @@ class Clock:
         s = self._shares[np.asarray(ues, dtype=int)]
         return w * s / s.sum()
 
+    def round_bands(self, ues: Sequence[int], uploads: Sequence[bool]) -> NDArray[np.float64]:
+        """Uplink band (Hz) of each of ``ues`` in a synchronous round: the UEs that upload an update
+        (``uploads[i]``) share the band as :meth:`uplink_bandwidth_hz` splits it; the others (a "no
+        update" message, a silent UE) get a control allocation of W / len(ues)."""
+        n = len(ues)
+        band = np.full(n, self.cfg.access.bandwidth_hz / max(1, n))
+        up = [i for i, sends in enumerate(uploads) if sends]
+        band[up] = self.uplink_bandwidth_hz([ues[i] for i in up])
+        return band
+
     @property
     def time_varying(self) -> bool:
         """Whether the channel depends on simulated time (Gauss-Markov fading or mobility)."""
@@ -401,15 +411,12 @@ class Clock:
         if len(results) != len(ues) or len(keys) != len(ues):
             raise ValueError(f"need one result and one key per UE: {len(ues)} UEs, {len(results)} results")
         t = self._check_time(t_s)
-        if bandwidth_hz is None:
-            up = [u for u, r in zip(ues, results) if not (r.skip or r.silent)]
-            band_of = (
-                plan.bandwidth_hz
-                if plan is not None
-                else dict(zip(up, self.uplink_bandwidth_hz(up).tolist()))
-            )
+        if bandwidth_hz is None and plan is None:
+            bandwidth_hz = self.round_bands(ues, [not (r.skip or r.silent) for r in results]).tolist()
+        elif bandwidth_hz is None:
+            assert plan is not None
             control = self.cfg.access.bandwidth_hz / max(1, len(ues))
-            bandwidth_hz = [band_of.get(u, control) for u in ues]
+            bandwidth_hz = [plan.bandwidth_hz.get(u, control) for u in ues]
         cpu_of = plan.cpu_hz if plan is not None else {}
         jobs = []
         for ue, result, key, band in zip(ues, results, keys, bandwidth_hz):

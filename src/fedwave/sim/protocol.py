@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 from fedwave.records import RoundRecord, UEEvent
 
 
-@dataclass
+@dataclass(slots=True)
 class LocalResult:
     """What a UE's local update produced, as far as the air is concerned.
 
@@ -49,7 +49,7 @@ class LocalResult:
     behaviour: str = "honest"
 
 
-@dataclass
+@dataclass(slots=True)
 class Arrival:
     """An update (or a "no update" message, ``skip=True``) that reached the BS and counts for aggregation.
 

@@ -141,9 +141,7 @@ def run_vector_round(
     ues = np.asarray(selected, dtype=np.int64)
     payload, samples, skip, silent = _result_columns(selected, results)
     # bands as Clock.make_jobs: FDMA among the UEs that upload an update, a control share for the rest
-    band = np.full(n, cfg.access.bandwidth_hz / max(1, n))
-    up = np.flatnonzero(~(skip | silent))
-    band[up] = clock.uplink_bandwidth_hz(ues[up].tolist())
+    band = clock.round_bands(selected, (~(skip | silent)).tolist())
     power = np.asarray(clock.cell.ue_power_w, dtype=float)[ues]
     snr = snr_linear(power, clock.large_scale_gain_at(t0, ues), clock.cell.noise_psd_w_hz, band)
     down_keys = column_keys(clock.seed, ("fading", "down"), rnd, ues)
