@@ -240,7 +240,10 @@ class FramedCodec(Codec):
             with torch.no_grad():
                 flats = self._decode_body(r, metas)
                 r.expect_end()
-                return [f.reshape(m.shape).to(m.dtype) for f, m in zip(flats, metas, strict=True)]
+                return [
+                    f.reshape(m.shape) if m.dtype == torch.float32 else f.reshape(m.shape).to(m.dtype)
+                    for f, m in zip(flats, metas, strict=True)
+                ]
         except PayloadError:
             raise
         except (
