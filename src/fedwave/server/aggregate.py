@@ -26,7 +26,11 @@ def is_finite(update: Update) -> bool:
     give by overflowing, is settled entry by entry.
     """
     for t in update:
-        if t.is_floating_point() and not math.isfinite(float(t.sum())) and not bool(torch.isfinite(t).all()):
+        if (
+            t.is_floating_point()
+            and not math.isfinite(float(t.detach().sum()))
+            and not bool(torch.isfinite(t).all())
+        ):
             return False
     return True
 
