@@ -74,8 +74,9 @@ def test_batched_matches_sequential_with_clipping() -> None:
     assert max(float((a - b).abs().max()) for a, b in zip(free, clip)) > 100 * TOLERANCE
 
 
-def test_batched_is_bit_identical_run_to_run() -> None:
-    cfg = [*BASE, "model.name=resnet", "engine.executor=batched"]
+@pytest.mark.parametrize("name", ["resnet", "mlp"])  # grouped steps (BatchNorm); padded steps
+def test_batched_is_bit_identical_run_to_run(name: str) -> None:
+    cfg = [*BASE, f"model.name={name}", "engine.executor=batched"]
     a, _, fa = _simulate(cfg)
     b, _, fb = _simulate(cfg)
     assert a == b
