@@ -102,55 +102,27 @@ def test_dp_sgd_users_fall_back_to_sequential_and_say_so(caplog: pytest.LogCaptu
 
 
 def test_groups_above_the_stacking_budget_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A budget of two UEs' parameters: the 5 UEs train as 2 + 2 stacked and 1 alone."""
+    """A budget of two UEs' parameters: the 5 UEs train as 2 + 2 stacked and 1 alone (its own sequential
+    training); a budget below one UE: every UE alone, which is the sequential executor bit for bit."""
     import fedwave.engine.batched as batched
-
-    calls = _count_calls(monkeypatch)
-    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", 2 * _bytes_per_ue("mlp"))
-    _compare([*BASE, "model.name=mlp"])
-    assert calls == {"stacked": [2, 2] * 2, "alone": 2}  # two rounds; the fifth UE of each alone
-
-
-@pytest.mark.parametrize(
-    ("name", "extra"),
-    [("cnn", []), ("mlp", ["fl.lr=0.5", "local_privacy.per_example_clipping=0.05"])],
-)
-def test_ues_alone_match_sequential(name: str, extra: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A budget below one UE: every UE trains alone (channels-last convolutions for ``cnn``, clipping for
-    ``mlp``), within the tolerance of the sequential executor; the shared working model is left in the
-    contiguous format."""
-    import fedwave.engine.batched as batched
-
-    calls = _count_calls(monkeypatch)
-    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", _bytes_per_ue(name) - 1)
-    _compare([*BASE, f"model.name={name}", *extra])
-    assert calls == {"stacked": [], "alone": 5 * 2}
-    sim = build_simulation(load_config(None, [*BASE, f"model.name={name}", "engine.executor=batched"]))
-    sim.run_rounds(1)
-    assert all(p.is_contiguous() for p in sim.driver.users[0].model.parameters())
-
-
-def _bytes_per_ue(name: str) -> int:
     from fedwave.models.zoo import build_model, num_parameters
 
-    return 4 * num_parameters(build_model(name, (1, 8, 8), 10))
+    per_ue = 4 * num_parameters(build_model("mlp", (1, 8, 8), 10))
+    calls: list[int] = []
+    real = batched.train_multistep_batched
 
+    def counted(users: list[object], *args: object) -> object:
+        calls.append(len(users))
+        return real(users, *args)  # type: ignore[arg-type]
 
-def _count_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """Record the group sizes of the stacked trainings and the number of lone ones."""
-    import fedwave.engine.batched as batched
-
-    calls: dict[str, object] = {"stacked": [], "alone": 0}
-    stacked, alone = batched.train_multistep_batched, batched.train_multistep_alone
-
-    def count_stacked(users: list[object], *args: object) -> object:
-        calls["stacked"].append(len(users))  # type: ignore[attr-defined]
-        return stacked(users, *args)  # type: ignore[arg-type]
-
-    def count_alone(*args: object) -> object:
-        calls["alone"] = int(calls["alone"]) + 1  # type: ignore[call-overload]
-        return alone(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batched, "train_multistep_batched", count_stacked)
-    monkeypatch.setattr(batched, "train_multistep_alone", count_alone)
-    return calls
+    monkeypatch.setattr(batched, "train_multistep_batched", counted)
+    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", 2 * per_ue)
+    _compare([*BASE, "model.name=mlp"])
+    assert calls == [2, 2] * 2  # two rounds; the fifth UE of each trained alone
+    calls.clear()
+    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", per_ue - 1)
+    seq, _, seq_final = _simulate([*BASE, "model.name=mlp", "engine.executor=sequential"])
+    bat, _, bat_final = _simulate([*BASE, "model.name=mlp", "engine.executor=batched"])
+    assert calls == []
+    assert seq == bat
+    assert all(torch.equal(x, y) for x, y in zip(seq_final, bat_final))

@@ -23,7 +23,7 @@ tests bound the difference (:data:`TOLERANCE`). Results are bit-identical run to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +31,6 @@ from torch.func import functional_call, vmap
 
 from fedwave.users.base import Payload, SharedData
 from fedwave.users.multi import UserMultiStep
-from fedwave.users.privacy import clip_
 
 # Largest difference seen between batched and sequential final models (tests/engine/test_engine_batched.py,
 # every zoo model, with and without clipping): 1.2e-7 (resnet), 1.5e-8 to 3e-8 for the others. The tests
@@ -167,46 +166,6 @@ def train_multistep_batched(
     return _all_shared(users, payload, params, names, start, flipped, buffers, persistent, batches)
 
 
-def train_multistep_alone(user: UserMultiStep, payload: Payload, generator: torch.Generator) -> SharedData:
-    """What ``user.compute_local_updates(payload, rng=generator)`` shares, for a UE that trains alone.
-
-    The same samples, steps, clipping and SGD rule as the sequential user, with two changes of float
-    layout only: a model with 2-D convolutions runs in channels-last memory format (faster convolution
-    and pooling kernels; the working model is back in the contiguous format afterwards), and each step's
-    gradients are fresh tensors instead of sums into zeroed ones.
-    """
-    model = user.model
-    user._synchronize(payload)
-    user.counted_queries += 1
-    steps = user.batches(user.num_data_points, generator)
-    names = [n for n, _ in model.named_parameters()]
-    params = list(model.parameters())
-    start = [p.detach().clone() for p in params]
-    nhwc = any(type(m) is nn.Conv2d for m in model.modules()) and user.inputs.dim() == 4
-    lr, clip = user.cfg.local_learning_rate, user.clip_value
-    if nhwc:
-        cast(Any, model).to(memory_format=torch.channels_last)  # (missing from the stubs)
-    try:
-        for idx in steps:
-            x = user.inputs[idx]
-            if nhwc:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss = nn.functional.cross_entropy(model(x), user.labels[idx])
-            grads = list(torch.autograd.grad(loss, params))
-            if clip > 0:
-                clip_(grads, clip)
-            with torch.no_grad():
-                for p, g in zip(params, grads):
-                    p.add_(g, alpha=-lr)
-    finally:
-        if nhwc:
-            cast(Any, model).to(memory_format=torch.contiguous_format)
-    stacked = {n: p.detach().unsqueeze(0) for n, p in zip(names, params)}
-    persistent = _persistent_names(model)
-    buffers = {n: b.detach().unsqueeze(0) for n, b in model.named_buffers()}
-    return _all_shared([user], payload, stacked, names, start, set(), buffers, persistent, [steps])[0]
-
-
 def _linear_weights(model: nn.Module) -> set[str]:
     """Names of the ``nn.Linear`` weights: stacked as ``(U, in, out)``, so that their gradient (which
     the batched product yields in that layout) and the SGD step run over contiguous memory."""
@@ -227,8 +186,8 @@ def _gather(
     users: Sequence[UserMultiStep], rows: list[torch.Tensor | None], members: list[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs ``(M, b, ...)`` and labels ``(M, b)`` of the step's batches of UEs ``members``."""
-    x = torch.stack([users[k].inputs[rows[k]] for k in members])
-    y = torch.stack([users[k].labels[rows[k]] for k in members])
+    x = torch.stack([users[k].inputs[rows[k]] for k in members])  # type: ignore[index]
+    y = torch.stack([users[k].labels[rows[k]] for k in members])  # type: ignore[index]
     return x, y
 
 

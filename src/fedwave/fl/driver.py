@@ -330,12 +330,7 @@ class FederatedDriver:
 
     def _train_many(self, tasks: Sequence[TrainTask]) -> list[tuple[int, dict[str, Any]]]:
         """``_train`` of every task; the UEs that share a model version train together (vmap)."""
-        from fedwave.engine.batched import (
-            stack_limit,
-            train_multistep_alone,
-            train_multistep_batched,
-            unbatchable_reason,
-        )
+        from fedwave.engine.batched import stack_limit, train_multistep_batched, unbatchable_reason
 
         out: dict[int, tuple[int, dict[str, Any]]] = {}
         groups: dict[int, list[int]] = {}
@@ -359,17 +354,17 @@ class FederatedDriver:
             limit = stack_limit(self.users[tasks[group[0]][1]].model)
             for lo in range(0, len(group), limit):
                 members = group[lo : lo + limit]
+                if len(members) == 1:  # nothing to stack with: the UE's own (sequential) training
+                    out[members[0]] = self._train(tasks[members[0]])
+                    continue
                 gens = [
                     torch_generator(self.seed, "train", r, u)
                     if n == 0
                     else torch_generator(self.seed, "train", r, u, n)
                     for r, u, _, n, _ in (tasks[i] for i in members)
                 ]
-                users: Any = [self.users[tasks[i][1]] for i in members]
-                if len(members) == 1:  # nothing to stack with
-                    shared = [train_multistep_alone(users[0], self._payloads[version], gens[0])]
-                else:
-                    shared = train_multistep_batched(users, self._payloads[version], gens)
+                users = [self.users[tasks[i][1]] for i in members]
+                shared = train_multistep_batched(users, self._payloads[version], gens)  # type: ignore[arg-type]
                 out.update({i: (tasks[i][1], s) for i, s in zip(members, shared)})
         return [out[i] for i in range(len(tasks))]
 
