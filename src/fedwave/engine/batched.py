@@ -4,20 +4,30 @@
 UEs that start from the same server payload: every UE keeps its own batch order (drawn from its own
 query generator exactly as the sequential user draws it), its own running BatchNorm statistics (buffers
 are stacked too, and BatchNorm's in-place running-statistics update acts on the UE's slice under
-``vmap``) and its own global-norm gradient clipping (``per_example_clipping``). At local step t the UEs
-that have a step t are grouped by their batch size, and each group takes one vmapped step: UEs with
-different numbers of steps or a shorter last batch need no padding or masking, so batch statistics are
-never polluted by padded samples.
+``vmap``) and its own global-norm gradient clipping (``per_example_clipping``).
+
+At local step t, when every UE has a batch of the same size, all take one vmapped step. Otherwise, for a
+model built of per-sample layers only (:data:`_PER_SAMPLE`: no BatchNorm), every UE still takes one
+step: batches are zero-padded to the longest and each UE's loss weighs its b real samples 1/b and the
+padding 0 (a UE without a step t has weight 0 throughout: zero gradient, parameters unchanged). A model
+with batch statistics is grouped by batch size instead (a gather and scatter of the group's slices), so
+padded samples never enter BatchNorm's statistics.
 
 The forward pass is ``torch.func.vmap`` of ``functional_call`` over the UE axis; the gradients come from
 one ordinary backward pass of the sum of the UEs' losses (UE k's loss depends on UE k's slice only, so
 each slice of the gradient is that UE's own gradient). ``torch.func.grad`` is not used: it imports
-``torch._dynamo`` (seconds of start-up).
+``torch._dynamo`` (seconds of start-up). ``nn.Linear`` weights are stacked transposed, ``(U, in, out)``:
+the batched product yields their gradient in that layout, so gradient and SGD step run over contiguous
+memory (stacked as ``(U, out, in)`` the step's strided add took most of a 2nn step's time).
+
+The FL driver stacks at most :func:`stack_limit` UEs per group; a UE left alone trains through its own
+(sequential) code.
 
 What is identical to the sequential user: the samples of every step, the order of the steps, the SGD
 update rule (``p <- p - lr g``, :class:`fedwave.engine.optim.SGD`), the shared metadata. What differs is
-float rounding only: a vmapped (batched) matrix product may sum in another order than one UE's. The
-tests bound the difference (:data:`TOLERANCE`). Results are bit-identical run to run.
+float rounding only: a vmapped (batched) matrix product may sum in another order than one UE's, and a
+padded batch's loss is a weighted sum instead of a mean. The tests bound the difference
+(:data:`TOLERANCE`). Results are bit-identical run to run.
 """
 
 from __future__ import annotations
@@ -186,8 +196,8 @@ def _gather(
     users: Sequence[UserMultiStep], rows: list[torch.Tensor | None], members: list[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs ``(M, b, ...)`` and labels ``(M, b)`` of the step's batches of UEs ``members``."""
-    x = torch.stack([users[k].inputs[rows[k]] for k in members])  # type: ignore[index]
-    y = torch.stack([users[k].labels[rows[k]] for k in members])  # type: ignore[index]
+    x = torch.stack([users[k].inputs[rows[k]] for k in members])
+    y = torch.stack([users[k].labels[rows[k]] for k in members])
     return x, y
 
 
