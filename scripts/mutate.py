@@ -72,16 +72,17 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "fp16-decodes-zero",
         f"{CODECS}/cast.py",
-        "            out.append(t.to(torch.float32))",
-        "            out.append(t.to(torch.float32) * (0.0 if self.wire_dtype == torch.float16 else 1.0))",
+        "        return list(torch.split(t.to(torch.float32), counts))",
+        "        return list(torch.split(t.to(torch.float32)"
+        " * (0.0 if self.wire_dtype == torch.float16 else 1.0), counts))",
         f"{T}/test_codecs_error.py",
         f"{T}/test_codecs_contract.py",
     ),
     mutation(
         "bf16-decodes-doubled",
         f"{CODECS}/cast.py",
-        "                t = t.view(torch.bfloat16)",
-        "                t = t.view(torch.bfloat16) * 2",
+        "            t = t.view(torch.bfloat16)",
+        "            t = t.view(torch.bfloat16) * 2",
         f"{T}/test_codecs_error.py",
         f"{T}/test_codecs_contract.py",
     ),
@@ -467,6 +468,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        z += np.uint64(1)",
         "        z //= np.uint64(2)",
         f"{TW}/test_wireless_counter.py",
+    ),
+    mutation(
+        "is-finite-sum-only",
+        f"{SERVER}/aggregate.py",
+        "            and not bool(torch.isfinite(t).all())",
+        "            and True",
+        "tests/server/test_server_finite.py",
+    ),
+    mutation(
+        "expected-layout-skips-codec-id",
+        f"{CODECS}/header.py",
+        "            and payload[:3] == bytes((MAGIC, VERSION, int(codec_id)))",
+        "            and payload[:1] == bytes((MAGIC,))",
+        f"{T}/test_codecs_expected_layout.py",
+    ),
+    mutation(
+        "batched-padding-weighs-like-samples",
+        "src/fedwave/engine/batched.py",
+        "        w[k, :b] = 1.0 / b",
+        "        w[k, :b] = 1.0 / width",
+        "tests/engine/test_engine_batched.py",
     ),
 )
 

@@ -109,5 +109,5 @@ class UEEvent:
     cpu_hz: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """A flat dict of the fields."""
-        return dataclasses.asdict(self)
+        """A flat dict of the fields (all scalars: no deep copy needed, unlike ``dataclasses.asdict``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -74,8 +74,9 @@ def test_batched_matches_sequential_with_clipping() -> None:
     assert max(float((a - b).abs().max()) for a, b in zip(free, clip)) > 100 * TOLERANCE
 
 
-def test_batched_is_bit_identical_run_to_run() -> None:
-    cfg = [*BASE, "model.name=resnet", "engine.executor=batched"]
+@pytest.mark.parametrize("name", ["resnet", "mlp"])  # grouped steps (BatchNorm); padded steps
+def test_batched_is_bit_identical_run_to_run(name: str) -> None:
+    cfg = [*BASE, f"model.name={name}", "engine.executor=batched"]
     a, _, fa = _simulate(cfg)
     b, _, fb = _simulate(cfg)
     assert a == b
@@ -98,3 +99,30 @@ def test_dp_sgd_users_fall_back_to_sequential_and_say_so(caplog: pytest.LogCaptu
     assert seq == bat
     assert all(torch.equal(x, y) for x, y in zip(seq_final, bat_final))
     assert any("UserDPSGD" in r.getMessage() and "sequential" in r.getMessage() for r in caplog.records)
+
+
+def test_groups_above_the_stacking_budget_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget of two UEs' parameters: the 5 UEs train as 2 + 2 stacked and 1 alone (its own sequential
+    training); a budget below one UE: every UE alone, which is the sequential executor bit for bit."""
+    import fedwave.engine.batched as batched
+    from fedwave.models.zoo import build_model, num_parameters
+
+    per_ue = 4 * num_parameters(build_model("mlp", (1, 8, 8), 10))
+    calls: list[int] = []
+    real = batched.train_multistep_batched
+
+    def counted(users: list[object], *args: object) -> object:
+        calls.append(len(users))
+        return real(users, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batched, "train_multistep_batched", counted)
+    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", 2 * per_ue)
+    _compare([*BASE, "model.name=mlp"])
+    assert calls == [2, 2] * 2  # two rounds; the fifth UE of each trained alone
+    calls.clear()
+    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", per_ue - 1)
+    seq, _, seq_final = _simulate([*BASE, "model.name=mlp", "engine.executor=sequential"])
+    bat, _, bat_final = _simulate([*BASE, "model.name=mlp", "engine.executor=batched"])
+    assert calls == []
+    assert seq == bat
+    assert all(torch.equal(x, y) for x, y in zip(seq_final, bat_final))

@@ -139,14 +139,18 @@ def prepare(tensors: Sequence[torch.Tensor]) -> tuple[list[TensorMeta], list[tor
             raise TypeError(f"codecs encode float32/float16/bfloat16/float64 tensors, got {t.dtype}")
         if t.dim() > MAX_NDIM:
             raise ValueError(f"tensor with {t.dim()} dimensions (at most {MAX_NDIM})")
-        meta = TensorMeta.of(t)
-        if meta.span > MAX_ELEMENTS:
+        meta = TensorMeta(tuple(t.shape), t.dtype)
+        numel = t.numel()
+        if (numel == 0 or numel > MAX_ELEMENTS) and meta.span > MAX_ELEMENTS:
             raise ValueError(f"tensor of shape {meta.shape} spans more than {MAX_ELEMENTS} elements")
-        total += meta.numel
+        total += numel
         if total > MAX_ELEMENTS:
             raise ValueError(f"update of more than {MAX_ELEMENTS} elements")
         metas.append(meta)
-        flats.append(t.detach().reshape(-1).to(device="cpu", dtype=torch.float32).contiguous())
+        if t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous():
+            flats.append(t.detach().view(-1))  # what the general line below returns, in one call
+        else:
+            flats.append(t.detach().reshape(-1).to(device="cpu", dtype=torch.float32).contiguous())
     return metas, flats
 
 
@@ -240,7 +244,10 @@ class FramedCodec(Codec):
             with torch.no_grad():
                 flats = self._decode_body(r, metas)
                 r.expect_end()
-                return [f.reshape(m.shape).to(m.dtype) for f, m in zip(flats, metas, strict=True)]
+                return [
+                    f.reshape(m.shape) if m.dtype == torch.float32 else f.reshape(m.shape).to(m.dtype)
+                    for f, m in zip(flats, metas, strict=True)
+                ]
         except PayloadError:
             raise
         except (

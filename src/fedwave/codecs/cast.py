@@ -47,14 +47,14 @@ class _CastCodec(ParameterlessCodec):
             w.raw(wire.numpy().astype(self.np_dtype, copy=False).tobytes())
 
     def _decode_body(self, r: Reader, metas: list[TensorMeta]) -> list[torch.Tensor]:
-        out = []
-        for meta in metas:
-            arr = r.array(meta.numel, self.np_dtype, "values")
-            t = torch.from_numpy(arr.astype(np.dtype(self.np_dtype).newbyteorder("="), copy=False))
-            if self.wire_dtype == torch.bfloat16:
-                t = t.view(torch.bfloat16)
-            out.append(t.to(torch.float32))
-        return out
+        # The values of all tensors follow each other: one read and one conversion for the whole body,
+        # then one (non-overlapping) view per tensor.
+        counts = [meta.numel for meta in metas]
+        arr = r.array(sum(counts), self.np_dtype, "values")
+        t = torch.from_numpy(arr.astype(np.dtype(self.np_dtype).newbyteorder("="), copy=False))
+        if self.wire_dtype == torch.bfloat16:
+            t = t.view(torch.bfloat16)
+        return list(torch.split(t.to(torch.float32), counts))
 
 
 class FP32(_CastCodec):

@@ -17,6 +17,7 @@ allocates memory in proportion to a size field it has not validated.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Sequence
@@ -233,13 +234,29 @@ def frame(codec_id: CodecId, params: bytes, metas: Sequence[TensorMeta], body: b
     """Assemble a payload: header, ``body`` and the CRC-32 trailer."""
     head = bytearray((MAGIC, VERSION, int(codec_id)))
     head += params
-    head += varint(len(metas))
-    for meta in metas:
-        head.append((DTYPE_CODES[meta.dtype] << 5) | len(meta.shape))
-        for dim in meta.shape:
-            head += varint(dim)
+    head += _layout_bytes(metas)
     crc = zlib.crc32(body, zlib.crc32(head))
     return b"".join((bytes(head), body, crc.to_bytes(CRC_BYTES, "little")))
+
+
+def _layout_bytes(metas: Sequence[TensorMeta]) -> bytes:
+    """The header bytes describing ``metas``: their count, then each dtype/ndim byte and dimensions."""
+    out = bytearray(varint(len(metas)))
+    for meta in metas:
+        out.append((DTYPE_CODES[meta.dtype] << 5) | len(meta.shape))
+        for dim in meta.shape:
+            out += varint(dim)
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _canonical_layout(metas: tuple[TensorMeta, ...]) -> bytes | None:
+    """:func:`_layout_bytes` of ``metas`` if a payload may carry them (else None: parse and refuse)."""
+    if any(m.dtype not in DTYPE_CODES or len(m.shape) > MAX_NDIM or m.span > MAX_ELEMENTS for m in metas):
+        return None
+    if sum(m.numel for m in metas) > MAX_ELEMENTS or any(d < 0 for m in metas for d in m.shape):
+        return None
+    return _layout_bytes(metas)
 
 
 def unframe(
@@ -271,6 +288,20 @@ def unframe(
     if zlib.crc32(memoryview(payload)[:end]) != int.from_bytes(payload[end:], "little"):
         raise PayloadError("payload checksum mismatch: corrupted or truncated")
     r = Reader(payload, 0, end)
+    if expected is not None:  # the usual case: the very layout expected, byte for byte
+        try:
+            layout = _canonical_layout(tuple(expected))
+        except TypeError:  # an unhashable description: compare it field by field below
+            layout = None
+        start = 3 + len(params)
+        if (
+            layout is not None
+            and payload[:3] == bytes((MAGIC, VERSION, int(codec_id)))
+            and payload[3:start] == params
+            and payload[start : start + len(layout)] == layout
+        ):
+            r.pos = start + len(layout)
+            return list(expected), r
     if r.u8() != MAGIC:
         raise PayloadError("not a fedwave codec payload (bad magic byte)")
     version = r.u8()

@@ -4,20 +4,30 @@
 UEs that start from the same server payload: every UE keeps its own batch order (drawn from its own
 query generator exactly as the sequential user draws it), its own running BatchNorm statistics (buffers
 are stacked too, and BatchNorm's in-place running-statistics update acts on the UE's slice under
-``vmap``) and its own global-norm gradient clipping (``per_example_clipping``). At local step t the UEs
-that have a step t are grouped by their batch size, and each group takes one vmapped step: UEs with
-different numbers of steps or a shorter last batch need no padding or masking, so batch statistics are
-never polluted by padded samples.
+``vmap``) and its own global-norm gradient clipping (``per_example_clipping``).
+
+At local step t, when every UE has a batch of the same size, all take one vmapped step. Otherwise, for a
+model built of per-sample layers only (:data:`_PER_SAMPLE`: no BatchNorm), every UE still takes one
+step: batches are zero-padded to the longest and each UE's loss weighs its b real samples 1/b and the
+padding 0 (a UE without a step t has weight 0 throughout: zero gradient, parameters unchanged). A model
+with batch statistics is grouped by batch size instead (a gather and scatter of the group's slices), so
+padded samples never enter BatchNorm's statistics.
 
 The forward pass is ``torch.func.vmap`` of ``functional_call`` over the UE axis; the gradients come from
 one ordinary backward pass of the sum of the UEs' losses (UE k's loss depends on UE k's slice only, so
 each slice of the gradient is that UE's own gradient). ``torch.func.grad`` is not used: it imports
-``torch._dynamo`` (seconds of start-up).
+``torch._dynamo`` (seconds of start-up). ``nn.Linear`` weights are stacked transposed, ``(U, in, out)``:
+the batched product yields their gradient in that layout, so gradient and SGD step run over contiguous
+memory (stacked as ``(U, out, in)`` the step's strided add took most of a 2nn step's time).
+
+The FL driver stacks at most :func:`stack_limit` UEs per group; a UE left alone trains through its own
+(sequential) code.
 
 What is identical to the sequential user: the samples of every step, the order of the steps, the SGD
 update rule (``p <- p - lr g``, :class:`fedwave.engine.optim.SGD`), the shared metadata. What differs is
-float rounding only: a vmapped (batched) matrix product may sum in another order than one UE's. The
-tests bound the difference (:data:`TOLERANCE`). Results are bit-identical run to run.
+float rounding only: a vmapped (batched) matrix product may sum in another order than one UE's, and a
+padded batch's loss is a weighted sum instead of a mean. The tests bound the difference
+(:data:`TOLERANCE`). Results are bit-identical run to run.
 """
 
 from __future__ import annotations
@@ -36,6 +46,13 @@ from fedwave.users.multi import UserMultiStep
 # every zoo model, with and without clipping): 1.2e-7 (resnet), 1.5e-8 to 3e-8 for the others. The tests
 # allow TOLERANCE on every parameter and buffer.
 TOLERANCE = 1e-5
+
+#: Parameter bytes of the UEs stacked in one group (at most; a model above it trains one UE at a time).
+#: Stacking pays where a UE's step is small (per-operation overhead shared by the group); for a model of
+#: several MB per UE the stacked parameters and gradients outgrow the cache, and a stacked step reads and
+#: writes them from memory where one UE's stay cached (measured: MNIST ``cnn``, 6.6 MB per UE, trains
+#: slower stacked by 10 than one UE after another).
+STACK_BUDGET_BYTES = 8 * 2**20
 
 
 def unbatchable_reason(user: object, model: nn.Module) -> str | None:
@@ -85,6 +102,12 @@ def _clip_(grads: dict[str, torch.Tensor], max_norm: float) -> None:
         g.mul_(factor.reshape(-1, *([1] * (g.dim() - 1))))
 
 
+def stack_limit(model: nn.Module) -> int:
+    """Most UEs of ``model`` that train stacked together (at least 1; see :data:`STACK_BUDGET_BYTES`)."""
+    per_ue = sum(p.numel() * p.element_size() for p in model.parameters())
+    return max(1, STACK_BUDGET_BYTES // max(1, per_ue))
+
+
 def train_multistep_batched(
     users: Sequence[UserMultiStep], payload: Payload, generators: Sequence[torch.Generator]
 ) -> list[SharedData]:
@@ -103,45 +126,134 @@ def train_multistep_batched(
         user.counted_queries += 1
         batches.append(user.batches(user.num_data_points, gen))
     count = len(users)
-    params = {n: s.unsqueeze(0).repeat(count, *([1] * s.dim())) for n, s in zip(names, start)}
+    flipped = _linear_weights(template)
+    params = {n: _stacked(s, count, n in flipped) for n, s in zip(names, start)}
     buffers = _initial_buffers(users, payload, template, persistent)
     lr = users[0].cfg.local_learning_rate
     clip = users[0].clip_value
 
     def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = functional_call(template, (p, b), (x,))
+        logical = {n: v.t() if n in flipped else v for n, v in p.items()}
+        out: torch.Tensor = functional_call(template, (logical, b), (x,))
         return out
 
+    def step(members: list[int] | None, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> None:
+        """One SGD step of the UEs ``members`` (all when None); ``w``: per-sample loss weights or None
+        (mean over the batch)."""
+        index = None if members is None else torch.tensor(members)
+        p_g = {n: (v if index is None else v[index]).detach().requires_grad_() for n, v in params.items()}
+        b_g = buffers if index is None else {n: v[index] for n, v in buffers.items()}
+        logits = logits_of(p_g, b_g, x)  # BatchNorm updates b_g's running statistics in place
+        losses = _mean_cross_entropy(logits, y) if w is None else _weighted_cross_entropy(logits, y, w)
+        grads = dict(zip(names, torch.autograd.grad(losses.sum(), [p_g[n] for n in names])))
+        if clip > 0:
+            _clip_(grads, clip)
+        with torch.no_grad():
+            for n in names:
+                p_g[n].add_(grads[n], alpha=-lr)
+        if index is not None:
+            for n in names:
+                params[n][index] = p_g[n].detach()
+            for n in buffers:
+                buffers[n][index] = b_g[n]
+
     logits_of = vmap(forward)
+    padded = _per_sample(template)
     for t in range(max(len(b) for b in batches)):
-        groups: dict[int, list[int]] = {}
-        for k, steps in enumerate(batches):
-            if t < len(steps):
-                groups.setdefault(int(steps[t].numel()), []).append(k)
-        for _, members in sorted(groups.items()):
-            x = torch.stack([users[k].inputs[batches[k][t]] for k in members])
-            y = torch.stack([users[k].labels[batches[k][t]] for k in members])
-            whole = len(members) == count
-            index = torch.tensor(members)
-            p_g = {n: (v if whole else v[index]).detach().requires_grad_() for n, v in params.items()}
-            b_g = buffers if whole else {n: v[index] for n, v in buffers.items()}
-            logits = logits_of(p_g, b_g, x)  # BatchNorm updates b_g's running statistics in place
-            losses = _mean_cross_entropy(logits, y)
-            grads = dict(zip(names, torch.autograd.grad(losses.sum(), [p_g[n] for n in names])))
-            if clip > 0:
-                _clip_(grads, clip)
-            with torch.no_grad():
-                for n in names:
-                    p_g[n].add_(grads[n], alpha=-lr)
-            if not whole:
-                for n in names:
-                    params[n][index] = p_g[n].detach()
-                for n in buffers:
-                    buffers[n][index] = b_g[n]
-    return [
-        _shared(user, k, payload, params, names, start, buffers, persistent, steps)
-        for k, (user, steps) in enumerate(zip(users, batches))
-    ]
+        rows = [steps[t] if t < len(steps) else None for steps in batches]
+        sizes = {0 if r is None else int(r.numel()) for r in rows}
+        if len(sizes) == 1 and 0 not in sizes:  # every UE takes a step of the same size
+            step(None, *_gather(users, rows, list(range(count))), None)
+        elif padded:  # one step of every UE, batches padded to the longest (weight 0, no gradient)
+            step(None, *_padded(users, rows))
+        else:  # one step per batch size (BatchNorm: padding would enter the batch statistics)
+            groups: dict[int, list[int]] = {}
+            for k, r in enumerate(rows):
+                if r is not None:
+                    groups.setdefault(int(r.numel()), []).append(k)
+            for _, members in sorted(groups.items()):
+                step(members, *_gather(users, rows, members), None)
+    return _all_shared(users, payload, params, names, start, flipped, buffers, persistent, batches)
+
+
+def _linear_weights(model: nn.Module) -> set[str]:
+    """Names of the ``nn.Linear`` weights: stacked as ``(U, in, out)``, so that their gradient (which
+    the batched product yields in that layout) and the SGD step run over contiguous memory."""
+    return {
+        f"{prefix}.weight" if prefix else "weight"
+        for prefix, m in model.named_modules()
+        if type(m) is nn.Linear
+    }
+
+
+def _stacked(start: torch.Tensor, count: int, flipped: bool) -> torch.Tensor:
+    """``count`` copies of ``start`` along a new first axis (transposed per UE when ``flipped``)."""
+    one = start.t().contiguous() if flipped else start
+    return one.unsqueeze(0).repeat(count, *([1] * one.dim()))
+
+
+def _gather(
+    users: Sequence[UserMultiStep], rows: list[torch.Tensor | None], members: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs ``(M, b, ...)`` and labels ``(M, b)`` of the step's batches of UEs ``members``."""
+    x = torch.stack([users[k].inputs[rows[k]] for k in members])
+    y = torch.stack([users[k].labels[rows[k]] for k in members])
+    return x, y
+
+
+def _padded(
+    users: Sequence[UserMultiStep], rows: list[torch.Tensor | None]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every UE's batch padded with zero samples to the longest: inputs, labels and loss weights (1/b
+    for the b real samples, 0 for padding; a UE without a step has weight 0 throughout)."""
+    width = max(0 if r is None else int(r.numel()) for r in rows)
+    first = users[0].inputs
+    x = first.new_zeros((len(users), width, *first.shape[1:]))
+    y = users[0].labels.new_zeros((len(users), width))
+    w = torch.zeros(len(users), width, dtype=first.dtype)
+    for k, r in enumerate(rows):
+        if r is None:
+            continue
+        b = int(r.numel())
+        x[k, :b] = users[k].inputs[r]
+        y[k, :b] = users[k].labels[r]
+        w[k, :b] = 1.0 / b
+    return x, y, w
+
+
+def _weighted_cross_entropy(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Per UE (dim 0) sum of ``w``-weighted cross-entropies of logits ``(U, b, C)``, labels ``(U, b)``."""
+    u, b, c = logits.shape
+    per_sample = nn.functional.cross_entropy(logits.reshape(u * b, c), y.reshape(u * b), reduction="none")
+    return (per_sample.reshape(u, b) * w).sum(dim=1)
+
+
+#: Modules that treat every sample of a batch on its own (no batch statistics, no randomness): a model
+#: built of these alone may be given zero-padded batches whose padding carries no loss weight.
+_PER_SAMPLE: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.ReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Identity,
+    nn.Sequential,
+)
+
+
+def _per_sample(model: nn.Module) -> bool:
+    """Whether every module of ``model`` is one of :data:`_PER_SAMPLE` or the zoo's flatten container."""
+    from fedwave.models.zoo import _Sequential
+
+    return all(type(m) in _PER_SAMPLE or type(m) is _Sequential for m in model.modules())
 
 
 def _persistent_names(model: nn.Module) -> list[str]:
@@ -168,33 +280,47 @@ def _initial_buffers(
     return out
 
 
-def _shared(
-    user: UserMultiStep,
-    k: int,
+def _all_shared(
+    users: Sequence[UserMultiStep],
     payload: Payload,
     params: dict[str, torch.Tensor],
     names: list[str],
     start: list[torch.Tensor],
+    flipped: set[str],
     buffers: dict[str, torch.Tensor],
     persistent: list[str],
-    steps: list[torch.Tensor],
-) -> SharedData:
-    """What ``UserMultiStep.compute_local_updates`` shares, for UE ``k`` of the group."""
-    y = user.labels
-    hyper: dict[str, Any] | None = None
-    if user.cfg.provide_local_hyperparams is not False:
-        hyper = {
-            "lr": user.cfg.local_learning_rate,
-            "steps": len(steps),
-            "data_per_step": user.cfg.num_data_per_local_update_step,
-            "labels": [torch.sort(y[idx].detach().cpu())[0] for idx in steps],
-        }
-    shared_buffers = None
+    batches: list[list[torch.Tensor]],
+) -> list[SharedData]:
+    """What ``UserMultiStep.compute_local_updates`` shares, for every UE of the group.
+
+    The parameter differences of all UEs are formed in one subtraction per tensor (the same
+    element-wise arithmetic as the sequential user's) and handed out as one view per UE.
+    """
+    diffs = []
+    for n, s in zip(names, start):
+        d = torch.empty((len(users), *s.shape), dtype=s.dtype)  # contiguous, whatever the stacked layout
+        torch.sub(params[n].transpose(1, 2) if n in flipped else params[n], s, out=d)
+        diffs.append(d.unbind(0))
     mode = (payload.get("metadata") or {}).get("buffers_mode", "eval")
-    if user.cfg.provide_buffers and (payload.get("buffers") is None or mode == "train"):
-        shared_buffers = [buffers[n][k].clone() for n in persistent]
-    return {
-        "gradients": [params[n][k] - s for n, s in zip(names, start)],
-        "buffers": shared_buffers,
-        "metadata": user._metadata(y, int(y.shape[0]), hyper),
-    }
+    out: list[SharedData] = []
+    for k, (user, steps) in enumerate(zip(users, batches)):
+        y = user.labels
+        hyper: dict[str, Any] | None = None
+        if user.cfg.provide_local_hyperparams is not False:
+            hyper = {
+                "lr": user.cfg.local_learning_rate,
+                "steps": len(steps),
+                "data_per_step": user.cfg.num_data_per_local_update_step,
+                "labels": [torch.sort(y[idx].detach().cpu())[0] for idx in steps],
+            }
+        shared_buffers = None
+        if user.cfg.provide_buffers and (payload.get("buffers") is None or mode == "train"):
+            shared_buffers = [buffers[n][k].clone() for n in persistent]
+        out.append(
+            {
+                "gradients": [d[k] for d in diffs],
+                "buffers": shared_buffers,
+                "metadata": user._metadata(y, int(y.shape[0]), hyper),
+            }
+        )
+    return out

@@ -5,7 +5,8 @@ An executor maps a function over client tasks and returns the results in task or
 - ``sequential``: one UE after another, in the calling process (the reference executor).
 - ``batched``: when the work offers a vectorised form (:class:`Work` with ``many``), all tasks go to it
   at once — the FL driver trains the selected UEs that share a model version together with
-  ``torch.func.vmap`` (:mod:`fedwave.engine.batched`), and runs the UEs that cannot be vectorised
+  ``torch.func.vmap`` (:mod:`fedwave.engine.batched`; at most ``stack_limit(model)`` UEs per group, so a
+  model of several MB per UE trains one UE after another), and runs the UEs that cannot be vectorised
   (DP-SGD users, local noise, data poisoning, dropout) one after another, saying so once in the log.
 """
 

@@ -330,7 +330,7 @@ class FederatedDriver:
 
     def _train_many(self, tasks: Sequence[TrainTask]) -> list[tuple[int, dict[str, Any]]]:
         """``_train`` of every task; the UEs that share a model version train together (vmap)."""
-        from fedwave.engine.batched import train_multistep_batched, unbatchable_reason
+        from fedwave.engine.batched import stack_limit, train_multistep_batched, unbatchable_reason
 
         out: dict[int, tuple[int, dict[str, Any]]] = {}
         groups: dict[int, list[int]] = {}
@@ -350,16 +350,22 @@ class FederatedDriver:
                 self._fallbacks.add(reason)
                 _LOG.warning("engine.executor=batched: %s train one after another (sequential)", reason)
             out[i] = self._train(tasks[i])
-        for version, members in groups.items():
-            gens = [
-                torch_generator(self.seed, "train", r, u)
-                if n == 0
-                else torch_generator(self.seed, "train", r, u, n)
-                for r, u, _, n, _ in (tasks[i] for i in members)
-            ]
-            users = [self.users[tasks[i][1]] for i in members]
-            shared = train_multistep_batched(users, self._payloads[version], gens)  # type: ignore[arg-type]
-            out.update({i: (tasks[i][1], s) for i, s in zip(members, shared)})
+        for version, group in groups.items():
+            limit = stack_limit(self.users[tasks[group[0]][1]].model)
+            for lo in range(0, len(group), limit):
+                members = group[lo : lo + limit]
+                if len(members) == 1:  # nothing to stack with: the UE's own (sequential) training
+                    out[members[0]] = self._train(tasks[members[0]])
+                    continue
+                gens = [
+                    torch_generator(self.seed, "train", r, u)
+                    if n == 0
+                    else torch_generator(self.seed, "train", r, u, n)
+                    for r, u, _, n, _ in (tasks[i] for i in members)
+                ]
+                users = [self.users[tasks[i][1]] for i in members]
+                shared = train_multistep_batched(users, self._payloads[version], gens)  # type: ignore[arg-type]
+                out.update({i: (tasks[i][1], s) for i, s in zip(members, shared)})
         return [out[i] for i in range(len(tasks))]
 
     def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -17,8 +18,21 @@ Update = Sequence[torch.Tensor]
 
 
 def is_finite(update: Update) -> bool:
-    """True when every entry of every tensor is finite."""
-    return all(bool(torch.isfinite(t).all()) for t in update if t.is_floating_point())
+    """True when every entry of every tensor is finite.
+
+    A tensor's plain sum is checked first: a NaN or an infinity anywhere makes the sum NaN or infinite
+    (no addition turns them finite again), so a finite sum proves every entry finite, at a fraction of the
+    cost of ``torch.isfinite`` (one pass, no mask). Only a non-finite sum, which finite entries can also
+    give by overflowing, is settled entry by entry.
+    """
+    for t in update:
+        if (
+            t.is_floating_point()
+            and not math.isfinite(float(t.detach().sum()))
+            and not bool(torch.isfinite(t).all())
+        ):
+            return False
+    return True
 
 
 def update_norm(update: Update) -> float:
