@@ -189,3 +189,27 @@ def test_first_k_uploads_tied_with_the_kth_complete_but_do_not_count(mode: str) 
     assert len({e.t_upload_end for e in ev}) == 1
     assert all(e.attempts == 1 and e.energy_radio_j > 0 for e in ev)  # finished: their whole airtime
     assert [a.ue for a in drv.aggregations[0][1]] == [0, 1]
+
+
+class _EveryOtherRoundEmpty(FakeDriver):
+    def select(self, round: int, available: Sequence[int], count: int) -> list[int]:
+        return [] if round % 2 == 0 else list(available)[:count]
+
+
+@pytest.mark.parametrize(
+    "policy", [{"name": "sync"}, {"name": "deadline", "deadline_s": 0.5}, {"name": "first_k", "k": 2}]
+)
+def test_rounds_that_select_no_ue_match_too(policy: dict[str, Any]) -> None:
+    traces = []
+    for mode in ("auto", "simpy"):
+        drv = _EveryOtherRoundEmpty()
+        clock = Clock(WirelessConfig.model_validate({"clock": mode, "policy": policy}), 6, 3e6, 2)
+        t = clock.run(drv, 4, 4)
+        assert clock.vector_rounds == (4 if mode == "auto" else 0)
+        assert [r.selected for r in drv.records] == [0, 4, 0, 4]
+        traces.append(
+            json.dumps(
+                [t, [r.as_dict() for r in drv.records], [[e.as_dict() for e in evs] for evs in drv.events]]
+            )
+        )
+    assert traces[0] == traces[1]
