@@ -213,3 +213,17 @@ def test_rounds_that_select_no_ue_match_too(policy: dict[str, Any]) -> None:
             )
         )
     assert traces[0] == traces[1]
+
+
+@pytest.mark.parametrize("policy", [{"name": "sync"}, {"name": "first_k", "k": 5}])
+def test_a_close_that_silent_ues_block_is_the_same_error(policy: dict[str, Any]) -> None:
+    kw = {
+        "payload": lambda r, ue: 1000,
+        "samples": lambda r, ue: 10,
+        "skip": lambda r, ue: False,
+        "silent": lambda r, ue: ue == 2,
+    }
+    fast, _ = _play({"policy": policy}, 5, 5, 0, kw, "auto")
+    slow, _ = _play({"policy": policy}, 5, 5, 0, kw, "simpy")
+    assert fast == slow
+    assert fast[0] == "error" and "UEs [2] went silent" in fast[1] and policy["name"] in fast[1]
