@@ -305,9 +305,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "waterfall-on-the-faded-snr",
         f"{SIM}/clock.py",
-        "        return packet_error_probability(snr, self._waterfall_m)",
+        "        return packet_error_probability(snr, self.waterfall_m)",
         "        return packet_error_probability(snr * np.random.default_rng().standard_exponential(), "
-        "self._waterfall_m)",
+        "self.waterfall_m)",
         f"{TW}/test_wireless_fading.py::test_packet_errors_use_the_mean_snr",
     ),
     mutation(
@@ -444,8 +444,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "vround-first-k-ties-never-complete",
         f"{SIM}/vround.py",
-        "        done_rows = np.concatenate([done_rows, tied])",
-        "        done_rows = done_rows",
+        '            return t_k, int(np.searchsorted(t_ue[order], t_k, side="right"))',
+        '            return t_k, int(np.searchsorted(t_ue[order], t_k, side="left")) + 1',
         f"{TW}/test_wireless_vround.py",
     ),
     mutation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -63,8 +64,19 @@ def sample_attempts(rng: np.random.Generator, q: float, max_retransmissions: int
     return (cap, False) if a > cap else (a, True)
 
 
-def message_bits(payload_bytes: int, header_bytes: int) -> int:
-    """Bits on the air for one message: 8 (payload bytes + header bytes)."""
+@overload
+def message_bits(payload_bytes: int, header_bytes: int) -> int: ...
+
+
+@overload
+def message_bits(payload_bytes: NDArray[np.int64], header_bytes: int) -> NDArray[np.int64]: ...
+
+
+def message_bits(payload_bytes: int | NDArray[np.int64], header_bytes: int) -> int | NDArray[np.int64]:
+    """Bits on the air for one message, or for each of an array of payloads: 8 (payload bytes + header
+    bytes)."""
+    if isinstance(payload_bytes, np.ndarray):
+        return 8 * (payload_bytes.astype(np.int64) + int(header_bytes))
     return 8 * (int(payload_bytes) + int(header_bytes))
 
 

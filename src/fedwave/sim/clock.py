@@ -49,7 +49,7 @@ from fedwave.sim.allocate import UplinkPlan, plan_uplink
 from fedwave.sim.config import WirelessConfig
 from fedwave.sim.fifo import FifoChannel
 from fedwave.sim.policies import Policy, policy_class
-from fedwave.sim.protocol import Driver, LocalResult
+from fedwave.sim.protocol import Driver, LocalResult, check_local_result
 from fedwave.sim.radio import RadioView
 from fedwave.sim.ue import (
     BroadcastDownlink,
@@ -84,6 +84,9 @@ class Clock:
         vectorised: whether synchronous rounds are timed with numpy over the UEs
             (:mod:`fedwave.sim.vround`; ``wireless.clock: auto`` and a round without queueing).
         vector_rounds: rounds timed that way so far.
+        outage_snr: the outage threshold of ``fading.block: round`` (linear SNR).
+        waterfall_m: the waterfall threshold m of ``access.packet_errors`` (linear).
+        flops_devices: with every device on the ``flops`` model, their FLOP/s and J/FLOP as arrays.
 
     Raises:
         ConfigError: a per-UE list in the config does not have ``num_ues`` entries, or a UE's mean SNR is
@@ -149,11 +152,20 @@ class Clock:
                     f"a UE walking to the cell edge ({cell.radius_m} m, path loss {far:.4g} dB) would have a "
                     "mean SNR of 0; lower cell.radius_m or change cell.pathloss"
                 )
-        self._outage_snr = float(db_to_linear(fading.outage_snr_db))
-        self._waterfall_m = float(db_to_linear(self.cfg.access.packet_errors.waterfall_threshold_db))
+        self.outage_snr = float(db_to_linear(fading.outage_snr_db))
+        self.waterfall_m = float(db_to_linear(self.cfg.access.packet_errors.waterfall_threshold_db))
         self.vectorised = vector_eligible(self)
         self.vector_rounds = 0
-        self._flops_devices: tuple[NDArray[np.float64], ...] | None = None  # vround's device arrays
+        flops = all(p.model == "flops" for p in self.profiles)
+        # the flops model's per-UE throughput (FLOP/s) and energy (J/FLOP) as arrays, for the vectorised round
+        self.flops_devices: tuple[NDArray[np.float64], NDArray[np.float64]] | None = (
+            (
+                np.array([p.flops_per_s for p in self.profiles]),
+                np.array([p.joules_per_flop for p in self.profiles]),
+            )
+            if flops
+            else None
+        )
 
     def run(
         self,
@@ -329,7 +341,7 @@ class Clock:
                 np.array([bandwidth_hz]),
                 np.array([float(bits)]),
                 gap_db=access.gap_db,
-                outage_snr=self._outage_snr,
+                outage_snr=self.outage_snr,
             )
             return Transmission(tuple(seconds[0, : int(attempts[0])].tolist()), bool(delivered[0]), bits, snr)
         up = np.array([stream_key(self.seed, "fading", "up", *keys)], dtype=np.uint64)
@@ -349,7 +361,7 @@ class Clock:
     def error_probability(self, snr: float | NDArray[np.float64]) -> NDArray[np.float64]:
         """Probability that one attempt fails (``access.packet_errors``): the waterfall rate on the mean
         SNR ``snr`` (linear) of the band used, which already averages the fading."""
-        return packet_error_probability(snr, self._waterfall_m)
+        return packet_error_probability(snr, self.waterfall_m)
 
     def downlink_time_s(
         self, ues: Sequence[int], nbytes: int, keys: Sequence[tuple[Key, ...]], t_s: float | None = None
@@ -382,7 +394,7 @@ class Clock:
         bits = message_bits(nbytes, access.header_bytes)
         if fading.block == "round":
             x = counter_fading_power(stream, 0, fading.model, fading.rician_k)
-            rate = shannon_rate_bps(w, np.maximum(snr * x, self._outage_snr), access.gap_db)
+            rate = shannon_rate_bps(w, np.maximum(snr * x, self.outage_snr), access.gap_db)
             return bits / float(rate.min())
         return self._block_link(snr, w, [int(u) for u in ues], stream, t_s).send(bits)
 
@@ -420,7 +432,7 @@ class Clock:
         cpu_of = plan.cpu_hz if plan is not None else {}
         jobs = []
         for ue, result, key, band in zip(ues, results, keys, bandwidth_hz):
-            _check_result(int(ue), result)
+            check_local_result(int(ue), result)
             profile = self.profiles[int(ue)]
             if int(ue) in cpu_of:
                 profile = replace(profile, cpu_hz=cpu_of[int(ue)])
@@ -536,13 +548,4 @@ class Clock:
             skip_message_bytes=self.cfg.event_trigger.skip_message_bytes,
             uplink=uplink,
             on_arrival=on_arrival,
-        )
-
-
-def _check_result(ue: int, result: LocalResult) -> None:
-    if not isinstance(result, LocalResult):
-        raise TypeError(f"UE {ue}: the driver returned {type(result).__name__}, not a LocalResult")
-    if result.payload_bytes < 0 or result.samples_processed < 0:
-        raise ValueError(
-            f"UE {ue}: LocalResult needs payload_bytes >= 0 and samples_processed >= 0, got {result}"
         )

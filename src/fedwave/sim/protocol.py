@@ -68,6 +68,16 @@ class Arrival:
     skip: bool
 
 
+def check_local_result(ue: int, result: object) -> None:
+    """Raise if ``result`` (UE ``ue``'s answer to ``Driver.local_updates``) is not a valid LocalResult."""
+    if not isinstance(result, LocalResult):
+        raise TypeError(f"UE {ue}: the driver returned {type(result).__name__}, not a LocalResult")
+    if result.payload_bytes < 0 or result.samples_processed < 0:
+        raise ValueError(
+            f"UE {ue}: LocalResult needs payload_bytes >= 0 and samples_processed >= 0, got {result}"
+        )
+
+
 @runtime_checkable
 class Driver(Protocol):
     """The FL side of a run, driven by :class:`~fedwave.sim.clock.Clock`."""

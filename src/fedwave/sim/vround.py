@@ -32,9 +32,6 @@ from fedwave.sim.timeline import build_record
 if TYPE_CHECKING:
     from fedwave.sim.clock import Clock
 
-#: Policies with a vectorised close.
-VECTOR_POLICIES = ("sync", "deadline", "first_k")
-
 
 def vector_eligible(clock: Clock) -> bool:
     """Whether this clock's rounds can be timed by :func:`run_vector_round` (config only)."""
@@ -45,27 +42,24 @@ def vector_eligible(clock: Clock) -> bool:
         and cfg.downlink.mode == "broadcast"
         and cfg.access.allocation == "equal"
         and not clock.time_varying
-        and type(clock.policy).__module__ == "fedwave.sim.policies"
-        and clock.policy.name in VECTOR_POLICIES
+        and type(clock.policy) in vector_policies()
     )
 
 
+def vector_policies() -> tuple[type, ...]:
+    """The round policies with a vectorised close (exactly these classes, not subclasses that may
+    close otherwise)."""
+    from fedwave.sim.policies import DeadlinePolicy, FirstKPolicy, SyncPolicy  # policies import rounds
+
+    return (SyncPolicy, DeadlinePolicy, FirstKPolicy)
+
+
 def _result_columns(
-    ues: Sequence[int], results: Sequence[LocalResult]
+    results: Sequence[LocalResult],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]:
-    """Payload bytes, samples, skip and silent flags of the results, checked as :meth:`Clock.make_jobs`
-    checks them."""
-    for ue, r in zip(ues, results):
-        if not isinstance(r, LocalResult):
-            raise TypeError(f"UE {ue}: the driver returned {type(r).__name__}, not a LocalResult")
+    """Payload bytes, samples, skip and silent flags of the (checked) results."""
     rows = [(r.payload_bytes, r.samples_processed, r.skip, r.silent) for r in results]
     table = np.array(rows, dtype=np.int64).reshape(len(rows), 4)
-    bad = np.flatnonzero((table[:, 0] < 0) | (table[:, 1] < 0))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"UE {ues[i]}: LocalResult needs payload_bytes >= 0 and samples_processed >= 0, got {results[i]}"
-        )
     return table[:, 0].copy(), table[:, 1].copy(), table[:, 2] != 0, table[:, 3] != 0
 
 
@@ -73,17 +67,8 @@ def _compute(clock: Clock, ues: NDArray[np.int64], samples: NDArray[np.int64]) -
     """Compute time (s), full compute energy (J) and recorded CPU frequency (Hz) per UE, as
     :class:`~fedwave.devices.profiles.DeviceProfile` gives them."""
     f = clock.flops_per_sample
-    if clock._flops_devices is None:
-        clock._flops_devices = (
-            (
-                np.array([p.flops_per_s for p in clock.profiles]),
-                np.array([p.joules_per_flop for p in clock.profiles]),
-            )
-            if all(p.model == "flops" for p in clock.profiles)
-            else ()
-        )
-    if clock._flops_devices:
-        fps, jpf = clock._flops_devices
+    if clock.flops_devices is not None:
+        fps, jpf = clock.flops_devices
         s = samples.astype(float)
         return f * s / fps[ues], jpf[ues] * f * s, np.zeros(ues.size)
     profiles = [clock.profiles[int(u)] for u in ues]
@@ -102,7 +87,7 @@ def _airtimes(
     if fading.block == "round":
         cap = access.max_retransmissions + 1
         x = counter_fading_power(keys[:, None], np.arange(cap)[None, :], fading.model, fading.rician_k)
-        return outage_airtimes(x, snr, band, bits, gap_db=access.gap_db, outage_snr=clock._outage_snr)
+        return outage_airtimes(x, snr, band, bits, gap_db=access.gap_db, outage_snr=clock.outage_snr)
     if access.packet_errors.enabled:
         q = clock.error_probability(snr)
         attempts, delivered = counter_attempts(
@@ -139,7 +124,7 @@ def run_vector_round(
     cfg = clock.cfg
     n = len(selected)
     ues = np.asarray(selected, dtype=np.int64)
-    payload, samples, skip, silent = _result_columns(selected, results)
+    payload, samples, skip, silent = _result_columns(results)
     # bands as Clock.make_jobs: FDMA among the UEs that upload an update, a control share for the rest
     band = clock.round_bands(selected, (~(skip | silent)).tolist())
     power = np.asarray(clock.cell.ue_power_w, dtype=float)[ues]
@@ -150,8 +135,7 @@ def run_vector_round(
     t_dl = t0 + np.full(n, down_s)
     t_ce = t_dl + compute_s
     nbytes = np.where(skip, cfg.event_trigger.skip_message_bytes, payload)
-    bits = 8 * (nbytes + cfg.access.header_bytes)
-    assert n == 0 or int(bits[0]) == message_bits(int(nbytes[0]), cfg.access.header_bytes)
+    bits = message_bits(nbytes, cfg.access.header_bytes)
     seconds, attempts, delivered = _airtimes(clock, rnd, ues, snr, band, bits.astype(float))
     starts = np.cumsum(seconds, axis=1)
     airtime = starts[:, -1] if seconds.shape[1] else np.zeros(n)
@@ -163,9 +147,6 @@ def run_vector_round(
     done_rows = order[:n_done]
     if n_done < n and np.any(t_dl == t_end):
         return None  # the model arrives at the very instant of the close: SimPy orders that
-    if cfg.policy.name == "first_k":
-        tied = order[n_done:][t_ue[order[n_done:]] == t_end]
-        done_rows = np.concatenate([done_rows, tied])
     finished = np.zeros(n, dtype=bool)
     finished[done_rows] = True
     # which completions count, in completion order (SimPy's state.completed)
@@ -261,8 +242,9 @@ def _close(
         assert policy.k is not None
         hits = np.flatnonzero(delivered[order])
         if hits.size >= policy.k:
-            j = int(hits[policy.k - 1])
-            return float(t_ue[order[j]]), j + 1
+            t_k = float(t_ue[order[int(hits[policy.k - 1])]])
+            # uploads ending at the same instant as the k-th were scheduled before the close: they complete
+            return t_k, int(np.searchsorted(t_ue[order], t_k, side="right"))
     if everyone:
         return last, int(order.size)
     silent_ues = [selected[i] for i in np.flatnonzero(silent)]
