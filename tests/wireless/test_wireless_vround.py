@@ -227,3 +227,34 @@ def test_a_close_that_silent_ues_block_is_the_same_error(policy: dict[str, Any])
     slow, _ = _play({"policy": policy}, 5, 5, 0, kw, "simpy")
     assert fast == slow
     assert fast[0] == "error" and "UEs [2] went silent" in fast[1] and policy["name"] in fast[1]
+
+
+class _BadResults(FakeDriver):
+    def __init__(self, bad: Any) -> None:
+        super().__init__()
+        self._bad = bad
+
+    def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[Any]:
+        out: list[Any] = super().local_updates(round, ues, version)
+        out[2] = self._bad
+        return out
+
+
+@pytest.mark.parametrize("mode", ["auto", "simpy"])
+def test_a_driver_that_returns_a_bad_result_is_named_by_both_clocks(mode: str) -> None:
+    cfg = WirelessConfig.model_validate({"clock": mode})
+    with pytest.raises(TypeError, match="UE 2: the driver returned dict, not a LocalResult"):
+        Clock(cfg, 4, 1e6, 0).run(_BadResults({"payload_bytes": 10}), 1, 4)
+    with pytest.raises(ValueError, match="UE 2: LocalResult needs payload_bytes >= 0"):
+        Clock(cfg, 4, 1e6, 0).run(_BadResults(LocalResult(payload_bytes=-5, samples_processed=3)), 1, 4)
+
+
+class _TooFewResults(FakeDriver):
+    def local_updates(self, round: int, ues: Sequence[int], version: int) -> list[LocalResult]:
+        return super().local_updates(round, ues, version)[:-1]
+
+
+@pytest.mark.parametrize("mode", ["auto", "simpy"])
+def test_a_driver_that_returns_too_few_results_is_refused(mode: str) -> None:
+    with pytest.raises(ValueError, match="one result per UE: 4 UEs, 3 results"):
+        Clock(WirelessConfig.model_validate({"clock": mode}), 4, 1e6, 0).run(_TooFewResults(), 1, 4)

@@ -18,7 +18,7 @@ import simpy
 from fedwave.errors import FedwaveError
 from fedwave.rng import Key
 from fedwave.sim.fifo import FifoChannel
-from fedwave.sim.protocol import Arrival, Driver, LocalResult
+from fedwave.sim.protocol import Arrival, Driver, LocalResult, check_local_result
 from fedwave.sim.timeline import build_record
 from fedwave.sim.ue import Job, RoundCannotClose, TdmaUplink, Uplink, run_until, ue_process
 from fedwave.sim.vround import run_vector_round
@@ -100,10 +100,18 @@ def checked_selection(selected: Iterable[int], allowed: Container[int], count: i
 def select_and_train(
     clock: Clock, driver: Driver, rnd: int, clients_per_round: int
 ) -> tuple[list[int], list[LocalResult]]:
-    """The round's UEs (the driver's checked choice, sorted) and their local updates (host work)."""
+    """The round's UEs (the driver's checked choice, sorted) and their local updates (host work), each
+    checked (:func:`~fedwave.sim.protocol.check_local_result`)."""
     chosen = driver.select(rnd, range(clock.num_ues), clients_per_round)
     selected = sorted(checked_selection(chosen, range(clock.num_ues), clients_per_round))
-    return selected, (driver.local_updates(rnd, selected, rnd) if selected else [])
+    results = driver.local_updates(rnd, selected, rnd) if selected else []
+    if len(results) != len(selected):
+        raise ValueError(
+            f"Driver.local_updates must return one result per UE: {len(selected)} UEs, {len(results)} results"
+        )
+    for ue, result in zip(selected, results):
+        check_local_result(ue, result)
+    return selected, results
 
 
 def run_round(
