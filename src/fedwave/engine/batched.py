@@ -13,12 +13,16 @@ padding 0 (a UE without a step t has weight 0 throughout: zero gradient, paramet
 with batch statistics is grouped by batch size instead (a gather and scatter of the group's slices), so
 padded samples never enter BatchNorm's statistics.
 
-The forward pass is ``torch.func.vmap`` of ``functional_call`` over the UE axis; the gradients come from
-one ordinary backward pass of the sum of the UEs' losses (UE k's loss depends on UE k's slice only, so
-each slice of the gradient is that UE's own gradient). ``torch.func.grad`` is not used: it imports
-``torch._dynamo`` (seconds of start-up). ``nn.Linear`` weights are stacked transposed, ``(U, in, out)``:
-the batched product yields their gradient in that layout, so gradient and SGD step run over contiguous
-memory (stacked as ``(U, out, in)`` the step's strided add took most of a 2nn step's time).
+A model that is a chain of ``nn.Linear`` and ``nn.ReLU`` layers (the zoo's ``mlp`` and ``2nn``) takes
+its steps through :mod:`fedwave.engine.chain` instead: the same products with the backward pass written
+out, the first step from the server's parameters shared by all UEs, the SGD step fused into each
+weight's gradient product. For every other model the forward pass is ``torch.func.vmap`` of
+``functional_call`` over the UE axis; the gradients come from one ordinary backward pass of the sum of
+the UEs' losses (UE k's loss depends on UE k's slice only, so each slice of the gradient is that UE's
+own gradient). ``torch.func.grad`` is not used: it imports ``torch._dynamo`` (seconds of start-up).
+``nn.Linear`` weights are stacked transposed, ``(U, in, out)``: the batched product yields their
+gradient in that layout, so gradient and SGD step run over contiguous memory (stacked as ``(U, out,
+in)`` the step's strided add took most of a 2nn step's time).
 
 The FL driver stacks at most :func:`stack_limit` UEs per group; a UE left alone trains through its own
 (sequential) code.
@@ -39,6 +43,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from fedwave.engine.chain import chain_step, clip_stacked_, linear_chain
 from fedwave.users.base import Payload, SharedData
 from fedwave.users.multi import UserMultiStep
 
@@ -93,15 +98,6 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([t.detach() for t in tensors])
 
 
-def _clip_(grads: dict[str, torch.Tensor], max_norm: float) -> None:
-    """Per UE (dim 0), scale the gradients so their global L2 norm is at most ``max_norm`` (in place)."""
-    per_tensor = [torch.linalg.vector_norm(g.float().reshape(g.shape[0], -1), dim=1) for g in grads.values()]
-    norm = torch.linalg.vector_norm(torch.stack(per_tensor, dim=1), dim=1).double()
-    factor = torch.clamp(max_norm / (norm + 1e-12), max=1.0).float()
-    for g in grads.values():
-        g.mul_(factor.reshape(-1, *([1] * (g.dim() - 1))))
-
-
 def stack_limit(model: nn.Module) -> int:
     """Most UEs of ``model`` that train stacked together (at least 1; see :data:`STACK_BUDGET_BYTES`)."""
     per_ue = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -126,8 +122,10 @@ def train_multistep_batched(
         user.counted_queries += 1
         batches.append(user.batches(user.num_data_points, gen))
     count = len(users)
-    flipped = _linear_weights(template)
-    params = {n: _stacked(s, count, n in flipped) for n, s in zip(names, start)}
+    chain = linear_chain(template, tuple(users[0].inputs.shape[1:]))
+    flipped = set() if chain is not None else _linear_weights(template)
+    # a chain takes its first step from the shared start (chain_step stacks); vmap needs the stack now
+    params = {n: s if chain is not None else _stacked(s, count, n in flipped) for n, s in zip(names, start)}
     buffers = _initial_buffers(users, payload, template, persistent)
     lr = users[0].cfg.local_learning_rate
     clip = users[0].clip_value
@@ -140,6 +138,9 @@ def train_multistep_batched(
     def step(members: list[int] | None, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> None:
         """One SGD step of the UEs ``members`` (all when None); ``w``: per-sample loss weights or None
         (mean over the batch)."""
+        if chain is not None:  # written-out backward; a chain has no batch statistics: members is None
+            chain_step(chain, params, x, y, w, lr, clip)
+            return
         index = None if members is None else torch.tensor(members)
         p_g = {n: (v if index is None else v[index]).detach().requires_grad_() for n, v in params.items()}
         b_g = buffers if index is None else {n: v[index] for n, v in buffers.items()}
@@ -147,7 +148,7 @@ def train_multistep_batched(
         losses = _mean_cross_entropy(logits, y) if w is None else _weighted_cross_entropy(logits, y, w)
         grads = dict(zip(names, torch.autograd.grad(losses.sum(), [p_g[n] for n in names])))
         if clip > 0:
-            _clip_(grads, clip)
+            clip_stacked_(grads, clip)
         with torch.no_grad():
             for n in names:
                 p_g[n].add_(grads[n], alpha=-lr)
