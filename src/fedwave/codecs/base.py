@@ -235,7 +235,7 @@ class FramedCodec(Codec):
         w = Writer()
         with torch.no_grad():
             self._encode_body(w, flats, metas, rng, state)
-        return frame(self.codec_id, self._params(), metas, w.getvalue())
+        return frame(self.codec_id, self._params(), metas, w.parts)
 
     def decode(self, payload: bytes, *, expected: Sequence[TensorMeta] | None = None) -> list[torch.Tensor]:
         """See :meth:`Codec.decode`."""

@@ -44,7 +44,7 @@ class _CastCodec(ParameterlessCodec):
             wire = flat.to(self.wire_dtype)
             if self.wire_dtype == torch.bfloat16:
                 wire = wire.view(torch.int16)
-            w.raw(wire.numpy().astype(self.np_dtype, copy=False).tobytes())
+            w.raw(wire.numpy().astype(self.np_dtype, copy=False))  # copied once, by the frame's join
 
     def _decode_body(self, r: Reader, metas: list[TensorMeta]) -> list[torch.Tensor]:
         # The values of all tensors follow each other: one read and one conversion for the whole body,
