@@ -139,3 +139,45 @@ def test_payload_mismatch_is_a_clear_error() -> None:
         load_parameters(nn.Linear(4, 2), [torch.zeros(3, 4), torch.zeros(2)])
     with pytest.raises(ValueError, match="1 parameters"):
         load_parameters(nn.Linear(4, 2), [torch.zeros(2, 4)])
+
+
+def test_flat_view_only_for_tensors_back_to_back_in_one_storage() -> None:
+    from fedwave.server.aggregate import flat_view
+
+    flat = torch.arange(12.0)
+    a, b, c = torch.split(flat, [2, 4, 6])
+    view = flat_view([a, b.view(2, 2), c])
+    assert view is not None and torch.equal(view, flat)
+    assert flat_view([a, c]) is None  # a gap
+    assert flat_view([b, a]) is None  # out of order
+    assert flat_view([a, b.clone()]) is None  # another storage
+    assert flat_view([flat[::2]]) is None  # not contiguous
+    assert flat_view([a, b.double()]) is None
+    assert flat_view([]) is None
+
+
+def test_weighted_mean_of_payload_views_is_the_same_as_of_separate_tensors() -> None:
+    """One add per update over its back-to-back tensors gives the per-tensor additions' bits."""
+    from fedwave.server.aggregate import scaled_sum
+
+    gen = torch.Generator().manual_seed(5)
+    sizes, shapes = [12, 3, 30], [(4, 3), (3,), (5, 6)]
+    updates = []
+    for k in range(7):
+        flat = torch.randn(45, generator=gen) * 10.0 ** (k - 3)
+        updates.append([t.view(s) for t, s in zip(torch.split(flat, sizes), shapes)])
+    weights = [float(w) for w in torch.rand(7, generator=gen)]
+    weights[2] = 0.0
+    fast = scaled_sum(updates, weights, 1.7)
+    slow = scaled_sum([[t.clone() for t in u] for u in updates], weights, 1.7)  # no common storage
+    by_hand = []
+    for j, shape in enumerate(shapes):
+        acc = torch.zeros(shape, dtype=torch.float64)
+        for u, w in zip(updates, weights):
+            acc += w / 1.7 * u[j].double()
+        by_hand.append(acc.float())
+    for f, s, h, shape in zip(fast, slow, by_hand, shapes):
+        assert f.shape == shape and f.dtype == torch.float32
+        assert torch.equal(f, s)
+        assert torch.allclose(f, h, rtol=1e-6, atol=0.0)
+    assert any(float(f.abs().max()) > 1.0 for f in fast)

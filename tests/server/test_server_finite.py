@@ -33,3 +33,20 @@ def test_finite_entries_whose_sum_overflows_are_accepted() -> None:
 def test_integer_and_empty_tensors_do_not_count() -> None:
     assert is_finite([torch.tensor([2**62, -(2**62)], dtype=torch.int64), torch.empty(0), torch.empty(0, 5)])
     assert is_finite([])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_back_to_back_tensors_of_one_payload_are_checked_as_one(bad: float) -> None:
+    """A decoded payload's tensors are views of one buffer (``flat_view``): a bad entry in any of them,
+    the last element of the last one included, is still found."""
+    from fedwave.server.aggregate import flat_view
+
+    for pos in (0, 99, 150, 299):
+        flat = torch.full((300,), 0.25)
+        update = list(torch.split(flat, [100, 50, 150]))
+        assert flat_view(update) is not None
+        flat[pos] = bad
+        assert not is_finite(update)
+    flat = torch.full((300,), BIG)
+    flat[150:] = -BIG
+    assert is_finite(list(torch.split(flat, [100, 50, 150])))  # overflowing sum, finite entries

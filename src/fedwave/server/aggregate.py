@@ -23,9 +23,11 @@ def is_finite(update: Update) -> bool:
     A tensor's plain sum is checked first: a NaN or an infinity anywhere makes the sum NaN or infinite
     (no addition turns them finite again), so a finite sum proves every entry finite, at a fraction of the
     cost of ``torch.isfinite`` (one pass, no mask). Only a non-finite sum, which finite entries can also
-    give by overflowing, is settled entry by entry.
+    give by overflowing, is settled entry by entry. Tensors that lie back to back in one storage (a
+    decoded payload's) are summed as one (:func:`flat_view`).
     """
-    for t in update:
+    flat = flat_view(update)
+    for t in update if flat is None else [flat]:
         if (
             t.is_floating_point()
             and not math.isfinite(float(t.detach().sum()))
@@ -33,6 +35,26 @@ def is_finite(update: Update) -> bool:
         ):
             return False
     return True
+
+
+def flat_view(tensors: Update) -> torch.Tensor | None:
+    """One 1-D view of all ``tensors`` when they lie back to back, in order, in one storage, all
+    contiguous and of one dtype (as the tensors of one decoded payload do); None otherwise."""
+    if not tensors:
+        return None
+    first = tensors[0]
+    ptr, start, dtype = first.untyped_storage().data_ptr(), first.storage_offset(), first.dtype
+    end = start
+    for t in tensors:
+        if (
+            t.dtype != dtype
+            or t.storage_offset() != end
+            or not t.is_contiguous()
+            or t.untyped_storage().data_ptr() != ptr
+        ):
+            return None
+        end += t.numel()
+    return first.detach().as_strided((end - start,), (1,), start)
 
 
 def update_norm(update: Update) -> float:
@@ -75,12 +97,22 @@ def scaled_sum(updates: Sequence[Update], weights: Sequence[float], denominator:
     n_tensors = len(updates[0])
     if any(len(u) != n_tensors for u in updates) or len(weights) != len(updates):
         raise ValueError("updates hold different numbers of tensors, or weights do not match the updates")
+    flats = [f for f in (flat_view(u) for u in updates) if f is not None]
+    shapes = [t.shape for t in updates[0]]
+    if len(flats) == len(updates) and all([t.shape for t in u] == shapes for u in updates[1:]):
+        # one add per update over all its tensors: the same additions, element by element, as below
+        acc = torch.zeros(sum(math.prod(s) for s in shapes), dtype=torch.float64)
+        for f, wk in zip(flats, weights):
+            if wk:
+                acc.add_(f, alpha=wk / denominator)
+        parts = torch.split(acc, [math.prod(s) for s in shapes])
+        return [p.view(t.shape).to(t.dtype, copy=True) for p, t in zip(parts, updates[0])]
     out: list[torch.Tensor] = []
     for j in range(n_tensors):
         acc = torch.zeros_like(updates[0][j], dtype=torch.float64)
         for u, wk in zip(updates, weights):
-            if wk:
-                acc.add_(u[j].to(torch.float64), alpha=wk / denominator)
+            if wk:  # float32 entries widen exactly inside the float64 add (no float64 copy made)
+                acc.add_(u[j], alpha=wk / denominator)
         out.append(acc.to(updates[0][j].dtype))
     return out
 
