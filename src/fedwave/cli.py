@@ -7,12 +7,16 @@ they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import gc
 import importlib
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fedwave.errors import FedwaveError
 
@@ -278,5 +282,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+#: The exit status :func:`entry` hands to :func:`_exit_now` (None: no quick exit).
+_EXIT_STATUS: list[int] = []
+
+
+def entry() -> NoReturn:
+    """The ``fedwave`` command (console script and ``python -m fedwave.cli``): :func:`main`, then exit.
+
+    When the command returns, Python first joins the threads and runs the ``atexit`` handlers the
+    command registered, as always. Then, instead of the interpreter's own teardown (deleting every
+    module and unloading torch's libraries, 0.7 to 1.0 s of every command on the 2-core machine), the
+    process flushes every open file and ends with ``os._exit`` and the command's status. An exception
+    that escapes :func:`main`, or a run under ``coverage``, takes the ordinary way out.
+    """
+    atexit.register(_exit_now)  # registered before any handler of the command: it runs after them all
+    status = main()
+    _EXIT_STATUS.append(status)
+    raise SystemExit(status)
+
+
+def _exit_now() -> None:
+    if not _EXIT_STATUS or "coverage" in sys.modules:
+        return
+    files = io.TextIOWrapper | io.BufferedWriter | io.BufferedRandom
+    for obj in gc.get_objects():  # a file some object still holds open loses no buffered byte
+        if issubclass(type(obj), files):  # type(obj), not isinstance: no lazy proxy is woken
+            with contextlib.suppress(OSError, ValueError):
+                if not obj.closed and obj.writable():
+                    obj.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(_EXIT_STATUS[0])
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

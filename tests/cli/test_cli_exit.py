@@ -1,0 +1,54 @@
+"""The ``fedwave`` command's quick exit (``fedwave.cli.entry``): the command's status comes out, every
+``atexit`` handler runs, every open file keeps its bytes; only the interpreter's teardown is skipped."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import atexit, sys
+import fedwave.cli as cli
+held = open(sys.argv[1], "w")  # left open and unflushed: the quick exit must still write it out
+held.write("kept" * 1000)
+sys.argv = ["fedwave", *sys.argv[2:]]
+def late() -> None:
+    with open(sys.argv[-1] + ".atexit", "w") as f:
+        f.write("ran")
+real = cli.main
+def main(argv=None):
+    atexit.register(late)  # a handler the command registers (as Ray or a process pool would)
+    return real(argv)
+cli.main = main
+cli.entry()
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "held.txt"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_finished_command_keeps_its_status_files_and_handlers(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _run(tmp_path, "run", "-q", "-o", "fl.rounds=2", "-o", "fl.num_ues=4", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "held.txt").read_text() == "kept" * 1000
+    with (out / "rounds.csv").open(newline="") as f:
+        assert [int(r["round"]) for r in csv.DictReader(f)] == [0, 1]
+    assert Path(str(out) + ".atexit").read_text() == "ran"
+
+
+def test_an_input_error_still_exits_with_status_2(tmp_path: Path) -> None:
+    proc = _run(tmp_path, "run", "-q", "-o", "fl.rounds=-1", "--out", str(tmp_path / "bad"))
+    assert proc.returncode == 2
+    assert "fedwave: error:" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "held.txt").read_text() == "kept" * 1000
+    assert Path(str(tmp_path / "bad") + ".atexit").read_text() == "ran"
