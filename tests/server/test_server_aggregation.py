@@ -154,6 +154,14 @@ def test_flat_view_only_for_tensors_back_to_back_in_one_storage() -> None:
     assert flat_view([flat[::2]]) is None  # not contiguous
     assert flat_view([a, b.double()]) is None
     assert flat_view([]) is None
+    from fedwave.codecs import get_codec
+
+    for spec in ("fp32", "fp16"):  # what the BS aggregates: a decoded payload's tensors, one view
+        codec = get_codec(spec)
+        sent = [torch.randn(4, 3), torch.randn(3), torch.randn(2, 2, 2)]
+        got = codec.decode(codec.encode(sent, rng=torch.Generator()))
+        flat = flat_view(got)
+        assert flat is not None and torch.equal(flat, torch.cat([t.reshape(-1) for t in got]))
 
 
 def test_weighted_mean_of_payload_views_is_the_same_as_of_separate_tensors() -> None:

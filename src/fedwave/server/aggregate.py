@@ -38,20 +38,17 @@ def is_finite(update: Update) -> bool:
 
 
 def flat_view(tensors: Update) -> torch.Tensor | None:
-    """One 1-D view of all ``tensors`` when they lie back to back, in order, in one storage, all
-    contiguous and of one dtype (as the tensors of one decoded payload do); None otherwise."""
+    """One 1-D view of all ``tensors`` when they are views of one tensor lying back to back, in order,
+    all contiguous and of one dtype (as the tensors of one decoded payload are); None otherwise."""
     if not tensors:
         return None
     first = tensors[0]
-    ptr, start, dtype = first.untyped_storage().data_ptr(), first.storage_offset(), first.dtype
+    base, start, dtype = first._base, first.storage_offset(), first.dtype
+    if base is None:
+        return None
     end = start
     for t in tensors:
-        if (
-            t.dtype != dtype
-            or t.storage_offset() != end
-            or not t.is_contiguous()
-            or t.untyped_storage().data_ptr() != ptr
-        ):
+        if t._base is not base or t.dtype != dtype or t.storage_offset() != end or not t.is_contiguous():
             return None
         end += t.numel()
     return first.detach().as_strided((end - start,), (1,), start)
