@@ -8,9 +8,10 @@ run`` (the default cell and clock, fp32 codec, ``engine.executor`` as given) in 
 runs :mod:`fedwave.bench.flower_task` by path (a plain Flower app that never imports fedwave) in its
 simulation engine (Ray, ``--cpus`` CPUs). Each repeat runs both, alternating which goes first; the wall
 time of each is measured from just before its process is started to just after it exits (imports, data,
-Ray start-up and shutdown included). The next process starts only once every process of the previous
-one's session has ended (Ray's workers outlive Flower's main process by a few seconds; that wait is not
-timed). Prints every time, the medians and their ratio. Needs the extra ``pip install 'fedwave[flower]'``.
+Ray start-up and shutdown included; the span ends when the process has exited and its output pipes
+have closed, so Ray's workers, which hold them, are in Flower's time). The next process starts only once
+every process of the previous one's session has ended (a safeguard, untimed and printed when it waits).
+Prints every time, the medians and their ratio. Needs the extra ``pip install 'fedwave[flower]'``.
 
 Before timing, fedwave's own modules are byte-compiled where Python caches them (``compileall``), as
 pip does for every package it installs (Flower's included). An editable install under
@@ -81,9 +82,10 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
     """(wall seconds from process start to exit, the last line of its standard output, seconds its
     leftover processes took to end).
 
-    The process runs in a session of its own. After it exits, the next timed run waits (untimed, at most
-    60 s, then they are killed) until every process of that session has ended: Ray's workers outlive
-    Flower's main process by a few seconds, and would otherwise share the CPUs with whatever runs next.
+    The span ends when the process has exited and its standard output and error have closed (a child
+    that holds them, such as a Ray worker, is timed until it exits too). The process runs in a session
+    of its own; any of its processes still alive after that (one that let go of the pipes) is waited
+    for, untimed, at most 60 s, then killed, so that it shares the CPUs with no later timed run.
 
     Raises:
         RuntimeError: the process failed (its exit status and the end of its output).
