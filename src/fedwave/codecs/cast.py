@@ -41,7 +41,7 @@ class _CastCodec(ParameterlessCodec):
         state: CodecState | None,
     ) -> None:
         for flat in flats:
-            wire = flat.to(self.wire_dtype)
+            wire = flat if flat.dtype == self.wire_dtype else flat.to(self.wire_dtype)
             if self.wire_dtype == torch.bfloat16:
                 wire = wire.view(torch.int16)
             w.raw(wire.numpy().astype(self.np_dtype, copy=False))  # copied once, by the frame's join

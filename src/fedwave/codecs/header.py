@@ -254,7 +254,7 @@ def frame(
     in one copy) and the CRC-32 trailer."""
     head = bytearray((MAGIC, VERSION, int(codec_id)))
     head += params
-    head += _layout_bytes(metas)
+    head += _layout_of(tuple(metas))
     pieces = [body] if isinstance(body, bytes) else list(body)
     crc = crc32(head)
     for piece in pieces:
@@ -270,6 +270,12 @@ def _layout_bytes(metas: Sequence[TensorMeta]) -> bytes:
         for dim in meta.shape:
             out += varint(dim)
     return bytes(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout_of(metas: tuple[TensorMeta, ...]) -> bytes:
+    """:func:`_layout_bytes`, remembered for the few layouts a run sends (a model's update, buffers)."""
+    return _layout_bytes(metas)
 
 
 @functools.lru_cache(maxsize=64)
