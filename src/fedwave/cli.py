@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-#: The exit status :func:`entry` hands to :func:`_exit_now` (None: no quick exit).
+#: The exit status :func:`entry` hands to :func:`_exit_now` (empty: no quick exit).
 _EXIT_STATUS: list[int] = []
 
 
@@ -308,7 +308,7 @@ def tune_malloc() -> bool:
 
     A round allocates and frees tens of MB in pieces of 0.1 to 10 MB (stacked parameters, update
     differences, payloads). glibc serves each such piece with a fresh ``mmap`` and unmaps it when freed,
-    so every round pays its page faults again (183k minor faults and 0.9 s of system time in the
+    so every round pays its page faults again (183k minor faults and up to 0.9 s of system time in the
     ``vs_flower`` task's run). Serving pieces below 32 MiB from the heap and keeping up to 128 MiB of
     freed heap (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``) cut that to 59k faults and 0.4 s. The
     command line sets it for its own process only; a library user's process is left alone.
