@@ -292,9 +292,11 @@ def entry() -> NoReturn:
     When the command returns, Python first joins the threads and runs the ``atexit`` handlers the
     command registered, as always. Then, instead of the interpreter's own teardown (deleting every
     module and unloading torch's libraries, 0.7 to 1.0 s of every command on the 2-core machine), the
-    process flushes every open file and ends with ``os._exit`` and the command's status. An exception
-    that escapes :func:`main`, or a run under ``coverage``, takes the ordinary way out. Before the
-    command, :func:`tune_malloc` sets how glibc reuses freed memory.
+    process flushes every open Python file and ends with ``os._exit`` and the command's status. Handlers
+    registered before :func:`entry` (none are, by fedwave's imports) run after this one, so they are
+    skipped. The ordinary way out is taken when an exception escapes :func:`main`, under ``coverage``,
+    and while a writer that completes only when closed (gzip, bz2, lzma, zip, tar, a temporary file) is
+    still open. Before the command, :func:`tune_malloc` sets how glibc reuses freed memory.
     """
     atexit.register(_exit_now)  # registered before any handler of the command: it runs after them all
     tune_malloc()
@@ -322,14 +324,35 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 128 * 2**20))
+    mmap_set = mallopt(m_mmap_threshold, 32 * 2**20)  # 0 where above the limit (32-bit builds)
+    trim_set = mallopt(m_trim_threshold, 128 * 2**20)
+    return bool(mmap_set) and bool(trim_set)
+
+
+def _finished_on_close() -> tuple[type, ...]:
+    """Writer types whose output is complete only once closed (a trailer, an index), of loaded modules."""
+    names = {
+        "gzip": "GzipFile",
+        "bz2": "BZ2File",
+        "lzma": "LZMAFile",
+        "zipfile": "ZipFile",
+        "tarfile": "TarFile",
+        "tempfile": "_TemporaryFileWrapper",
+    }
+    found = (getattr(sys.modules.get(module), name, None) for module, name in names.items())
+    return tuple(t for t in found if isinstance(t, type))
 
 
 def _exit_now() -> None:
     if not _EXIT_STATUS or "coverage" in sys.modules:
         return
+    objects = gc.get_objects()
+    unfinished = _finished_on_close()
+    for obj in objects:  # such a writer still open: let the ordinary teardown close it
+        if unfinished and issubclass(type(obj), unfinished) and not getattr(obj, "closed", True):
+            return
     files = io.TextIOWrapper | io.BufferedWriter | io.BufferedRandom
-    for obj in gc.get_objects():  # a file some object still holds open loses no buffered byte
+    for obj in objects:  # a file some object still holds open loses no buffered byte
         if issubclass(type(obj), files):  # type(obj), not isinstance: no lazy proxy is woken
             with contextlib.suppress(OSError, ValueError):
                 if not obj.closed and obj.writable():

@@ -45,3 +45,30 @@ def test_a_straggler_past_the_timeout_is_killed() -> None:
     while _session_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _session_members(proc.pid) == []
+
+
+def test_an_interrupt_kills_the_timed_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+
+    def interrupted(self: subprocess.Popen[str], *args: object, **kwargs: object) -> None:
+        started.append(self.pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        timed([sys.executable, "-c", PARENT.format(600)], dict(os.environ))
+    assert started and _session_members(started[0]) == []
+
+
+def test_a_process_name_that_is_not_utf8_is_read() -> None:
+    code = (
+        "import ctypes, sys, time; ctypes.CDLL(None).prctl(15, b'\\xff\\xfebad', 0, 0, 0); "
+        "print('named', flush=True); time.sleep(30)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"named"
+        assert _session_members(proc.pid) == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait()

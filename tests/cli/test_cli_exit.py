@@ -64,3 +64,21 @@ def test_the_command_keeps_freed_memory_for_reuse_on_glibc() -> None:
     code = "import fedwave.cli as c; print(c.tune_malloc())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_a_compressed_file_left_open_is_still_closed_properly(tmp_path: Path) -> None:
+    """gzip writes its trailer only on close: with such a writer open the ordinary exit is taken."""
+    import gzip
+
+    code = (
+        "import gzip, sys; import fedwave.cli as cli; "
+        "g = gzip.open(sys.argv[1], 'wt'); g.write('kept' * 1000); "
+        "sys.argv = ['fedwave', 'codecs']; cli.entry()"
+    )
+    target = tmp_path / "held.gz"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    with gzip.open(target, "rt") as f:
+        assert f.read() == "kept" * 1000

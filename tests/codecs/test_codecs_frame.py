@@ -25,6 +25,8 @@ def test_a_body_in_pieces_frames_like_the_joined_body() -> None:
     pieces = frame(CodecId.FP32, b"", metas, w.parts)
     joined = frame(CodecId.FP32, b"", metas, w.getvalue())
     assert pieces == joined
+    for body in (bytearray(w.getvalue()), memoryview(w.getvalue())):  # any bytes-like body, whole
+        assert frame(CodecId.FP32, b"", metas, body) == joined
     assert w.getvalue() == b"\x07" + arr.tobytes() + b"\xac\x02" + b"tail"
     assert int.from_bytes(pieces[-4:], "little") == zlib.crc32(pieces[:-4])
     _, reader = unframe(pieces, CodecId.FP32, b"", "fp32")

@@ -189,3 +189,19 @@ def test_weighted_mean_of_payload_views_is_the_same_as_of_separate_tensors() -> 
         assert torch.equal(f, s)
         assert torch.allclose(f, h, rtol=1e-6, atol=0.0)
     assert any(float(f.abs().max()) > 1.0 for f in fast)
+
+
+def test_updates_of_other_shapes_are_refused_not_broadcast_or_reinterpreted() -> None:
+    """Same element counts, other shapes ((4, 3) against (3, 4)): a clear error through the flat path
+    (payload views) and through the per-tensor path alike, never a transposed or broadcast sum."""
+    from fedwave.server.aggregate import scaled_sum
+
+    a = list(torch.split(torch.arange(15.0), [12, 3]))
+    a = [a[0].view(4, 3), a[1]]
+    b = list(torch.split(torch.arange(15.0), [12, 3]))
+    b = [b[0].view(3, 4), b[1]]
+    for pair in ([a, b], [[t.clone() for t in a], [t.clone() for t in b]]):
+        with pytest.raises(ValueError, match="update 1 has tensor shapes"):
+            scaled_sum(pair, [1.0, 1.0], 2.0)
+    with pytest.raises(ValueError, match="update 1 has tensor shapes"):
+        scaled_sum([[torch.ones(3)], [torch.ones(1)]], [1.0, 1.0], 2.0)  # would broadcast

@@ -85,7 +85,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
     The span ends when the process has exited and its standard output and error have closed (a child
     that holds them, such as a Ray worker, is timed until it exits too). The process runs in a session
     of its own; any of its processes still alive after that (one that let go of the pipes) is waited
-    for, untimed, at most 60 s, then killed, so that it shares the CPUs with no later timed run.
+    for, untimed, at most 60 s, then killed, so that it shares the CPUs with no later timed run. A
+    process that starts a session of its own escapes this wait. An interrupt (Ctrl-C) kills the session.
 
     Raises:
         RuntimeError: the process failed (its exit status and the end of its output).
@@ -94,7 +95,12 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    out, err = proc.communicate()
+    try:
+        out, err = proc.communicate()
+    except BaseException:  # Ctrl-C reaches only this process (the child has its own session): end it
+        _kill_session(proc.pid)
+        proc.wait()
+        raise
     wall = time.perf_counter() - t0
     lingered = _wait_for_session(proc.pid, timeout=60.0)
     if proc.returncode != 0:
@@ -115,13 +121,23 @@ def _session_members(sid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            with open(f"/proc/{entry}/stat", "rb") as f:  # bytes: a process name may be any bytes
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if len(fields) > 3 and fields[0] != b"Z" and int(fields[3]) == sid:
+                members.append(int(entry))
+        except (OSError, IndexError, ValueError):
             continue
-        if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
-            members.append(int(entry))
     return members
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every live process of session ``sid`` and wait (at most 5 s) until none is left."""
+    for pid in _session_members(sid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.perf_counter() + 5.0
+    while _session_members(sid) and time.perf_counter() < deadline:
+        time.sleep(0.05)
 
 
 def _wait_for_session(sid: int, timeout: float) -> float:
@@ -129,9 +145,7 @@ def _wait_for_session(sid: int, timeout: float) -> float:
     t0 = time.perf_counter()
     while _session_members(sid):
         if time.perf_counter() - t0 > timeout:
-            for pid in _session_members(sid):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+            _kill_session(sid)
             break
         time.sleep(0.1)
     return time.perf_counter() - t0

@@ -248,14 +248,14 @@ class Reader:
 
 
 def frame(
-    codec_id: CodecId, params: bytes, metas: Sequence[TensorMeta], body: bytes | Sequence[Chunk]
+    codec_id: CodecId, params: bytes, metas: Sequence[TensorMeta], body: Chunk | Sequence[Chunk]
 ) -> bytes:
     """Assemble a payload: header, ``body`` (bytes, or the pieces of :attr:`Writer.parts`, joined here
     in one copy) and the CRC-32 trailer."""
     head = bytearray((MAGIC, VERSION, int(codec_id)))
     head += params
     head += _layout_of(tuple(metas))
-    pieces = [body] if isinstance(body, bytes) else list(body)
+    pieces = [body] if isinstance(body, bytes | bytearray | memoryview) else list(body)
     crc = crc32(head)
     for piece in pieces:
         crc = crc32(piece, crc)

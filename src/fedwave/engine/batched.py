@@ -139,6 +139,7 @@ def train_multistep_batched(
         """One SGD step of the UEs ``members`` (all when None); ``w``: per-sample loss weights or None
         (mean over the batch)."""
         if chain is not None:  # written-out backward; a chain has no batch statistics: members is None
+            assert members is None, "a Linear/ReLU chain steps every UE at once"
             chain_step(chain, params, x, y, w, lr, clip)
             return
         index = None if members is None else torch.tensor(members)

@@ -94,11 +94,15 @@ def scaled_sum(updates: Sequence[Update], weights: Sequence[float], denominator:
     n_tensors = len(updates[0])
     if any(len(u) != n_tensors for u in updates) or len(weights) != len(updates):
         raise ValueError("updates hold different numbers of tensors, or weights do not match the updates")
-    flats = [f for f in (flat_view(u) for u in updates) if f is not None]
     shapes = [t.shape for t in updates[0]]
-    if len(flats) == len(updates) and all([t.shape for t in u] == shapes for u in updates[1:]):
+    for k, u in enumerate(updates[1:], start=1):
+        if [t.shape for t in u] != shapes:
+            got = [tuple(t.shape) for t in u]
+            raise ValueError(f"update {k} has tensor shapes {got}, update 0 {[tuple(s) for s in shapes]}")
+    flats = [f for f in (flat_view(u) for u in updates) if f is not None]
+    if len(flats) == len(updates):
         # one add per update over all its tensors: the same additions, element by element, as below
-        acc = torch.zeros(sum(math.prod(s) for s in shapes), dtype=torch.float64)
+        acc = torch.zeros(sum(math.prod(s) for s in shapes), dtype=torch.float64, device=flats[0].device)
         for f, wk in zip(flats, weights):
             if wk:
                 acc.add_(f, alpha=wk / denominator)
@@ -108,7 +112,7 @@ def scaled_sum(updates: Sequence[Update], weights: Sequence[float], denominator:
     for j in range(n_tensors):
         acc = torch.zeros_like(updates[0][j], dtype=torch.float64)
         for u, wk in zip(updates, weights):
-            if wk:  # float32 entries widen exactly inside the float64 add (no float64 copy made)
+            if wk:  # float32 entries are widened (exactly) by the float64 add itself
                 acc.add_(u[j], alpha=wk / denominator)
         out.append(acc.to(updates[0][j].dtype))
     return out
