@@ -346,17 +346,21 @@ def _finished_on_close() -> tuple[type, ...]:
 def _exit_now() -> None:
     if not _EXIT_STATUS or "coverage" in sys.modules:
         return
+    files = {io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom}
+    unfinished = set(_finished_on_close())
     objects = gc.get_objects()
-    unfinished = _finished_on_close()
-    for obj in objects:  # such a writer still open: let the ordinary teardown close it
-        if unfinished and issubclass(type(obj), unfinished) and not getattr(obj, "closed", True):
-            return
-    files = io.TextIOWrapper | io.BufferedWriter | io.BufferedRandom
-    for obj in objects:  # a file some object still holds open loses no buffered byte
-        if issubclass(type(obj), files):  # type(obj), not isinstance: no lazy proxy is woken
+    # types by their own class hierarchy (__mro__; issubclass on ABCs took ~0.1 ms a type)
+    kinds = {type(obj) for obj in objects}
+    to_flush = {k for k in kinds if not files.isdisjoint(k.__mro__)}
+    to_close = {k for k in kinds if not unfinished.isdisjoint(k.__mro__)}
+    for obj in objects:  # type(obj), not isinstance: no lazy proxy is woken
+        kind = type(obj)
+        if kind in to_flush:  # a file some object still holds open loses no buffered byte
             with contextlib.suppress(OSError, ValueError):
                 if not obj.closed and obj.writable():
                     obj.flush()
+        elif kind in to_close and not getattr(obj, "closed", True):
+            return  # a writer complete only once closed: the ordinary teardown closes it
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
