@@ -161,10 +161,6 @@ class Writer:
         arr = values.detach().reshape(-1).to(torch.float32).contiguous().numpy()
         self._parts.append(arr.astype("<f4", copy=False).tobytes())
 
-    def getvalue(self) -> bytes:
-        """Everything appended so far."""
-        return b"".join(self._parts)
-
     @property
     def parts(self) -> list[Chunk]:
         """The pieces appended so far, in order (what :func:`frame` joins)."""
