@@ -421,6 +421,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/engine/test_engine_streaming.py",
     ),
     mutation(
+        "round-totals-staircase-keeps-repeats",
+        f"{FL}/summary.py",
+        "        if record.accuracy > self._highest:",
+        "        if record.accuracy >= self._highest:",
+        "tests/engine/test_engine_streaming.py",
+    ),
+    mutation(
+        "round-totals-first-record-not-summed",
+        f"{FL}/summary.py",
+        "        for key in SUMMED:\n            self.sums[key] += getattr(record, key)",
+        "        for key in SUMMED:\n            self.sums[key] += getattr(record, key) if self.rounds > 1 else 0",
+        "tests/engine/test_engine_streaming.py",
+    ),
+    mutation(
+        "cli-run-keeps-its-records",
+        "src/fedwave/cli.py",
+        "keep_events=False, keep_records=False)",
+        "keep_events=False, keep_records=True)",
+        "tests/engine/test_engine_streaming.py",
+    ),
+    mutation(
         "energy-axis-plots-bytes",
         "src/fedwave/report/frames.py",
         "    df[\"cum_energy_j\"] = df.groupby(\"run_id\", sort=False)[\"energy_j\"].cumsum()",

@@ -57,8 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     with round_progress(cfg.fl.rounds, quiet=args.quiet) as on_round:
         # the runner under fedwave.run, without its DataFrames: a plain run imports no pandas
-        # the events stream to timeline.csv: none are kept, so memory does not grow with UEs x rounds
-        result = run(cfg, run_dir=run_dir, on_round=on_round, keep_events=False)
+        # events and records stream to timeline.csv and rounds.csv: none are kept, so memory does not
+        # grow with UEs x rounds
+        result = run(cfg, run_dir=run_dir, on_round=on_round, keep_events=False, keep_records=False)
     print_run_summary(result)
     return 0
 

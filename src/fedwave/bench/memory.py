@@ -37,10 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.states_in_memory is not None:
         extra.append(f"engine.codec_states_in_memory={args.states_in_memory}")
     t0 = time.perf_counter()
-    result = run(load_config(None, [*TASK, *extra]), keep_events=False)
+    result = run(load_config(None, [*TASK, *extra]), keep_events=False, keep_records=False)
     wall = time.perf_counter() - t0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-    print(f"rounds {len(result.records)}, final accuracy {result.records[-1].accuracy:.4f}")
+    print(f"rounds {result.summary['rounds']}, final accuracy {result.summary['final_accuracy']:.4f}")
     print(f"wall seconds        {wall:.1f}")
     print(f"peak RSS            {peak_mib:,.0f} MiB")
     return 0

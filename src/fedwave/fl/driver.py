@@ -43,6 +43,7 @@ from fedwave.engine import Executor, Work
 from fedwave.errors import ConfigError, FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.selection import RADIO_RULES, SELECTIONS, SelectionContext, checked, get_selection, pf_update
+from fedwave.fl.summary import RoundTotals
 from fedwave.records import RoundRecord, UEEvent
 from fedwave.rng import numpy_generator, torch_generator
 from fedwave.server import BaseStation, ReceivedUpdate, is_finite
@@ -103,6 +104,7 @@ class FederatedDriver:
         on_round: RoundCallback | None = None,
         metadata: dict[str, Any] | None = None,
         privacy: RunPrivacy | None = None,
+        keep_records: bool = True,
     ) -> None:
         self.cfg = cfg
         self.privacy = privacy
@@ -169,7 +171,11 @@ class FederatedDriver:
         self.last_payload: dict[int, int] = {}  # UE -> payload bytes of its last update (predictions)
         self._radio: RadioView | None = None  # the clock's channel estimate of the round being opened
         self._fp32_bytes: int | None = None
+        #: Every round's record when ``keep_records`` (the library's runs); a run that streams its records
+        #: (``rounds.csv``, a study's store) keeps none, and memory does not grow with the rounds.
         self.records: list[RoundRecord] = []
+        self.keep_records = keep_records
+        self.totals = RoundTotals()  # what the summary needs of the records, folded round by round
         self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
         self._batch_reason: dict[int, str | None] = {}  # per UE: why it cannot be vectorised (None: it can)
         if cfg.wireless.access.scheme == "aircomp" and self.bs.has_buffers:
@@ -646,7 +652,9 @@ class FederatedDriver:
         record.accuracy, record.loss = result.accuracy, result.loss
         record.bytes_down = record.bytes_down or sum(ev.bytes_down for ev in events)
         keep_private = self._account(record, events)
-        self.records.append(record)
+        self.totals.add(record)
+        if self.keep_records:
+            self.records.append(record)
         for key in [k for k in self._dispatch_calls if k[0] <= record.round]:
             del self._dispatch_calls[key]
         self._select_calls.pop(record.round, None)

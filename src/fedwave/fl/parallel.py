@@ -62,7 +62,7 @@ def compute_run(job: Job, send: Send) -> None:
             blob = save_checkpoint(sim, t_now=record.t_end, next_round=record.round + 1) if keep else None
             send(("round", run_id, record, list(events), blob))
 
-        sim = build_simulation(cfg, commit)
+        sim = build_simulation(cfg, commit, keep_records=False)  # sent to the coordinator
         holder["sim"] = sim
         resumed_from = None
         if checkpoint is not None and resumable(sim):

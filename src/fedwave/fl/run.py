@@ -88,13 +88,13 @@ class Simulation:
         Under ``fl.sampling: poisson`` the clock may accept up to every UE in a round (the driver draws
         each one with probability ``fl.fraction``).
         """
-        before = len(self.driver.records)
+        before = self.driver.totals.rounds
         fl = self.cfg.fl
         count = fl.num_ues if fl.sampling == "poisson" else fl.per_round()
         self.t_now = self.clock.run(
             self.driver, rounds, count, start_round=self.next_round, t_start=self.t_now
         )
-        self.next_round += len(self.driver.records) - before
+        self.next_round += self.driver.totals.rounds - before
 
     @property
     def stopped_by_privacy(self) -> bool:
@@ -112,8 +112,13 @@ def model_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def build_simulation(cfg: Config, on_round: RoundHook | None = None) -> Simulation:
+def build_simulation(
+    cfg: Config, on_round: RoundHook | None = None, *, keep_records: bool = True
+) -> Simulation:
     """Load data, partition it, plan the privacy, build the model, the UEs, the BS and the clock.
+
+    ``keep_records=False``: the driver keeps no round records (``driver.records`` stays empty), only
+    their totals (``driver.totals``); for runs that stream the records to disk through ``on_round``.
 
     Raises:
         ConfigError: the privacy plan cannot run (``dp.target_epsilon`` unreachable,
@@ -141,6 +146,7 @@ def build_simulation(cfg: Config, on_round: RoundHook | None = None) -> Simulati
         on_round,
         metadata=dataset_metadata(ds),
         privacy=privacy,
+        keep_records=keep_records,
     )
     clock = Clock(cfg.wireless, cfg.fl.num_ues, flops, cfg.seed)
     return Simulation(cfg, ds, driver, clock, flops)
@@ -199,6 +205,7 @@ def run(
     run_dir: Path | None = None,
     on_round: RoundHook | None = None,
     keep_events: bool = True,
+    keep_records: bool = True,
 ) -> RunResult:
     """Run ``cfg`` to the end; write ``run_dir`` if given. Returns records, events and summary.
 
@@ -206,6 +213,8 @@ def run(
     so a run that cannot start leaves no directory behind. ``keep_events=False``: the UE events are
     written to ``timeline.csv`` (and passed to ``on_round``) round by round but not kept, so memory
     does not grow with UEs x rounds; ``RunResult.events`` is then empty and the summary is the same.
+    ``keep_records=False`` does the same for the round records (``rounds.csv``; ``RunResult.records``
+    empty), so memory does not grow with the rounds either.
     """
     events: list[UEEvent] = []
     totals = EventTotals()
@@ -220,12 +229,12 @@ def run(
         if on_round is not None:
             on_round(record, evs)
 
-    sim = build_simulation(cfg, hook)
+    sim = build_simulation(cfg, hook, keep_records=keep_records)
     resolved = sim.resolved_config
     if run_dir is not None:
         writer = RunWriter(run_dir, resolved)
     sim.run_rounds(cfg.fl.rounds)
-    summary = summarize(sim.driver.records, totals, cfg.fl.target_accuracy)
+    summary = summarize(sim.driver.totals, totals, cfg.fl.target_accuracy)
     summary["privacy"] = privacy_summary(sim)
     summary["flops_per_sample"] = sim.flops_per_sample
     summary["model_sha256"] = model_digest(sim.driver.bs.model)
@@ -248,7 +257,7 @@ def privacy_summary(sim: Simulation) -> dict[str, Any]:
     )
     if sim.privacy is not None and sim.privacy.level == "client":
         for key in ("dp_clipped_ue", "dp_zeroed_ue", "dp_clipped_bs"):
-            out[key[3:]] = int(sum(r.extra.get(key, 0.0) for r in sim.driver.records))
+            out[key[3:]] = int(sim.driver.totals.extra.get(key, 0))
     lp = sim.cfg.local_privacy
     local = {k: getattr(lp, k) for k in ("gradient_noise", "input_noise", "per_example_clipping")}
     if any(v > 0 for v in local.values()):

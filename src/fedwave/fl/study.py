@@ -339,7 +339,7 @@ def _run_one(store: ResultsStore, run: RunSpec, on_round: RoundTick | None) -> d
         if on_round is not None:
             on_round(run, record)
 
-    sim = build_simulation(run.config, commit)
+    sim = build_simulation(run.config, commit, keep_records=False)  # the store holds them
     holder["sim"] = sim
     resumed_from = None
     checkpoint = store.last_checkpoint(run.run_id) if resumable(sim) else None

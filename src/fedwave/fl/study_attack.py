@@ -64,7 +64,7 @@ def final_model(store: ResultsStore, run: RunSpec, sim: Simulation | None) -> tu
     """The global model ``run`` ended with and its rounds: from the run itself, else from its last
     checkpoint, else (no checkpoint: an async run) by replaying the run, which is deterministic."""
     if sim is None:
-        sim = build_simulation(run.config)
+        sim = build_simulation(run.config, keep_records=False)
         checkpoint = store.last_checkpoint(run.run_id) if resumable(sim) else None
         if checkpoint is not None:
             load_checkpoint(sim, checkpoint[1])

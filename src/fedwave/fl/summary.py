@@ -46,52 +46,123 @@ class EventTotals:
             )
 
 
+#: The record fields the summary totals (each summed over the rounds, in round order).
+SUMMED: tuple[str, ...] = (
+    "time_compute",
+    "time_uplink",
+    "time_downlink",
+    "time_queue",
+    "time_wait",
+    "bytes_up",
+    "bytes_down",
+    "energy_j",
+    "dropped",
+    "lost",
+    "skipped",
+    "rejected",
+    "silent",
+    "rolled_back",
+)
+
+
+class RoundTotals:
+    """What the summary needs from the round records, folded round by round in memory that does not grow
+    with the rounds.
+
+    A run that streams its records to disk (``rounds.csv``, the study store) feeds each record to
+    :meth:`add` and keeps none. Kept: the last record, the sums of :data:`SUMMED` and of every
+    ``extra`` key (in round order, as ``sum`` over the list would add them), the samples aggregated, and
+    the rounds that raised the best accuracy so far (the first round to reach any accuracy target is one
+    of them, so :meth:`time_to_accuracy` needs no other record; there are at most as many as distinct
+    accuracies, which a finite test set bounds).
+    """
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.last: RoundRecord | None = None
+        self.best_accuracy = -math.inf
+        self.sums: dict[str, int | float] = dict.fromkeys(SUMMED, 0)
+        self.extra: dict[str, float] = {}  # sum of each RoundRecord.extra key over the rounds it appears in
+        self.samples = 0  # samples behind the aggregated updates, all rounds
+        self.improved: list[tuple[float, float]] = []  # (accuracy, t_end) of each new highest accuracy
+        self._highest = -math.inf  # the highest accuracy so far (NaN never is)
+
+    def add(self, record: RoundRecord) -> None:
+        """Fold one round's record in."""
+        if self.last is None or record.accuracy > self.best_accuracy:  # max()'s rule, NaN first included
+            self.best_accuracy = record.accuracy
+        if record.accuracy > self._highest:
+            self._highest = record.accuracy
+            self.improved.append((record.accuracy, record.t_end))
+        self.rounds += 1
+        self.last = record
+        for key in SUMMED:
+            self.sums[key] += getattr(record, key)
+        for key, value in record.extra.items():
+            self.extra[key] = self.extra.get(key, 0) + value
+        self.samples += record.samples
+
+    def time_to_accuracy(self, target: float) -> float | None:
+        """Simulated seconds until test accuracy first reached ``target`` (None if it never did)."""
+        for accuracy, t_end in self.improved:
+            if accuracy >= target:
+                return t_end
+        return None
+
+
 def summarize(
-    records: Sequence[RoundRecord], events: Iterable[UEEvent] | EventTotals, target: float | None = None
+    records: Sequence[RoundRecord] | RoundTotals,
+    events: Iterable[UEEvent] | EventTotals,
+    target: float | None = None,
 ) -> dict[str, Any]:
     """Totals and ratios of a run (seconds, bytes, joules); JSON-serialisable.
 
-    ``events``: every UE event of the run, or their :class:`EventTotals`.
+    ``records``: every round record of the run, or their :class:`RoundTotals`; ``events``: every UE
+    event of the run, or their :class:`EventTotals`.
     """
-    if not records:
+    if not isinstance(records, RoundTotals):
+        folded = RoundTotals()
+        for record in records:
+            folded.add(record)
+        records = folded
+    last = records.last
+    if last is None:
         return {"rounds": 0}
     if not isinstance(events, EventTotals):
         totals = EventTotals()
         totals.add(events)
         events = totals
-    last = records[-1]
-    compute = sum(r.time_compute for r in records)
-    uplink = sum(r.time_uplink for r in records)
+    sums = records.sums
     mean_compute = events.compute_s / events.compute_n if events.compute_n else 0.0
     mean_uplink = events.uplink_s / events.uplink_n if events.uplink_n else 0.0
     energy_per_ue = dict(events.energy_per_ue_j)
     out: dict[str, Any] = {
-        "rounds": len(records),
+        "rounds": records.rounds,
         "final_accuracy": last.accuracy,
-        "best_accuracy": max(r.accuracy for r in records),
+        "best_accuracy": records.best_accuracy,
         "final_loss": last.loss,
         "simulated_time_s": last.t_end,
-        "time_compute_s": compute,
-        "time_uplink_s": uplink,
-        "time_downlink_s": sum(r.time_downlink for r in records),
-        "time_queue_s": sum(r.time_queue for r in records),
-        "time_wait_s": sum(r.time_wait for r in records),
+        "time_compute_s": sums["time_compute"],
+        "time_uplink_s": sums["time_uplink"],
+        "time_downlink_s": sums["time_downlink"],
+        "time_queue_s": sums["time_queue"],
+        "time_wait_s": sums["time_wait"],
         "mean_ue_compute_s": mean_compute,
         "mean_ue_uplink_s": mean_uplink,
         "uplink_compute_ratio": mean_uplink / mean_compute if mean_compute > 0 else math.inf,
-        "bytes_up": sum(r.bytes_up for r in records),
-        "bytes_down": sum(r.bytes_down for r in records),
-        "energy_j": sum(r.energy_j for r in records),
+        "bytes_up": sums["bytes_up"],
+        "bytes_down": sums["bytes_down"],
+        "energy_j": sums["energy_j"],
         "energy_per_ue_j": energy_per_ue,
-        "dropped": sum(r.dropped for r in records),
-        "lost": sum(r.lost for r in records),
-        "skipped": sum(r.skipped for r in records),
-        "rejected": sum(r.rejected for r in records),
-        "silent": sum(r.silent for r in records),
-        "rolled_back": sum(r.rolled_back for r in records),
-        "unaggregated": int(sum(r.extra.get("unaggregated", 0.0) for r in records)),
+        "dropped": sums["dropped"],
+        "lost": sums["lost"],
+        "skipped": sums["skipped"],
+        "rejected": sums["rejected"],
+        "silent": sums["silent"],
+        "rolled_back": sums["rolled_back"],
+        "unaggregated": int(records.extra.get("unaggregated", 0)),
     }
     if target is not None:
         out["target_accuracy"] = target
-        out["time_to_accuracy_s"] = time_to_accuracy(records, target)
+        out["time_to_accuracy_s"] = records.time_to_accuracy(target)
     return out
