@@ -126,3 +126,28 @@ def test_groups_above_the_stacking_budget_are_split(monkeypatch: pytest.MonkeyPa
     assert calls == []
     assert seq == bat
     assert all(torch.equal(x, y) for x, y in zip(seq_final, bat_final))
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.05])
+def test_convolution_chain_ues_alone_take_the_written_out_step(
+    monkeypatch: pytest.MonkeyPatch, clip: float
+) -> None:
+    """With no room to stack, a ``cnn`` UE trains alone through ``fedwave.engine.convchain`` (not its
+    sequential code): the records agree with ``sequential`` within the tolerance, over two rounds of two
+    epochs with unequal UEs, with and without clipping."""
+    import fedwave.engine.batched as batched
+    import fedwave.engine.convchain as convchain
+
+    steps: list[int] = []
+    real = convchain.conv_step
+
+    def counted(*args: object) -> None:
+        steps.append(1)
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batched, "conv_step", counted)
+    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", 1)
+    extra = [f"local_privacy.per_example_clipping={clip}"] if clip else []
+    _compare([*BASE, "model.name=cnn", *extra])
+    # 300 samples over 5 UEs in batches of 8, two epochs, two rounds: every step of the batched run
+    assert len(steps) == 2 * 2 * sum(-(-n // 8) for n in (40, 30, 62, 83, 85))

@@ -13,6 +13,9 @@ padding 0 (a UE without a step t has weight 0 throughout: zero gradient, paramet
 with batch statistics is grouped by batch size instead (a gather and scatter of the group's slices), so
 padded samples never enter BatchNorm's statistics.
 
+A UE that trains alone (its group has one member: MNIST ``cnn``'s 6.6 MB of parameters exceed the stacking
+budget) with a chain of convolutions, pooling and ``Linear`` layers takes its steps through
+:mod:`fedwave.engine.convchain`: autograd's operators, called directly, with a fused ``Linear`` step.
 A model that is a chain of ``nn.Linear`` and ``nn.ReLU`` layers (the zoo's ``mlp`` and ``2nn``) takes
 its steps through :mod:`fedwave.engine.chain` instead: the same products with the backward pass written
 out, the first step from the server's parameters shared by all UEs, the SGD step fused into each
@@ -25,7 +28,7 @@ gradient in that layout, so gradient and SGD step run over contiguous memory (st
 in)`` the step's strided add took most of a 2nn step's time).
 
 The FL driver stacks at most :func:`stack_limit` UEs per group; a UE left alone trains through its own
-(sequential) code.
+(sequential) code, unless :func:`written_out_alone`.
 
 What is identical to the sequential user: the samples of every step, the order of the steps, the SGD
 update rule (``p <- p - lr g``, :class:`fedwave.engine.optim.SGD`), the shared metadata. What differs is
@@ -44,6 +47,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from fedwave.engine.chain import chain_step, clip_stacked_, linear_chain
+from fedwave.engine.convchain import conv_chain, conv_step
 from fedwave.users.base import Payload, SharedData
 from fedwave.users.multi import UserMultiStep
 
@@ -98,6 +102,12 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([t.detach() for t in tensors])
 
 
+def written_out_alone(model: nn.Module, sample_shape: Sequence[int]) -> bool:
+    """Whether a UE of ``model`` training alone (a group of one) takes the written-out step of
+    :mod:`fedwave.engine.convchain` (a convolution chain) rather than its own sequential code."""
+    return conv_chain(model, sample_shape) is not None
+
+
 def stack_limit(model: nn.Module) -> int:
     """Most UEs of ``model`` that train stacked together (at least 1; see :data:`STACK_BUDGET_BYTES`)."""
     per_ue = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -122,13 +132,22 @@ def train_multistep_batched(
         user.counted_queries += 1
         batches.append(user.batches(user.num_data_points, gen))
     count = len(users)
-    chain = linear_chain(template, tuple(users[0].inputs.shape[1:]))
+    shape = tuple(users[0].inputs.shape[1:])
+    lr = users[0].cfg.local_learning_rate
+    clip = users[0].clip_value
+    conv = conv_chain(template, shape) if count == 1 else None
+    if conv is not None:  # one UE of a convolution chain: its steps written out, in place on its stack
+        params = {n: s.unsqueeze(0).clone() for n, s in zip(names, start)}
+        own = {n: v[0] for n, v in params.items()}
+        for batch in batches[0]:
+            conv_step(conv, own, users[0].inputs[batch], users[0].labels[batch], lr, clip)
+        buffers = _initial_buffers(users, payload, template, persistent)
+        return _all_shared(users, payload, params, names, start, set(), buffers, persistent, batches)
+    chain = linear_chain(template, shape)
     flipped = set() if chain is not None else _linear_weights(template)
     # a chain takes its first step from the shared start (chain_step stacks); vmap needs the stack now
     params = {n: s if chain is not None else _stacked(s, count, n in flipped) for n, s in zip(names, start)}
     buffers = _initial_buffers(users, payload, template, persistent)
-    lr = users[0].cfg.local_learning_rate
-    clip = users[0].clip_value
 
     def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         logical = {n: v.t() if n in flipped else v for n, v in p.items()}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -44,18 +45,45 @@ class Linear:
 Layer = Linear | None
 
 
+@dataclass(frozen=True)
+class Conv:
+    """A ``nn.Conv2d`` with zero padding given in pixels: its parameters' names and geometry."""
+
+    weight: str
+    bias: str | None
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A ``nn.MaxPool2d`` (without returned indices): its geometry."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    ceil_mode: bool
+
+
+#: What :func:`leaves` reads a module as: "relu", "flatten", or a layer with parameters or geometry.
+Leaf = str | Linear | Conv | Pool
+
+
 def linear_chain(model: nn.Module, sample_shape: Sequence[int]) -> list[Layer] | None:
     """The layers of ``model`` when it is a Linear/ReLU chain on inputs of per-sample ``sample_shape``.
 
     Returns None for any other model: other layers, a ``Linear`` applied before the input is flattened
     (unless the samples are vectors already), no ``Linear`` at all, or parameters outside the chain.
     """
-    leaves = _leaves(model, "")
-    if leaves is None:
+    items = leaves(model)
+    if items is None:
         return None
     layers: list[Layer] = []
     flat = len(sample_shape) == 1
-    for item in leaves:
+    for item in items:
         if item == "flatten":
             flat = True
         elif isinstance(item, Linear):
@@ -64,14 +92,18 @@ def linear_chain(model: nn.Module, sample_shape: Sequence[int]) -> list[Layer] |
             layers.append(item)
         elif item == "relu":
             layers.append(None)
+        else:  # a convolution or pooling layer: not a Linear/ReLU chain
+            return None
     covered = {n for layer in layers if layer is not None for n in (layer.weight, layer.bias) if n}
     if not any(layer is not None for layer in layers) or covered != {n for n, _ in model.named_parameters()}:
         return None
     return layers
 
 
-def _leaves(module: nn.Module, prefix: str) -> list[str | Linear] | None:
-    """The forward order of ``module``'s layers ("relu", "flatten" or a :class:`Linear`), or None."""
+def leaves(module: nn.Module, prefix: str = "") -> list[Leaf] | None:
+    """The forward order of ``module``'s layers, parameter names prefixed by ``prefix``; None when a
+    module is none of ``nn.Sequential``, the zoo's flatten container, ``nn.Linear``, ``nn.ReLU``,
+    ``nn.Identity``, ``nn.Flatten()``, a ``nn.Conv2d`` with numeric zero padding or a ``nn.MaxPool2d``."""
     from fedwave.models.zoo import _Sequential
 
     def name(child: str) -> str:
@@ -79,16 +111,16 @@ def _leaves(module: nn.Module, prefix: str) -> list[str | Linear] | None:
 
     kind = type(module)
     if kind is nn.Sequential:
-        out: list[str | Linear] = []
+        out: list[Leaf] = []
         for child, sub in module.named_children():
-            part = _leaves(sub, name(child))
+            part = leaves(sub, name(child))
             if part is None:
                 return None
             out += part
         return out
     if kind is _Sequential:  # features -> flatten(x, 1) -> classifier
-        features = _leaves(module.features, name("features"))  # type: ignore[arg-type]
-        classifier = _leaves(module.classifier, name("classifier"))  # type: ignore[arg-type]
+        features = leaves(module.features, name("features"))  # type: ignore[arg-type]
+        classifier = leaves(module.classifier, name("classifier"))  # type: ignore[arg-type]
         if features is None or classifier is None:
             return None
         return [*features, "flatten", *classifier]
@@ -100,7 +132,35 @@ def _leaves(module: nn.Module, prefix: str) -> list[str | Linear] | None:
         return []
     if kind is nn.Flatten and module.start_dim == 1 and module.end_dim == -1:
         return ["flatten"]
+    if kind is nn.Conv2d:
+        conv = cast(nn.Conv2d, module)
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            return None
+        return [
+            Conv(
+                name("weight"),
+                name("bias") if conv.bias is not None else None,
+                _pair(conv.stride),
+                _pair(conv.padding),
+                _pair(conv.dilation),
+                conv.groups,
+            )
+        ]
+    if kind is nn.MaxPool2d:
+        pool = cast(nn.MaxPool2d, module)
+        if pool.return_indices:
+            return None
+        kernel = _pair(pool.kernel_size)
+        stride = _pair(pool.stride) if pool.stride is not None else kernel
+        return [Pool(kernel, stride, _pair(pool.padding), _pair(pool.dilation), bool(pool.ceil_mode))]
     return None
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    """A module's int-or-pair geometry argument as a pair of ints."""
+    if isinstance(value, int):
+        return (value, value)
+    return (int(value[0]), int(value[1]))
 
 
 def chain_step(

@@ -336,7 +336,12 @@ class FederatedDriver:
 
     def _train_many(self, tasks: Sequence[TrainTask]) -> list[tuple[int, dict[str, Any]]]:
         """``_train`` of every task; the UEs that share a model version train together (vmap)."""
-        from fedwave.engine.batched import stack_limit, train_multistep_batched, unbatchable_reason
+        from fedwave.engine.batched import (
+            stack_limit,
+            train_multistep_batched,
+            unbatchable_reason,
+            written_out_alone,
+        )
 
         out: dict[int, tuple[int, dict[str, Any]]] = {}
         groups: dict[int, list[int]] = {}
@@ -360,8 +365,9 @@ class FederatedDriver:
             limit = stack_limit(self.users[tasks[group[0]][1]].model)
             for lo in range(0, len(group), limit):
                 members = group[lo : lo + limit]
-                if len(members) == 1:  # nothing to stack with: the UE's own (sequential) training
-                    out[members[0]] = self._train(tasks[members[0]])
+                user = self.users[tasks[members[0]][1]]
+                if len(members) == 1 and not written_out_alone(user.model, user.inputs.shape[1:]):
+                    out[members[0]] = self._train(tasks[members[0]])  # nothing to stack with: its own
                     continue
                 gens = [
                     torch_generator(self.seed, "train", r, u)
