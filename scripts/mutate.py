@@ -618,7 +618,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     mutation(
         "batched-padding-weighs-like-samples",
-        "src/fedwave/engine/batched.py",
+        "src/fedwave/engine/batches.py",
         "        w[k, :b] = 1.0 / b",
         "        w[k, :b] = 1.0 / width",
         "tests/engine/test_engine_batched.py",

@@ -7,11 +7,11 @@ are stacked too, and BatchNorm's in-place running-statistics update acts on the 
 ``vmap``) and its own global-norm gradient clipping (``per_example_clipping``).
 
 At local step t, when every UE has a batch of the same size, all take one vmapped step. Otherwise, for a
-model built of per-sample layers only (:data:`_PER_SAMPLE`: no BatchNorm), every UE still takes one
-step: batches are zero-padded to the longest and each UE's loss weighs its b real samples 1/b and the
-padding 0 (a UE without a step t has weight 0 throughout: zero gradient, parameters unchanged). A model
-with batch statistics is grouped by batch size instead (a gather and scatter of the group's slices), so
-padded samples never enter BatchNorm's statistics.
+model built of per-sample layers only (:data:`fedwave.engine.batches.PER_SAMPLE`: no BatchNorm), every
+UE still takes one step: batches are zero-padded to the longest and each UE's loss weighs its b real
+samples 1/b and the padding 0 (a UE without a step t has weight 0 throughout: zero gradient, parameters
+unchanged). A model with batch statistics is grouped by batch size instead (a gather and scatter of the
+group's slices), so padded samples never enter BatchNorm's statistics.
 
 A UE that trains alone (its group has one member: MNIST ``cnn``'s 6.6 MB of parameters exceed the stacking
 budget) with a chain of convolutions, pooling and ``Linear`` layers takes its steps through
@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from fedwave.engine.batches import gather, mean_cross_entropy, padded, per_sample, weighted_cross_entropy
 from fedwave.engine.chain import chain_step, clip_stacked_, linear_chain
 from fedwave.engine.convchain import conv_chain, conv_step
 from fedwave.users.base import Payload, SharedData
@@ -86,16 +87,6 @@ def unbatchable_reason(user: object, model: nn.Module) -> str | None:
     if any(not p.requires_grad for p in model.parameters()):
         return "frozen parameters"
     return None
-
-
-def _mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per UE (dim 0) mean cross-entropy of logits ``(U, b, C)`` against labels ``(U, b)``.
-
-    Outside ``vmap``: a vmapped ``nll_loss`` runs through torch's decompositions, whose import costs ~1 s.
-    """
-    u, b, c = logits.shape
-    per_sample = nn.functional.cross_entropy(logits.reshape(u * b, c), y.reshape(u * b), reduction="none")
-    return per_sample.reshape(u, b).mean(dim=1)
 
 
 def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -165,7 +156,7 @@ def train_multistep_batched(
         p_g = {n: (v if index is None else v[index]).detach().requires_grad_() for n, v in params.items()}
         b_g = buffers if index is None else {n: v[index] for n, v in buffers.items()}
         logits = logits_of(p_g, b_g, x)  # BatchNorm updates b_g's running statistics in place
-        losses = _mean_cross_entropy(logits, y) if w is None else _weighted_cross_entropy(logits, y, w)
+        losses = mean_cross_entropy(logits, y) if w is None else weighted_cross_entropy(logits, y, w)
         grads = dict(zip(names, torch.autograd.grad(losses.sum(), [p_g[n] for n in names])))
         if clip > 0:
             clip_stacked_(grads, clip)
@@ -179,21 +170,21 @@ def train_multistep_batched(
                 buffers[n][index] = b_g[n]
 
     logits_of = vmap(forward)
-    padded = _per_sample(template)
+    paddable = per_sample(template)
     for t in range(max(len(b) for b in batches)):
         rows = [steps[t] if t < len(steps) else None for steps in batches]
         sizes = {0 if r is None else int(r.numel()) for r in rows}
         if len(sizes) == 1 and 0 not in sizes:  # every UE takes a step of the same size
-            step(None, *_gather(users, rows, list(range(count))), None)
-        elif padded:  # one step of every UE, batches padded to the longest (weight 0, no gradient)
-            step(None, *_padded(users, rows))
+            step(None, *gather(users, rows, list(range(count))), None)
+        elif paddable:  # one step of every UE, batches padded to the longest (weight 0, no gradient)
+            step(None, *padded(users, rows))
         else:  # one step per batch size (BatchNorm: padding would enter the batch statistics)
             groups: dict[int, list[int]] = {}
             for k, r in enumerate(rows):
                 if r is not None:
                     groups.setdefault(int(r.numel()), []).append(k)
             for _, members in sorted(groups.items()):
-                step(members, *_gather(users, rows, members), None)
+                step(members, *gather(users, rows, members), None)
     return _all_shared(users, payload, params, names, start, flipped, buffers, persistent, batches)
 
 
@@ -211,70 +202,6 @@ def _stacked(start: torch.Tensor, count: int, flipped: bool) -> torch.Tensor:
     """``count`` copies of ``start`` along a new first axis (transposed per UE when ``flipped``)."""
     one = start.t().contiguous() if flipped else start
     return one.unsqueeze(0).repeat(count, *([1] * one.dim()))
-
-
-def _gather(
-    users: Sequence[UserMultiStep], rows: list[torch.Tensor | None], members: list[int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs ``(M, b, ...)`` and labels ``(M, b)`` of the step's batches of UEs ``members``."""
-    x = torch.stack([users[k].inputs[rows[k]] for k in members])
-    y = torch.stack([users[k].labels[rows[k]] for k in members])
-    return x, y
-
-
-def _padded(
-    users: Sequence[UserMultiStep], rows: list[torch.Tensor | None]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every UE's batch padded with zero samples to the longest: inputs, labels and loss weights (1/b
-    for the b real samples, 0 for padding; a UE without a step has weight 0 throughout)."""
-    width = max(0 if r is None else int(r.numel()) for r in rows)
-    first = users[0].inputs
-    x = first.new_zeros((len(users), width, *first.shape[1:]))
-    y = users[0].labels.new_zeros((len(users), width))
-    w = torch.zeros(len(users), width, dtype=first.dtype)
-    for k, r in enumerate(rows):
-        if r is None:
-            continue
-        b = int(r.numel())
-        x[k, :b] = users[k].inputs[r]
-        y[k, :b] = users[k].labels[r]
-        w[k, :b] = 1.0 / b
-    return x, y, w
-
-
-def _weighted_cross_entropy(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Per UE (dim 0) sum of ``w``-weighted cross-entropies of logits ``(U, b, C)``, labels ``(U, b)``."""
-    u, b, c = logits.shape
-    per_sample = nn.functional.cross_entropy(logits.reshape(u * b, c), y.reshape(u * b), reduction="none")
-    return (per_sample.reshape(u, b) * w).sum(dim=1)
-
-
-#: Modules that treat every sample of a batch on its own (no batch statistics, no randomness): a model
-#: built of these alone may be given zero-padded batches whose padding carries no loss weight.
-_PER_SAMPLE: tuple[type[nn.Module], ...] = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.ReLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.Flatten,
-    nn.Identity,
-    nn.Sequential,
-)
-
-
-def _per_sample(model: nn.Module) -> bool:
-    """Whether every module of ``model`` is one of :data:`_PER_SAMPLE` or the zoo's flatten container."""
-    from fedwave.models.zoo import _Sequential
-
-    return all(type(m) in _PER_SAMPLE or type(m) is _Sequential for m in model.modules())
 
 
 def _persistent_names(model: nn.Module) -> list[str]:
