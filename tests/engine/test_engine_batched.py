@@ -83,22 +83,54 @@ def test_batched_is_bit_identical_run_to_run(name: str) -> None:
     assert all(torch.equal(x, y) for x, y in zip(fa, fb))
 
 
-def test_dp_sgd_users_fall_back_to_sequential_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
-    dp = [
-        *BASE,
-        "model.name=mlp",
-        "fl.rounds=1",
-        "dp.level=sample",
-        "dp.noise_multiplier=1.0",
-        "dp.clip=1.0",
-        "dp.delta=1e-5",
-    ]
+DP = ["dp.level=sample", "dp.noise_multiplier=1.0", "dp.clip=1.0", "dp.delta=1e-5"]
+
+
+def test_dp_sgd_users_of_other_models_fall_back_to_sequential_and_say_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dp = [*BASE, "model.name=cnn", "fl.rounds=1", *DP]
     seq, _, seq_final = _simulate([*dp, "engine.executor=sequential"])
     with caplog.at_level(logging.WARNING, logger="fedwave.engine"):
         bat, _, bat_final = _simulate([*dp, "engine.executor=batched"])
     assert seq == bat
     assert all(torch.equal(x, y) for x, y in zip(seq_final, bat_final))
-    assert any("UserDPSGD" in r.getMessage() and "sequential" in r.getMessage() for r in caplog.records)
+    assert any("DP-SGD" in r.getMessage() and "sequential" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("name", "dp"),
+    [
+        ("mlp", DP),
+        ("2nn", DP),
+        # a clip of 0.05 at lr 0.5: nearly every example is clipped, and the noise is half the size
+        ("mlp", ["dp.level=sample", "dp.noise_multiplier=0.5", "dp.clip=0.05", "dp.delta=1e-5", "fl.lr=0.5"]),
+    ],
+)
+def test_dp_sgd_of_linear_chains_is_vectorised_and_matches_sequential(
+    monkeypatch: pytest.MonkeyPatch, name: str, dp: list[str]
+) -> None:
+    """Sample-level DP-SGD under the batched executor: the same Poisson batches, clip factors and noise
+    as each UE's sequential DP-SGD (every UE draws from its own generator in the same order), so the
+    records and models agree within the tolerance, over two rounds of two epochs with unequal UEs."""
+    import fedwave.engine.batched as batched
+
+    groups: list[int] = []
+    real = batched.train_dpsgd_chain
+
+    def counted(users: list[object], *args: object) -> object:
+        groups.append(len(users))
+        return real(users, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batched, "train_dpsgd_chain", counted)
+    _compare([*BASE, f"model.name={name}", *dp])
+    assert groups == [5, 5]  # both rounds, all five UEs in one group
+    # the noise and the clipping act: without either the model ends far from the DP one
+    _, _, noisy = _simulate([*BASE, f"model.name={name}", *dp, "engine.executor=batched"])
+    _, _, quiet = _simulate(
+        [*BASE, f"model.name={name}", *dp, "dp.noise_multiplier=0", "engine.executor=batched"]
+    )
+    assert max(float((a - b).abs().max()) for a, b in zip(noisy, quiet)) > 100 * TOLERANCE
 
 
 def test_groups_above_the_stacking_budget_are_split(monkeypatch: pytest.MonkeyPatch) -> None:

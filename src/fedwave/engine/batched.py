@@ -40,7 +40,7 @@ padded batch's loss is a weighted sum instead of a mean. The tests bound the dif
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -49,7 +49,9 @@ from torch.func import functional_call, vmap
 from fedwave.engine.batches import gather, mean_cross_entropy, padded, per_sample, weighted_cross_entropy
 from fedwave.engine.chain import chain_step, clip_stacked_, linear_chain
 from fedwave.engine.convchain import conv_chain, conv_step
+from fedwave.engine.dpchain import train_dpsgd_chain
 from fedwave.users.base import Payload, SharedData
+from fedwave.users.dpsgd import UserDPSGD
 from fedwave.users.multi import UserMultiStep
 
 # Largest difference seen between batched and sequential final models (tests/engine/test_engine_batched.py,
@@ -67,8 +69,13 @@ STACK_BUDGET_BYTES = 8 * 2**20
 
 def unbatchable_reason(user: object, model: nn.Module) -> str | None:
     """Why ``user`` cannot train in a vmapped group (None when it can)."""
-    if type(user) is not UserMultiStep:
-        return f"{type(user).__name__} users (only multi-step SGD users are vectorised)"
+    if type(user) is UserDPSGD:
+        if user.algorithm != "fedavg":
+            return "DP-SGD users under fl.algorithm=fedsgd"
+        if linear_chain(model, tuple(user.inputs.shape[1:])) is None:
+            return "DP-SGD users of a model other than a Linear/ReLU chain (only mlp and 2nn are vectorised)"
+    elif type(user) is not UserMultiStep:
+        return f"{type(user).__name__} users (only multi-step SGD and DP-SGD users are vectorised)"
     loss = user.loss_fn
     plain = nn.CrossEntropyLoss()
     if (
@@ -106,13 +113,22 @@ def stack_limit(model: nn.Module) -> int:
 
 
 def train_multistep_batched(
-    users: Sequence[UserMultiStep], payload: Payload, generators: Sequence[torch.Generator]
+    users: Sequence[UserMultiStep] | Sequence[UserDPSGD],
+    payload: Payload,
+    generators: Sequence[torch.Generator],
 ) -> list[SharedData]:
     """The shared data of each user's ``compute_local_updates(payload, rng=generator)``, trained together.
 
-    All users must share one working model (the template of the functional calls) and pass
-    :func:`unbatchable_reason`. Each user's query counter advances by one, as in a sequential query.
+    All users must be of one type, share one working model (the template of the functional calls) and
+    pass :func:`unbatchable_reason`. Each user's query counter advances by one, as in a sequential query.
+    DP-SGD users train through :func:`fedwave.engine.dpchain.train_dpsgd_chain`.
     """
+    if isinstance(users[0], UserDPSGD):
+        dp_users = cast(Sequence[UserDPSGD], users)
+        layers = linear_chain(dp_users[0].model, tuple(dp_users[0].inputs.shape[1:]))
+        assert layers is not None, "unbatchable_reason admits DP-SGD users of Linear/ReLU chains only"
+        return train_dpsgd_chain(dp_users, layers, payload, generators)
+    users = cast(Sequence[UserMultiStep], users)
     template = users[0].model
     users[0]._synchronize(payload)  # server parameters and train/eval mode into the template
     names = [n for n, _ in template.named_parameters()]

@@ -344,7 +344,7 @@ class FederatedDriver:
         )
 
         out: dict[int, tuple[int, dict[str, Any]]] = {}
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple[int, str], list[int]] = {}  # (model version, user type) -> tasks
         for i, (_, ue, version, _, behaviour) in enumerate(tasks):
             user = self.users[ue]
             if ue not in self._batch_reason:  # a UE's type, loss and model never change during a run
@@ -355,13 +355,13 @@ class FederatedDriver:
                 else self._batch_reason[ue]
             )
             if reason is None:
-                groups.setdefault(version, []).append(i)
+                groups.setdefault((version, type(user).__name__), []).append(i)
                 continue
             if reason not in self._fallbacks:
                 self._fallbacks.add(reason)
                 _LOG.warning("engine.executor=batched: %s train one after another (sequential)", reason)
             out[i] = self._train(tasks[i])
-        for version, group in groups.items():
+        for (version, _), group in groups.items():
             limit = stack_limit(self.users[tasks[group[0]][1]].model)
             for lo in range(0, len(group), limit):
                 members = group[lo : lo + limit]
