@@ -86,6 +86,21 @@ def test_batched_is_bit_identical_run_to_run(name: str) -> None:
 DP = ["dp.level=sample", "dp.noise_multiplier=1.0", "dp.clip=1.0", "dp.delta=1e-5"]
 
 
+def _group_sizes(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """The sizes of the groups handed to ``fedwave.engine.batched.<name>`` from now on, as they come."""
+    import fedwave.engine.batched as batched
+
+    sizes: list[int] = []
+    real = getattr(batched, name)
+
+    def counted(users: list[object], *args: object) -> object:
+        sizes.append(len(users))
+        return real(users, *args)
+
+    monkeypatch.setattr(batched, name, counted)
+    return sizes
+
+
 def test_dp_sgd_users_of_other_models_fall_back_to_sequential_and_say_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -113,19 +128,10 @@ def test_dp_sgd_of_linear_chains_is_vectorised_and_matches_sequential(
     """Sample-level DP-SGD under the batched executor: the same Poisson batches, clip factors and noise
     as each UE's sequential DP-SGD (every UE draws from its own generator in the same order), so the
     records and models agree within the tolerance, over two rounds of two epochs with unequal UEs."""
-    import fedwave.engine.batched as batched
-
-    groups: list[int] = []
-    real = batched.train_dpsgd_chain
-
-    def counted(users: list[object], *args: object) -> object:
-        groups.append(len(users))
-        return real(users, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batched, "train_dpsgd_chain", counted)
+    groups = _group_sizes(monkeypatch, "train_dpsgd_chain")
     _compare([*BASE, f"model.name={name}", *dp])
     assert groups == [5, 5]  # both rounds, all five UEs in one group
-    # the noise and the clipping act: without either the model ends far from the DP one
+    # the noise acts: without it the model ends far from the DP one
     _, _, noisy = _simulate([*BASE, f"model.name={name}", *dp, "engine.executor=batched"])
     _, _, quiet = _simulate(
         [*BASE, f"model.name={name}", *dp, "dp.noise_multiplier=0", "engine.executor=batched"]
@@ -140,14 +146,7 @@ def test_groups_above_the_stacking_budget_are_split(monkeypatch: pytest.MonkeyPa
     from fedwave.models.zoo import build_model, num_parameters
 
     per_ue = 4 * num_parameters(build_model("mlp", (1, 8, 8), 10))
-    calls: list[int] = []
-    real = batched.train_multistep_batched
-
-    def counted(users: list[object], *args: object) -> object:
-        calls.append(len(users))
-        return real(users, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(batched, "train_multistep_batched", counted)
+    calls = _group_sizes(monkeypatch, "train_multistep_batched")
     monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", 2 * per_ue)
     _compare([*BASE, "model.name=mlp"])
     assert calls == [2, 2] * 2  # two rounds; the fifth UE of each trained alone
