@@ -519,6 +519,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/engine/test_engine_batched.py::test_dp_sgd_of_linear_chains_is_vectorised_and_matches_sequential",
     ),
     mutation(
+        "chain-accepts-a-module-used-twice",
+        "src/fedwave/engine/chain.py",
+        "        if id(m) in seen or m._forward_hooks or m._forward_pre_hooks:",
+        "        if m._forward_hooks or m._forward_pre_hooks:",
+        "tests/engine/test_engine_convchain.py",
+    ),
+    mutation(
         "energy-axis-plots-bytes",
         "src/fedwave/report/frames.py",
         '    df["cum_energy_j"] = df.groupby("run_id", sort=False)["energy_j"].cumsum()',

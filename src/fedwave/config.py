@@ -199,8 +199,8 @@ class EngineConfig(Section):
     executor: Literal["sequential", "batched"] = Field(
         "sequential",
         description="sequential: one UE after another; batched: the UEs of a round that share a model "
-        "version train together (torch.func.vmap; same records up to float rounding; DP-SGD users, "
-        "local noise, poisoning and dropout models fall back to sequential)",
+        "version train together (torch.func.vmap; same records up to float rounding; DP-SGD users of "
+        "models other than mlp/2nn, local noise, poisoning and dropout models fall back to sequential)",
     )
     device: str = Field("cpu", description="torch device for local training: cpu, cuda, cuda:N or mps")
     codec_states_in_memory: int | None = Field(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from fedwave.engine.batched import TOLERANCE, written_out_alone
-from fedwave.engine.chain import Conv, Pool
+from fedwave.engine.chain import Conv, Pool, linear_chain
 from fedwave.engine.convchain import conv_chain, conv_step
 from fedwave.models.zoo import build_model
 
@@ -35,6 +35,17 @@ def _geometry_chain() -> nn.Module:
         nn.Linear(12 * 4 * 7, 20, bias=False),
         nn.ReLU(),
         nn.Linear(20, 5),
+    )
+
+
+def _first_layer_grouped_chain() -> nn.Module:
+    """The first convolution grouped and dilated: its weight gradient comes from oneDNN's backward."""
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, groups=3, dilation=2, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(6 * 7 * 7, 5),
     )
 
 
@@ -94,6 +105,7 @@ def test_zoo_convolution_chains_step_like_autograd(name: str, shape: tuple[int, 
 def test_any_geometry_steps_like_autograd(clip: float) -> None:
     torch.manual_seed(1)
     _case(_geometry_chain(), (3, 15, 14), 5, clip)
+    _case(_first_layer_grouped_chain(), (3, 14, 14), 5, clip)
 
 
 def test_clipping_binds_in_the_cases_above() -> None:
@@ -138,3 +150,13 @@ def test_which_models_are_convolution_chains() -> None:
     ]
     for model in odd:
         assert conv_chain(model, (1, 8, 8)) is None, model
+    # one module object at two places runs twice but is listed once by named_children: refused
+    relu = nn.ReLU()
+    shared = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), relu, nn.Conv2d(2, 2, 3, padding=1), relu)
+    assert conv_chain(nn.Sequential(*shared, nn.Flatten(), nn.Linear(128, 3)), (1, 8, 8)) is None
+    twice = nn.Linear(16, 16)
+    assert linear_chain(nn.Sequential(nn.Linear(64, 16), twice, nn.ReLU(), twice), (64,)) is None
+    assert linear_chain(nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 3)), (64,)) is not None
+    hooked = build_model("cnn", (1, 8, 8), 10)
+    hooked.get_submodule("features.1").register_forward_hook(lambda _m, _i, o: o * 2)
+    assert conv_chain(hooked, (1, 8, 8)) is None  # a hook changes what the layer computes

@@ -44,7 +44,7 @@ def padded(
     first = users[0].inputs
     x = first.new_zeros((len(users), width, *first.shape[1:]))
     y = users[0].labels.new_zeros((len(users), width))
-    w = torch.zeros(len(users), width, dtype=first.dtype)
+    w = torch.zeros(len(users), width, dtype=first.dtype, device=first.device)
     for k, r in enumerate(rows):
         if r is None:
             continue

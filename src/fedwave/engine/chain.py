@@ -103,8 +103,13 @@ def linear_chain(model: nn.Module, sample_shape: Sequence[int]) -> list[Layer] |
 def leaves(module: nn.Module, prefix: str = "") -> list[Leaf] | None:
     """The forward order of ``module``'s layers, parameter names prefixed by ``prefix``; None when a
     module is none of ``nn.Sequential``, the zoo's flatten container, ``nn.Linear``, ``nn.ReLU``,
-    ``nn.Identity``, ``nn.Flatten()``, a ``nn.Conv2d`` with numeric zero padding or a ``nn.MaxPool2d``."""
+    ``nn.Identity``, ``nn.Flatten()``, a ``nn.Conv2d`` with numeric zero padding or a ``nn.MaxPool2d``,
+    and for the whole model (``prefix`` empty) when one module object sits at two places of it (a ReLU
+    or a tied layer used twice, which ``named_children`` would list once) or any module has hooks."""
     from fedwave.models.zoo import _Sequential
+
+    if not prefix and not _plain_tree(module):
+        return None
 
     def name(child: str) -> str:
         return f"{prefix}.{child}" if prefix else child
@@ -156,6 +161,19 @@ def leaves(module: nn.Module, prefix: str = "") -> list[Leaf] | None:
     return None
 
 
+def _plain_tree(model: nn.Module) -> bool:
+    """Whether every module object of ``model`` occurs once in its tree and none has forward hooks."""
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen or m._forward_hooks or m._forward_pre_hooks:
+            return False
+        seen.add(id(m))
+        stack.extend(child for child in m._modules.values() if child is not None)
+    return True
+
+
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     """A module's int-or-pair geometry argument as a pair of ints."""
     if isinstance(value, int):
@@ -190,7 +208,7 @@ def chain_step(
     for layer in layers:
         acts.append(torch.relu(acts[-1]) if layer is None else _affine(acts[-1], params, layer))
     g = torch.softmax(acts[-1], dim=2)
-    g.scatter_add_(2, y.unsqueeze(2), torch.full((u, b, 1), -1.0, dtype=g.dtype))
+    g.scatter_add_(2, y.unsqueeze(2), torch.full((u, b, 1), -1.0, dtype=g.dtype, device=g.device))
     if w is None:
         g.mul_(1.0 / b)
     else:

@@ -116,7 +116,7 @@ def conv_step(
             h = h.reshape(b, -1)
         acts.append(h)
     g = torch.softmax(acts[-1], dim=1)
-    g.scatter_add_(1, y.unsqueeze(1), torch.full((b, 1), -1.0, dtype=g.dtype))
+    g.scatter_add_(1, y.unsqueeze(1), torch.full((b, 1), -1.0, dtype=g.dtype, device=g.device))
     g.mul_(1.0 / b)
     first = next(i for i, layer in enumerate(layers) if isinstance(layer, (Conv, Linear)))
     fused = clip <= 0  # no clipping: every weight steps as soon as its gradient is known

@@ -99,20 +99,21 @@ def _dp_step(
     first = users[0].inputs
     x = first.new_zeros((u, width, *first.shape[1:]))
     y = users[0].labels.new_zeros((u, width))
-    real = torch.zeros(u, width, dtype=torch.float64)  # 1 for an example of the batch, 0 for padding
+    device = first.device
+    real = torch.zeros(u, width, dtype=torch.float64, device=device)  # 1: an example of the batch; 0: padding
     for k, idx in enumerate(batches):
         if idx is not None and idx.numel():
             b = int(idx.numel())
-            x[k, :b] = users[k].inputs[idx]
-            y[k, :b] = users[k].labels[idx]
+            x[k, :b] = users[k].inputs[idx.to(device)]
+            y[k, :b] = users[k].labels[idx.to(device)]
             real[k, :b] = 1.0
     acts = [x.reshape(u, width, -1)]  # acts[i]: the input of layer i
     for layer in layers:
         acts.append(torch.relu(acts[-1]) if layer is None else _affine(acts[-1], params, layer))
     g = torch.softmax(acts[-1], dim=2)  # each example's own loss: no 1/b
-    g.scatter_add_(2, y.unsqueeze(2), torch.full((u, width, 1), -1.0, dtype=g.dtype))
+    g.scatter_add_(2, y.unsqueeze(2), torch.full((u, width, 1), -1.0, dtype=g.dtype, device=device))
     outputs: dict[int, torch.Tensor] = {}  # the gradient at each Linear's output, per example
-    sq = torch.zeros(u, width, dtype=torch.float64)
+    sq = torch.zeros(u, width, dtype=torch.float64, device=device)
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         if layer is None:
@@ -125,7 +126,7 @@ def _dp_step(
             sq += g_sq
         if any(layers[j] is not None for j in range(i)):
             g = torch.bmm(g, params[layer.weight])
-    factors = torch.ones(u, width, dtype=torch.float64)
+    factors = torch.ones(u, width, dtype=torch.float64, device=device)
     for k, user in enumerate(users):
         clip = user.dp_clip
         if clip is not None:
@@ -145,5 +146,5 @@ def _dp_step(
             continue
         expected = q * users[k].num_data_points  # the expected batch size, not the realised one
         for j, n in enumerate(names):
-            step = grads[n][k] if noise is None else grads[n][k] + noise[j]
+            step = grads[n][k] if noise is None else grads[n][k] + noise[j].to(device)
             params[n][k].add_(step / expected, alpha=-lr)
