@@ -150,6 +150,17 @@ def test_which_models_are_convolution_chains() -> None:
     ]
     for model in odd:
         assert conv_chain(model, (1, 8, 8)) is None, model
+    # geometry as torch also takes it: an empty pooling stride is the kernel, a one-element list a pair
+    loose = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=[1]),  # type: ignore[arg-type]
+        nn.MaxPool2d([2], stride=[]),  # type: ignore[arg-type]
+        nn.Flatten(),
+        nn.Linear(32, 3),
+    )
+    read = conv_chain(loose, (1, 8, 8))
+    assert read is not None and read[0] == Conv("0.weight", "0.bias", (1, 1), (1, 1), (1, 1), 1)
+    assert read[1] == Pool((2, 2), (2, 2), (0, 0), (1, 1), False)
+    _case(loose, (1, 8, 8), 3, 0.0)  # and it steps like autograd
     # one module object at two places runs twice but is listed once by named_children: refused
     relu = nn.ReLU()
     shared = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), relu, nn.Conv2d(2, 2, 3, padding=1), relu)

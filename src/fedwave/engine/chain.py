@@ -156,7 +156,7 @@ def leaves(module: nn.Module, prefix: str = "") -> list[Leaf] | None:
         if pool.return_indices:
             return None
         kernel = _pair(pool.kernel_size)
-        stride = _pair(pool.stride) if pool.stride is not None else kernel
+        stride = _pair(pool.stride) if pool.stride else kernel  # torch reads None and [] as the kernel
         return [Pool(kernel, stride, _pair(pool.padding), _pair(pool.dilation), bool(pool.ceil_mode))]
     return None
 
@@ -175,10 +175,10 @@ def _plain_tree(model: nn.Module) -> bool:
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    """A module's int-or-pair geometry argument as a pair of ints."""
+    """A module's int-or-pair geometry argument as a pair of ints (a one-element sequence counts twice)."""
     if isinstance(value, int):
         return (value, value)
-    return (int(value[0]), int(value[1]))
+    return (int(value[0]), int(value[-1]))
 
 
 def chain_step(
