@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from fedwave.users.dpsgd import UserDPSGD
 from fedwave.users.multi import UserMultiStep
 
 
@@ -36,17 +37,18 @@ def gather(
 
 
 def padded(
-    users: Sequence[UserMultiStep], rows: list[torch.Tensor | None]
+    users: Sequence[UserMultiStep] | Sequence[UserDPSGD], rows: Sequence[torch.Tensor | None]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every UE's batch padded with zero samples to the longest: inputs, labels and loss weights (1/b
-    for the b real samples, 0 for padding; a UE without a step has weight 0 throughout)."""
+    for the b real samples, 0 for padding; a UE without a step, or with an empty batch, has weight 0
+    throughout)."""
     width = max(0 if r is None else int(r.numel()) for r in rows)
     first = users[0].inputs
     x = first.new_zeros((len(users), width, *first.shape[1:]))
     y = users[0].labels.new_zeros((len(users), width))
     w = torch.zeros(len(users), width, dtype=first.dtype, device=first.device)
     for k, r in enumerate(rows):
-        if r is None:
+        if r is None or not r.numel():
             continue
         b = int(r.numel())
         x[k, :b] = users[k].inputs[r]

@@ -181,6 +181,24 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (int(value[0]), int(value[-1]))
 
 
+def loss_gradient(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``softmax(z) - onehot(y)`` over the last axis: the gradient of each sample's cross-entropy with
+    respect to its logits ``z`` (a new tensor, to be scaled by the caller's sample weights)."""
+    g = torch.softmax(logits, dim=-1)
+    minus_one = torch.full((*y.shape, 1), -1.0, dtype=g.dtype, device=g.device)
+    return g.scatter_add_(-1, y.unsqueeze(-1), minus_one)
+
+
+def chain_forward(
+    layers: Sequence[Layer], params: dict[str, torch.Tensor], h: torch.Tensor
+) -> list[torch.Tensor]:
+    """Every layer's input ``(U, b, in)`` from the flattened inputs ``h``, then the logits (last)."""
+    acts = [h]
+    for layer in layers:
+        acts.append(torch.relu(acts[-1]) if layer is None else _affine(acts[-1], params, layer))
+    return acts
+
+
 def chain_step(
     layers: Sequence[Layer],
     params: dict[str, torch.Tensor],
@@ -204,11 +222,8 @@ def chain_step(
         lr: learning rate; clip: per-UE global L2 norm bound of the gradient (0: none).
     """
     u, b = y.shape
-    acts = [x.reshape(u, b, -1)]  # acts[i]: the input of layer i; acts[-1]: the logits
-    for layer in layers:
-        acts.append(torch.relu(acts[-1]) if layer is None else _affine(acts[-1], params, layer))
-    g = torch.softmax(acts[-1], dim=2)
-    g.scatter_add_(2, y.unsqueeze(2), torch.full((u, b, 1), -1.0, dtype=g.dtype, device=g.device))
+    acts = chain_forward(layers, params, x.reshape(u, b, -1))  # acts[i]: the input of layer i
+    g = loss_gradient(acts[-1], y)
     if w is None:
         g.mul_(1.0 / b)
     else:

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional
 
-from fedwave.engine.chain import Conv, Leaf, Linear, Pool, clip_stacked_, leaves
+from fedwave.engine.chain import Conv, Leaf, Linear, Pool, clip_stacked_, leaves, loss_gradient
 
 _aten = torch.ops.aten
 
@@ -115,9 +115,7 @@ def conv_step(
         else:  # flatten
             h = h.reshape(b, -1)
         acts.append(h)
-    g = torch.softmax(acts[-1], dim=1)
-    g.scatter_add_(1, y.unsqueeze(1), torch.full((b, 1), -1.0, dtype=g.dtype, device=g.device))
-    g.mul_(1.0 / b)
+    g = loss_gradient(acts[-1], y).mul_(1.0 / b)
     first = next(i for i, layer in enumerate(layers) if isinstance(layer, (Conv, Linear)))
     fused = clip <= 0  # no clipping: every weight steps as soon as its gradient is known
     grads: dict[str, torch.Tensor] = {}

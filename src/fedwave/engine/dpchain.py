@@ -29,7 +29,8 @@ from collections.abc import Sequence
 
 import torch
 
-from fedwave.engine.chain import Layer, Linear, _affine
+from fedwave.engine.batches import padded
+from fedwave.engine.chain import Layer, Linear, chain_forward, loss_gradient
 from fedwave.privacy.dp.dpsgd import poisson_batch
 from fedwave.privacy.dp.mechanisms import gaussian_noise
 from fedwave.users.base import Payload, SharedData
@@ -95,23 +96,11 @@ def _dp_step(
 ) -> None:
     """One DP-SGD step of every UE with a batch (``None``: no step, parameters unchanged)."""
     u = len(users)
-    width = max([1, *(int(b.numel()) for b in batches if b is not None)])
-    first = users[0].inputs
-    x = first.new_zeros((u, width, *first.shape[1:]))
-    y = users[0].labels.new_zeros((u, width))
-    device = first.device
-    real = torch.zeros(u, width, dtype=torch.float64, device=device)  # 1: an example of the batch; 0: padding
-    for k, idx in enumerate(batches):
-        if idx is not None and idx.numel():
-            b = int(idx.numel())
-            x[k, :b] = users[k].inputs[idx.to(device)]
-            y[k, :b] = users[k].labels[idx.to(device)]
-            real[k, :b] = 1.0
-    acts = [x.reshape(u, width, -1)]  # acts[i]: the input of layer i
-    for layer in layers:
-        acts.append(torch.relu(acts[-1]) if layer is None else _affine(acts[-1], params, layer))
-    g = torch.softmax(acts[-1], dim=2)  # each example's own loss: no 1/b
-    g.scatter_add_(2, y.unsqueeze(2), torch.full((u, width, 1), -1.0, dtype=g.dtype, device=device))
+    x, y, w = padded(users, batches)
+    width, device = y.shape[1], x.device
+    real = (w > 0).double()  # 1: an example of the batch; 0: padding, or a UE without a step
+    acts = chain_forward(layers, params, x.flatten(2))  # acts[i]: the input of layer i
+    g = loss_gradient(acts[-1], y)  # each example's own loss: no 1/b
     outputs: dict[int, torch.Tensor] = {}  # the gradient at each Linear's output, per example
     sq = torch.zeros(u, width, dtype=torch.float64, device=device)
     for i in range(len(layers) - 1, -1, -1):
