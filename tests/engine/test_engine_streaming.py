@@ -11,7 +11,7 @@ import pytest
 
 from fedwave.config import load_config
 from fedwave.fl.run import run
-from fedwave.fl.summary import EventTotals, RoundTotals, summarize, time_to_accuracy
+from fedwave.fl.summary import EventTotals, RoundTotals, summarize
 from fedwave.records import RoundRecord
 
 TASK = ["data.dataset=digits", "model.name=2nn", "fl.num_ues=6", "fl.rounds=3", "fl.fraction=0.5"]
@@ -59,6 +59,11 @@ def test_streamed_records_are_kept_nowhere_but_on_disk_and_summarise_the_same(tm
     assert [float(r["accuracy"]) for r in rows] == [r.accuracy for r in kept.records]
 
 
+def time_to_accuracy(records: list[RoundRecord], target: float) -> float | None:
+    """The end of the first round whose accuracy reaches ``target``, by a scan of the whole list."""
+    return next((r.t_end for r in records if r.accuracy >= target), None)
+
+
 def _list_summary(records: list[RoundRecord], target: float) -> dict[str, object]:
     """The round-record part of the summary, written over the whole list (independent of RoundTotals)."""
     last = records[-1]
@@ -72,7 +77,7 @@ def _list_summary(records: list[RoundRecord], target: float) -> dict[str, object
         "uplink_compute_ratio": math.inf,
         "unaggregated": int(sum(r.extra.get("unaggregated", 0.0) for r in records)),
         "target_accuracy": target,
-        "time_to_accuracy_s": next((r.t_end for r in records if r.accuracy >= target), None),
+        "time_to_accuracy_s": time_to_accuracy(records, target),
     }
     for key in ("time_compute", "time_uplink", "time_downlink", "time_queue", "time_wait"):
         out[f"{key}_s"] = sum(getattr(r, key) for r in records)

@@ -73,11 +73,11 @@ def training_flops_per_s(
             *overrides,
         ],
     )
-    sim = build_simulation(cfg)
+    sim = build_simulation(cfg, keep_records=False)
     timed = _Timed(sim.driver.executor)
     sim.driver.executor = timed
     sim.run_rounds(rounds)
-    samples = sum(r.samples for r in sim.driver.records)
+    samples = sim.driver.totals.samples
     return sim.flops_per_sample * samples / timed.seconds, timed.seconds
 
 

@@ -9,14 +9,6 @@ from typing import Any
 from fedwave.records import RoundRecord, UEEvent
 
 
-def time_to_accuracy(records: Sequence[RoundRecord], target: float) -> float | None:
-    """Simulated seconds until test accuracy first reaches ``target`` (None if it never does)."""
-    for r in records:
-        if r.accuracy >= target:
-            return r.t_end
-    return None
-
-
 class EventTotals:
     """What the summary needs from the UE events, accumulated round by round in O(UEs) memory.
 
