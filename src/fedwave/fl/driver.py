@@ -178,6 +178,8 @@ class FederatedDriver:
         self.totals = RoundTotals()  # what the summary needs of the records, folded round by round
         self._fallbacks: set[str] = set()  # why some UEs were not vectorised (logged once each)
         self._batch_reason: dict[int, str | None] = {}  # per UE: why it cannot be vectorised (None: it can)
+        self._written_out_alone: bool | None = None  # whether a lone UE takes the written-out step (the
+        # working model, shared by all UEs, never changes during a run: asked once)
         if cfg.wireless.access.scheme == "aircomp" and self.bs.has_buffers:
             raise ConfigError(
                 f"model.name={cfg.model.name!r} has persistent buffers (BatchNorm statistics), which "
@@ -366,7 +368,9 @@ class FederatedDriver:
             for lo in range(0, len(group), limit):
                 members = group[lo : lo + limit]
                 user = self.users[tasks[members[0]][1]]
-                if len(members) == 1 and not written_out_alone(user.model, user.inputs.shape[1:]):
+                if len(members) == 1 and self._written_out_alone is None:
+                    self._written_out_alone = written_out_alone(user.model, user.inputs.shape[1:])
+                if len(members) == 1 and not self._written_out_alone:
                     out[members[0]] = self._train(tasks[members[0]])  # nothing to stack with: its own
                     continue
                 gens = [
