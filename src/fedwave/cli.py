@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from fedwave.engine.allocator import keep_freed_memory
 from fedwave.errors import FedwaveError
 
 Command = Callable[[argparse.Namespace], int]
@@ -272,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.portable and os.environ.get("FEDWAVE_PORTABLE") != "1":
         _reexec_portable(list(sys.argv[1:] if argv is None else argv))
+    keep_freed_memory()  # no page faults on every step's tensors (fedwave.engine.allocator)
     func: Command = args.func
     try:
         return func(args)

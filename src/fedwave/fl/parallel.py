@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from fedwave.engine.allocator import keep_freed_memory
 from fedwave.report.errors import StoreError, restart_command
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ def _worker(jobs: Any, results: Any, parent: int) -> None:
     """A local worker: compute jobs until the ``None`` sentinel; stop if the coordinator is gone."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    keep_freed_memory()  # a spawned process starts with glibc's defaults again
 
     def send(msg: Message) -> None:
         if os.getppid() != parent:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from fedwave.engine.allocator import keep_freed_memory
 from fedwave.errors import ConfigError
 from fedwave.fl.parallel import Committer, Job, Message, compute_run
 
@@ -36,6 +37,7 @@ def import_ray() -> Any:
 def compute_run_messages(job: Job) -> list[Message]:
     """One run computed in a Ray worker: all its messages, in order."""
     out: list[Message] = []
+    keep_freed_memory()  # once per worker process (fedwave.engine.allocator)
     compute_run(job, out.append)
     return out
 
