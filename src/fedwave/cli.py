@@ -273,7 +273,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.portable and os.environ.get("FEDWAVE_PORTABLE") != "1":
         _reexec_portable(list(sys.argv[1:] if argv is None else argv))
-    keep_freed_memory()  # no page faults on every step's tensors (fedwave.engine.allocator)
     func: Command = args.func
     try:
         return func(args)
@@ -300,37 +299,14 @@ def entry() -> NoReturn:
     registered before :func:`entry` (none are, by fedwave's imports) run after this one, so they are
     skipped. The ordinary way out is taken when an exception escapes :func:`main`, under ``coverage``,
     and while a writer that completes only when closed (gzip, bz2, lzma, zip, tar, a temporary file) is
-    still open. Before the command, :func:`tune_malloc` sets how glibc reuses freed memory.
+    still open. Before the command, :func:`fedwave.engine.allocator.keep_freed_memory` sets how glibc
+    reuses freed memory (for this process only: a library user's process is left alone).
     """
     atexit.register(_exit_now)  # registered before any handler of the command: it runs after them all
-    tune_malloc()
+    keep_freed_memory()
     status = main()
     _EXIT_STATUS.append(status)
     raise SystemExit(status)
-
-
-def tune_malloc() -> bool:
-    """On glibc, keep freed memory for reuse: True when the settings took.
-
-    A round allocates and frees tens of MB in pieces of 0.1 to 10 MB (stacked parameters, update
-    differences, payloads). glibc serves each such piece with a fresh ``mmap`` and unmaps it when freed,
-    so every round pays its page faults again (183k minor faults and up to 0.9 s of system time in the
-    ``vs_flower`` task's run). Serving pieces below 32 MiB from the heap and keeping up to 128 MiB of
-    freed heap (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``) cut that to 59k faults and 0.4 s. The
-    command line sets it for its own process only; a library user's process is left alone.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    mmap_set = mallopt(m_mmap_threshold, 32 * 2**20)  # 0 where above the limit (32-bit builds)
-    trim_set = mallopt(m_trim_threshold, 128 * 2**20)
-    return bool(mmap_set) and bool(trim_set)
 
 
 def _finished_on_close() -> tuple[type, ...]:

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SCRIPT = """
 import atexit, sys
 import fedwave.cli as cli
@@ -54,16 +52,6 @@ def test_an_input_error_still_exits_with_status_2(tmp_path: Path) -> None:
     assert "fedwave: error:" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "held.txt").read_text() == "kept" * 1000
     assert Path(str(tmp_path / "bad") + ".atexit").read_text() == "ran"
-
-
-def test_the_command_keeps_freed_memory_for_reuse_on_glibc() -> None:
-    import platform
-
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        pytest.skip("mallopt settings are glibc's")
-    code = "import fedwave.cli as c; print(c.tune_malloc())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "True"
 
 
 def test_a_compressed_file_left_open_is_still_closed_properly(tmp_path: Path) -> None:

@@ -1,24 +1,25 @@
-"""Keep freed memory in the process: glibc's ``malloc`` tuned for the allocation pattern of training.
+"""Keep freed memory in the process: glibc's ``malloc`` tuned for the allocation pattern of a round.
 
-Every SGD step, encoding and aggregation allocates and frees blocks of the same few sizes again and
-again (activations, gradients, stacked parameters, payload bytes: hundreds of kB to some MB). glibc's
-``malloc`` serves a block above its mmap threshold (128 kB at start, raised as such blocks are freed)
-with a fresh ``mmap`` that ``free`` unmaps, and hands the free memory at the top of its heap back to the
-kernel once that exceeds its trim threshold. The next block of the size then page-faults on each of its
-4 kB pages, and the kernel zeroes each one. Measured on the 2-core machine (``fedwave run`` of the
-``vs_flower`` task, 20 rounds: ``resource.getrusage`` around ``Simulation.run_rounds``): 165,245 minor
-page faults and 0.64 s of system time with glibc's defaults; 13,367 faults and 0.04 s after
-:func:`keep_freed_memory`. For MNIST ``cnn`` (``fedwave bench efficiency``, one round), 1.39 million
-faults and 5.0 s of system time against 50,068 and 0.6 s.
+A round allocates and frees tens of MB in pieces of 0.1 to 10 MB again and again (stacked parameters,
+update differences, activations, payload bytes). glibc's ``malloc`` serves a piece above its mmap
+threshold (128 kB at start, raised as such pieces are freed) with a fresh ``mmap`` that ``free`` unmaps,
+and hands free memory at the top of its heap back to the kernel once that exceeds its trim threshold;
+the next piece of the size then page-faults on each of its 4 kB pages, which the kernel zeroes.
+:func:`keep_freed_memory` serves pieces up to 32 MiB from the heap (``M_MMAP_THRESHOLD``) and keeps up
+to 128 MiB of freed heap (``M_TRIM_THRESHOLD``). Memory freed stays in the process for its next
+allocations: the resident size stays near its peak instead of shrinking between rounds. The numbers a
+run computes do not change (PyTorch aligns every tensor to 64 bytes either way).
 
-:func:`keep_freed_memory` sets the mmap threshold to 32 MiB (blocks up to that size come from the
-heap, and are reused there) and the trim threshold to 1 GiB (the heap keeps up to that much free
-memory). Memory freed stays in the process for its next allocations: the resident size stays near its
-peak instead of shrinking between rounds; the peak itself does not grow. The numbers a run computes do
-not change (PyTorch aligns every tensor to 64 bytes under either setting).
+Measured on the 2-core machine by ``OMP_NUM_THREADS=1 python benchmarks/allocator_faults.py`` (the
+``vs_flower`` task's 20 rounds, 2NN, 100 UEs, batched executor; ``resource.getrusage`` around
+``Simulation.run_rounds``; two runs of each): 79,494 and 96,118 minor page faults and 0.26 and 0.32 s of
+system time with glibc's defaults; 13,530 and 13,365 faults and 0.03 and 0.04 s with the tuning.
+``tests/engine/test_engine_allocator.py`` counts the faults of three such rounds.
 
-The ``fedwave`` command, its study workers (local and Ray) call it; a program that uses fedwave as a
-library may call it itself. ``FEDWAVE_KEEP_FREED_MEMORY=0`` in the environment turns it off.
+Who calls it: the ``fedwave`` command (:func:`fedwave.cli.entry`, before the command) and the study
+workers, local (:mod:`fedwave.fl.parallel`: spawned processes start with glibc's defaults) and Ray
+(:mod:`fedwave.fl.rayrun`). A program that uses fedwave as a library is left alone; it may call
+:func:`keep_freed_memory` itself. ``FEDWAVE_KEEP_FREED_MEMORY=0`` in the environment turns it off.
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-#: Blocks up to this size (bytes) come from the heap, not from a fresh ``mmap`` each (32 MiB is the
-#: largest value every glibc accepts: half its largest heap of a thread's arena).
+#: Pieces up to this size (bytes) come from the heap, not from a fresh ``mmap`` each (32 MiB: glibc's
+#: own ceiling for its adaptive threshold on 64-bit systems; 32-bit builds refuse it).
 MMAP_THRESHOLD = 32 * 2**20
 #: Free memory (bytes) the heap keeps at its top rather than handing back to the kernel.
-TRIM_THRESHOLD = 2**30
+TRIM_THRESHOLD = 128 * 2**20
 
 _applied: list[bool] = []
 
 
 def keep_freed_memory() -> bool:
-    """Tune glibc's ``malloc`` as the module docstring says (once per process; later calls return
+    """Tune glibc's ``malloc`` as the module docstring says (once per process; a later call returns
     the first call's answer).
 
     Returns:
