@@ -93,7 +93,31 @@ def unbatchable_reason(user: object, model: nn.Module) -> str | None:
         return "random layers (dropout masks come from each UE's seeded global RNG)"
     if any(not p.requires_grad for p in model.parameters()):
         return "frozen parameters"
+    if _has_hooks(model):
+        return "models with hooks (module, parameter or global module hooks: vectorised steps skip them)"
     return None
+
+
+def _has_hooks(model: nn.Module) -> bool:
+    """Whether ``model``, a submodule or a parameter has a forward or backward hook, or any global module
+    hook is registered (``torch.nn.modules.module.register_module_*_hook``): the sequential user's
+    autograd calls them, the written-out and vmapped steps would not."""
+    from torch.nn.modules import module as torch_module
+
+    global_hooks = (
+        torch_module._global_forward_hooks,
+        torch_module._global_forward_pre_hooks,
+        torch_module._global_backward_hooks,
+        torch_module._global_backward_pre_hooks,
+    )
+    if any(global_hooks):
+        return True
+    for m in model.modules():
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
+            return True
+    return any(
+        p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None) for p in model.parameters()
+    )
 
 
 def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
