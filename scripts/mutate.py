@@ -658,6 +658,34 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        w[k, :b] = 1.0 / width",
         "tests/engine/test_engine_batched.py",
     ),
+    mutation(
+        "batched-ignores-parameter-hooks",
+        "src/fedwave/engine/batched.py",
+        "        p._backward_hooks or getattr(",
+        "        False and p._backward_hooks or getattr(",
+        "tests/engine/test_engine_batched.py::test_models_with_hooks_train_one_after_another_as_sequential_does",
+    ),
+    mutation(
+        "batched-ignores-global-hooks",
+        "src/fedwave/engine/batched.py",
+        "    if any(global_hooks):",
+        "    if False:",
+        "tests/engine/test_engine_batched.py::test_models_with_hooks_train_one_after_another_as_sequential_does",
+    ),
+    mutation(
+        "allocator-keeps-mmap-threshold",
+        "src/fedwave/engine/allocator.py",
+        "            ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(",
+        "            ok = True or bool(",
+        "tests/engine/test_engine_allocator.py",
+    ),
+    mutation(
+        "study-worker-keeps-glibc-defaults",
+        "src/fedwave/fl/parallel.py",
+        "    keep_freed_memory()  # a spawned process starts with glibc's defaults again",
+        "",
+        "tests/engine/test_engine_allocator.py",
+    ),
 )
 
 

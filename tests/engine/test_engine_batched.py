@@ -187,32 +187,36 @@ def test_convolution_chain_ues_alone_take_the_written_out_step(
     assert len(steps) == 2 * 2 * sum(-(-n // 8) for n in (40, 30, 62, 83, 85))
 
 
-def _hooked_run(executor: str, hook_params: bool) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
-    """(start, final state of the global model, calls of a global forward hook) of a 2NN run whose UEs'
-    first-layer weight gradient is zeroed by a parameter hook (``hook_params``), under ``executor``."""
+def _hooked_run(executor: str, hook: str) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+    """(start, final state of the global model, calls of the global hook) of a 2NN run under
+    ``executor`` with one kind of ``hook``: ``"parameter"`` zeroes the gradient of the UEs' first-layer
+    weight; ``"global"`` counts every module's forward passes (``register_module_forward_pre_hook``)."""
     from torch.nn.modules.module import register_module_forward_pre_hook
 
     sim = build_simulation(load_config(None, [*BASE, "model.name=2nn", f"engine.executor={executor}"]))
-    models = {id(u.model): u.model for u in sim.driver.users}.values()
-    if hook_params:
-        for m in models:
-            next(m.parameters()).register_hook(torch.zeros_like)
     calls = [0]
-    handle = register_module_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    handle = None
+    if hook == "parameter":
+        for m in {id(u.model): u.model for u in sim.driver.users}.values():
+            next(m.parameters()).register_hook(torch.zeros_like)
+    else:
+        handle = register_module_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     try:
         start = [t.detach().clone() for t in sim.driver.bs.model.state_dict().values()]
         sim.run_rounds(sim.cfg.fl.rounds)
     finally:
-        handle.remove()
+        if handle is not None:
+            handle.remove()
     return start, [t.detach().clone() for t in sim.driver.bs.model.state_dict().values()], calls[0]
 
 
-@pytest.mark.parametrize("hook_params", [True, False])
-def test_models_with_hooks_train_one_after_another_as_sequential_does(hook_params: bool) -> None:
-    start, seq, seq_calls = _hooked_run("sequential", hook_params)
-    _, bat, bat_calls = _hooked_run("batched", hook_params)
+@pytest.mark.parametrize("hook", ["parameter", "global"])
+def test_models_with_hooks_train_one_after_another_as_sequential_does(hook: str) -> None:
+    start, seq, seq_calls = _hooked_run("sequential", hook)
+    _, bat, bat_calls = _hooked_run("batched", hook)
     assert all(torch.equal(a, b) for a, b in zip(seq, bat))  # the same (sequential) code, the same bits
-    assert bat_calls == seq_calls > 0  # the global hook saw every forward pass
-    if hook_params:  # the zeroed gradient held the first weight where it started; the others moved
+    assert float((bat[2] - start[2]).abs().max()) > 1e-3  # the model trained
+    if hook == "parameter":  # the zeroed gradient held the first weight where it started
         assert torch.equal(bat[0], start[0])
-        assert float((bat[2] - start[2]).abs().max()) > 1e-3
+    else:  # the global hook saw every forward pass (the batched steps would make none)
+        assert bat_calls == seq_calls > 0
