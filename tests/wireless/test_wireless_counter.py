@@ -84,7 +84,7 @@ def test_counter_attempts_are_geometric_and_capped(q: float) -> None:
 
 
 @pytest.mark.parametrize("model", ["rayleigh", "rician", "none"])
-@pytest.mark.parametrize("max_elements", [1 << 22, 64])
+@pytest.mark.parametrize("max_elements", [1 << 22, 1 << 18, 64])
 def test_many_block_links_at_once_equal_one_block_link_at_a_time(model: str, max_elements: int) -> None:
     rng = np.random.default_rng(0)
     n = 30

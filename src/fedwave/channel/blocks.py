@@ -185,13 +185,18 @@ def uplink_block_airtimes(
     block_s: float,
     fading: str,
     rician_k: float,
-    max_elements: int = 1 << 22,
+    max_elements: int = 1 << 18,
 ) -> NDArray[np.float64]:
     """Airtime (s) of each attempt of many coherence-block links at once, each starting at a block
     boundary: link i sends ``bits[i]`` bits ``attempts[i]`` times in a row on its counter stream
     ``keys[i]``. Returns an array (links, max attempts), 0 past a link's last attempt; row i equals what
     :class:`BlockLink` with :func:`counter_source` gives (the same draws and the same arithmetic).
-    At most about ``max_elements`` blocks are held at once."""
+
+    At most about ``max_elements`` blocks are held at once; the result does not depend on it (block j's
+    fading is a function of (key, j), and each link's running sum adds its blocks one by one, in order,
+    across chunks). The default, 2^18 (2 MiB per float64 array), keeps a chunk's arrays in cache and
+    below the allocator's mmap threshold: ``fedwave bench clock --ues 10000 --rounds 5`` took 0.60 to
+    0.72 s a round with 2^22, 0.36 to 0.37 s with 2^18."""
     n = keys.size
     cap = int(attempts.max()) if n else 0
     out = np.zeros((n, cap))
