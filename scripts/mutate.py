@@ -661,8 +661,29 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "batched-ignores-parameter-hooks",
         "src/fedwave/engine/batched.py",
-        "        p._backward_hooks or getattr(",
-        "        False and p._backward_hooks or getattr(",
+        "        if p._backward_hooks or getattr(",
+        "        if False and p._backward_hooks or getattr(",
+        "tests/engine/test_engine_batched.py::test_models_with_hooks_train_one_after_another_as_sequential_does",
+    ),
+    mutation(
+        "batched-ignores-module-hooks",
+        "src/fedwave/engine/batched.py",
+        "    for m in (*model.modules(), *loss.modules()):",
+        "    for m in loss.modules():",
+        "tests/engine/test_engine_batched.py::test_models_with_hooks_train_one_after_another_as_sequential_does",
+    ),
+    mutation(
+        "batched-ignores-loss-hooks",
+        "src/fedwave/engine/batched.py",
+        "    for m in (*model.modules(), *loss.modules()):",
+        "    for m in model.modules():",
+        "tests/engine/test_engine_batched.py::test_models_with_hooks_train_one_after_another_as_sequential_does",
+    ),
+    mutation(
+        "driver-asks-about-hooks-in-the-first-round-only",
+        "src/fedwave/fl/driver.py",
+        "            if reason is None:  # hooks may come and go between rounds",
+        "            if reason is None and version == 0:",
         "tests/engine/test_engine_batched.py::test_models_with_hooks_train_one_after_another_as_sequential_does",
     ),
     mutation(

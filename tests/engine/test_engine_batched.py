@@ -189,34 +189,65 @@ def test_convolution_chain_ues_alone_take_the_written_out_step(
 
 def _hooked_run(executor: str, hook: str) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
     """(start, final state of the global model, calls of the global hook) of a 2NN run under
-    ``executor`` with one kind of ``hook``: ``"parameter"`` zeroes the gradient of the UEs' first-layer
-    weight; ``"global"`` counts every module's forward passes (``register_module_forward_pre_hook``)."""
+    ``executor`` with one kind of ``hook``:
+
+    - ``"parameter"``: a gradient hook zeroes the UEs' first-layer weight gradient;
+    - ``"module"``: a forward hook halves the output of the UEs' first ``Linear``;
+    - ``"loss"``: a forward hook doubles the UEs' loss;
+    - ``"global"``: a global forward pre-hook counts every module's forward passes;
+    - ``"late"``: the ``"module"`` hook, registered after the first round.
+    """
     from torch.nn.modules.module import register_module_forward_pre_hook
 
     sim = build_simulation(load_config(None, [*BASE, "model.name=2nn", f"engine.executor={executor}"]))
+    users = list({id(u.model): u for u in sim.driver.users}.values())  # one per working model
     calls = [0]
     handle = None
+
+    def halve(_m: object, _args: object, out: torch.Tensor) -> torch.Tensor:
+        return out * 0.5
+
+    def hook_modules() -> None:
+        for u in users:
+            next(m for m in u.model.modules() if isinstance(m, torch.nn.Linear)).register_forward_hook(halve)
+
     if hook == "parameter":
-        for m in {id(u.model): u.model for u in sim.driver.users}.values():
-            next(m.parameters()).register_hook(torch.zeros_like)
-    else:
+        for u in users:
+            next(u.model.parameters()).register_hook(torch.zeros_like)
+    elif hook == "module":
+        hook_modules()
+    elif hook == "loss":
+        for u in {id(u.loss_fn): u for u in sim.driver.users}.values():
+            u.loss_fn.register_forward_hook(lambda _m, _a, out: out * 2.0)
+    elif hook == "global":
         handle = register_module_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     try:
         start = [t.detach().clone() for t in sim.driver.bs.model.state_dict().values()]
-        sim.run_rounds(sim.cfg.fl.rounds)
+        if hook == "late":
+            sim.run_rounds(1)
+            hook_modules()
+            sim.run_rounds(sim.cfg.fl.rounds - 1)
+        else:
+            sim.run_rounds(sim.cfg.fl.rounds)
     finally:
         if handle is not None:
             handle.remove()
     return start, [t.detach().clone() for t in sim.driver.bs.model.state_dict().values()], calls[0]
 
 
-@pytest.mark.parametrize("hook", ["parameter", "global"])
+@pytest.mark.parametrize("hook", ["parameter", "module", "loss", "global", "late"])
 def test_models_with_hooks_train_one_after_another_as_sequential_does(hook: str) -> None:
     start, seq, seq_calls = _hooked_run("sequential", hook)
     _, bat, bat_calls = _hooked_run("batched", hook)
-    assert all(torch.equal(a, b) for a, b in zip(seq, bat))  # the same (sequential) code, the same bits
+    if hook == "late":  # round 1 trained batched (float rounding apart), round 2 one UE after another
+        assert max(float((a - b).abs().max()) for a, b in zip(seq, bat)) <= TOLERANCE
+    else:  # the same (sequential) code throughout, the same bits
+        assert all(torch.equal(a, b) for a, b in zip(seq, bat))
     assert float((bat[2] - start[2]).abs().max()) > 1e-3  # the model trained
     if hook == "parameter":  # the zeroed gradient held the first weight where it started
         assert torch.equal(bat[0], start[0])
-    else:  # the global hook saw every forward pass (the batched steps would make none)
+    if hook == "global":  # the global hook saw every forward pass (the batched steps would make none)
         assert bat_calls == seq_calls > 0
+    if hook in ("module", "loss", "late"):  # the hook mattered: without it the model ends elsewhere
+        _, free, _ = _hooked_run("sequential", "none")
+        assert max(float((a - b).abs().max()) for a, b in zip(free, bat)) > 100 * TOLERANCE

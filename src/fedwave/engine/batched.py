@@ -93,15 +93,23 @@ def unbatchable_reason(user: object, model: nn.Module) -> str | None:
         return "random layers (dropout masks come from each UE's seeded global RNG)"
     if any(not p.requires_grad for p in model.parameters()):
         return "frozen parameters"
-    if _has_hooks(model):
-        return "models with hooks (module, parameter or global module hooks: vectorised steps skip them)"
     return None
 
 
-def _has_hooks(model: nn.Module) -> bool:
-    """Whether ``model``, a submodule or a parameter has a forward or backward hook, or any global module
-    hook is registered (``torch.nn.modules.module.register_module_*_hook``): the sequential user's
-    autograd calls them, the written-out and vmapped steps would not."""
+#: :func:`hook_reason`'s answer.
+HOOKS = "models with hooks (module, parameter or global module hooks, which vectorised steps skip)"
+
+
+def hook_reason(model: nn.Module, loss: nn.Module) -> str | None:
+    """:data:`HOOKS` when ``model`` or ``loss`` (a submodule of either) has a forward or backward hook,
+    a parameter of ``model`` has a gradient hook, or a global module hook is registered
+    (``torch.nn.modules.module.register_module_*_hook``); else None.
+
+    The sequential user's forward pass and autograd call them once per UE and step. The written-out
+    steps never call them; the vmapped step would call a forward hook once per group, on stacked
+    tensors. Hooks may be added between rounds, so the driver asks before every batched dispatch (unlike
+    :func:`unbatchable_reason`, whose answer holds for a whole run).
+    """
     from torch.nn.modules import module as torch_module
 
     global_hooks = (
@@ -111,13 +119,14 @@ def _has_hooks(model: nn.Module) -> bool:
         torch_module._global_backward_pre_hooks,
     )
     if any(global_hooks):
-        return True
-    for m in model.modules():
+        return HOOKS
+    for m in (*model.modules(), *loss.modules()):
         if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
-            return True
-    return any(
-        p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None) for p in model.parameters()
-    )
+            return HOOKS
+    for p in model.parameters():
+        if p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None):
+            return HOOKS
+    return None
 
 
 def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -339,6 +339,7 @@ class FederatedDriver:
     def _train_many(self, tasks: Sequence[TrainTask]) -> list[tuple[int, dict[str, Any]]]:
         """``_train`` of every task; the UEs that share a model version train together (vmap)."""
         from fedwave.engine.batched import (
+            hook_reason,
             stack_limit,
             train_multistep_batched,
             unbatchable_reason,
@@ -347,6 +348,7 @@ class FederatedDriver:
 
         out: dict[int, tuple[int, dict[str, Any]]] = {}
         groups: dict[tuple[int, str], list[int]] = {}  # (model version, user type) -> tasks
+        hooked: dict[tuple[int, int], str | None] = {}  # (model, loss) -> hook_reason, asked once here
         for i, (_, ue, version, _, behaviour) in enumerate(tasks):
             user = self.users[ue]
             if ue not in self._batch_reason:  # a UE's type, loss and model never change during a run
@@ -356,6 +358,11 @@ class FederatedDriver:
                 if behaviour is not None and behaviour.poison is not None
                 else self._batch_reason[ue]
             )
+            if reason is None:  # hooks may come and go between rounds
+                pair = (id(user.model), id(user.loss_fn))
+                if pair not in hooked:
+                    hooked[pair] = hook_reason(user.model, user.loss_fn)
+                reason = hooked[pair]
             if reason is None:
                 groups.setdefault((version, type(user).__name__), []).append(i)
                 continue
