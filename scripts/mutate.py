@@ -696,8 +696,22 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "allocator-keeps-mmap-threshold",
         "src/fedwave/engine/allocator.py",
-        "            ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(",
-        "            ok = True or bool(",
+        "        ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(",
+        "        ok = True and bool(",
+        "tests/engine/test_engine_allocator.py",
+    ),
+    mutation(
+        "allocator-sets-nothing-but-says-it-did",
+        "src/fedwave/engine/allocator.py",
+        "        ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(",
+        "        ok = True or bool(",
+        "tests/engine/test_engine_allocator.py",
+    ),
+    mutation(
+        "allocator-applies-again-on-every-call",
+        "src/fedwave/engine/allocator.py",
+        '    if "applied" in _answer:',
+        "    if False:",
         "tests/engine/test_engine_allocator.py",
     ),
     mutation(

@@ -194,9 +194,11 @@ def uplink_block_airtimes(
 
     At most about ``max_elements`` blocks are held at once; the result does not depend on it (block j's
     fading is a function of (key, j), and each link's running sum adds its blocks one by one, in order,
-    across chunks). The default, 2^18 (2 MiB per float64 array), keeps a chunk's arrays in cache and
-    below the allocator's mmap threshold: ``fedwave bench clock --ues 10000 --rounds 5`` took 0.59 to
-    0.72 s a round with 2^22 (three runs), 0.34 to 0.37 s with 2^18 (four runs)."""
+    across chunks). The default, 2^18, makes each of a chunk's few float64 arrays 2 MiB at most: they
+    stay in cache, and far below glibc's largest mmap threshold (32 MiB, which the 2^22 arrays reached,
+    so they were mapped and page-faulted afresh each chunk). ``fedwave bench clock --ues 10000
+    --rounds 5`` took 0.59 to 0.72 s a round with 2^22 (three runs), 0.34 to 0.37 s with 2^18 (four
+    runs)."""
     n = keys.size
     cap = int(attempts.max()) if n else 0
     out = np.zeros((n, cap))

@@ -18,16 +18,16 @@ system time with glibc's defaults; 13,530 and 13,365 faults and 0.03 and 0.04 s 
 
 Who calls it: the ``fedwave`` command (:func:`fedwave.cli.entry`, before the command) and the study
 workers, local (:mod:`fedwave.fl.parallel`: spawned processes start with glibc's defaults) and Ray
-(:mod:`fedwave.fl.rayrun`). A program that uses fedwave as a library is left alone; it may call
-:func:`keep_freed_memory` itself. ``FEDWAVE_KEEP_FREED_MEMORY=0`` in the environment turns it off.
+(:mod:`fedwave.fl.rayrun`: the Ray worker process that computes a run, which keeps the tuning for any
+later task it runs). Otherwise a program that uses fedwave as a library is left alone; it may call
+:func:`keep_freed_memory` itself.
+``FEDWAVE_KEEP_FREED_MEMORY=0`` in the environment turns it off.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import sys
 
 #: ``mallopt`` parameters (glibc's ``malloc.h``).
 _M_TRIM_THRESHOLD = -1
@@ -39,31 +39,34 @@ MMAP_THRESHOLD = 32 * 2**20
 #: Free memory (bytes) the heap keeps at its top rather than handing back to the kernel.
 TRIM_THRESHOLD = 128 * 2**20
 
-_applied: list[bool] = []
+_answer: dict[str, bool] = {}  # the first call's answer, under the key "applied"
+
+
+def _glibc() -> bool:
+    """Whether this process runs on glibc (``confstr`` names its version there only)."""
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (AttributeError, ValueError, OSError):  # no confstr, or the name is unknown: not glibc
+        return False
 
 
 def keep_freed_memory() -> bool:
-    """Tune glibc's ``malloc`` as the module docstring says (once per process; a later call returns
-    the first call's answer).
+    """Tune glibc's ``malloc`` as the module docstring says, once per process: a later call returns
+    the first call's answer and changes nothing, whatever the environment says by then.
 
     Returns:
         True when the settings took effect; False where there is no glibc (another C library,
         another OS), where ``mallopt`` refused them, or where ``FEDWAVE_KEEP_FREED_MEMORY=0``.
     """
-    if _applied:
-        return _applied[0]
+    if "applied" in _answer:
+        return _answer["applied"]
     ok = False
-    if os.environ.get("FEDWAVE_KEEP_FREED_MEMORY", "1") != "0" and sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):  # musl and others: no mallopt, nothing to tune
-            mallopt = None
-        if mallopt is not None:
-            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            mallopt.restype = ctypes.c_int
-            ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-                mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-            )
-    _applied.append(ok)
+    if os.environ.get("FEDWAVE_KEEP_FREED_MEMORY", "1") != "0" and _glibc():
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library: glibc, as checked
+        mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        mallopt.restype = ctypes.c_int
+        ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+            mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        )
+    _answer["applied"] = ok
     return ok
