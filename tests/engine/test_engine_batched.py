@@ -195,7 +195,9 @@ def _hooked_run(executor: str, hook: str) -> tuple[list[torch.Tensor], list[torc
     - ``"module"``: a forward hook halves the output of the UEs' first ``Linear``;
     - ``"loss"``: a forward hook doubles the UEs' loss;
     - ``"global"``: a global forward pre-hook counts every module's forward passes;
-    - ``"late"``: the ``"module"`` hook, registered after the first round.
+    - ``"late"``: the ``"module"`` hook, registered after the first round;
+    - ``"forward"``: no hook, but the UEs' first ``Linear`` gets a ``forward`` of its own that halves
+      its output (the written-out steps must not take it for a plain ``Linear``).
     """
     from torch.nn.modules.module import register_module_forward_pre_hook
 
@@ -221,6 +223,10 @@ def _hooked_run(executor: str, hook: str) -> tuple[list[torch.Tensor], list[torc
             u.loss_fn.register_forward_hook(lambda _m, _a, out: out * 2.0)
     elif hook == "global":
         handle = register_module_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    elif hook == "forward":
+        for u in users:
+            layer = next(m for m in u.model.modules() if isinstance(m, torch.nn.Linear))
+            layer.forward = lambda x, lin=layer: torch.nn.functional.linear(x, lin.weight, lin.bias) * 0.5
     try:
         start = [t.detach().clone() for t in sim.driver.bs.model.state_dict().values()]
         if hook == "late":
@@ -235,11 +241,11 @@ def _hooked_run(executor: str, hook: str) -> tuple[list[torch.Tensor], list[torc
     return start, [t.detach().clone() for t in sim.driver.bs.model.state_dict().values()], calls[0]
 
 
-@pytest.mark.parametrize("hook", ["parameter", "module", "loss", "global", "late"])
-def test_models_with_hooks_train_one_after_another_as_sequential_does(hook: str) -> None:
+@pytest.mark.parametrize("hook", ["parameter", "module", "loss", "global", "late", "forward"])
+def test_hooks_and_own_forwards_are_honoured_as_sequential_does(hook: str) -> None:
     start, seq, seq_calls = _hooked_run("sequential", hook)
     _, bat, bat_calls = _hooked_run("batched", hook)
-    if hook == "late":  # round 1 trained batched (float rounding apart), round 2 one UE after another
+    if hook in ("late", "forward"):  # trained batched (vmapped: float rounding apart) in some round
         assert max(float((a - b).abs().max()) for a, b in zip(seq, bat)) <= TOLERANCE
     else:  # the same (sequential) code throughout, the same bits
         assert all(torch.equal(a, b) for a, b in zip(seq, bat))
@@ -248,6 +254,6 @@ def test_models_with_hooks_train_one_after_another_as_sequential_does(hook: str)
         assert torch.equal(bat[0], start[0])
     if hook == "global":  # the global hook saw every forward pass (the batched steps would make none)
         assert bat_calls == seq_calls > 0
-    if hook in ("module", "loss", "late"):  # the hook mattered: without it the model ends elsewhere
+    if hook in ("module", "loss", "late", "forward"):  # it mattered: without it the model ends elsewhere
         _, free, _ = _hooked_run("sequential", "none")
         assert max(float((a - b).abs().max()) for a, b in zip(free, bat)) > 100 * TOLERANCE

@@ -105,7 +105,8 @@ def leaves(module: nn.Module, prefix: str = "") -> list[Leaf] | None:
     module is none of ``nn.Sequential``, the zoo's flatten container, ``nn.Linear``, ``nn.ReLU``,
     ``nn.Identity``, ``nn.Flatten()``, a ``nn.Conv2d`` with numeric zero padding or a ``nn.MaxPool2d``,
     and for the whole model (``prefix`` empty) when one module object sits at two places of it (a ReLU
-    or a tied layer used twice, which ``named_children`` would list once) or any module has hooks."""
+    or a tied layer used twice, which ``named_children`` would list once) or any module has hooks or a
+    ``forward`` of its own."""
     from fedwave.models.zoo import _Sequential
 
     if not prefix and not _plain_tree(module):
@@ -162,12 +163,13 @@ def leaves(module: nn.Module, prefix: str = "") -> list[Leaf] | None:
 
 
 def _plain_tree(model: nn.Module) -> bool:
-    """Whether every module object of ``model`` occurs once in its tree and none has forward hooks."""
+    """Whether every module object of ``model`` occurs once in its tree, none has forward hooks and none
+    has its own ``forward`` (one assigned to the object, which its class's layer rule would not describe)."""
     seen: set[int] = set()
     stack = [model]
     while stack:
         m = stack.pop()
-        if id(m) in seen or m._forward_hooks or m._forward_pre_hooks:
+        if id(m) in seen or m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m):
             return False
         seen.add(id(m))
         stack.extend(child for child in m._modules.values() if child is not None)
