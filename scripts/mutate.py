@@ -521,8 +521,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "chain-accepts-a-module-used-twice",
         "src/fedwave/engine/chain.py",
-        "        if id(m) in seen or m._forward_hooks or m._forward_pre_hooks:",
-        "        if m._forward_hooks or m._forward_pre_hooks:",
+        "        if id(m) in seen or m._forward_hooks or m._forward_pre_hooks",
+        "        if m._forward_hooks or m._forward_pre_hooks",
         "tests/engine/test_engine_convchain.py",
     ),
     mutation(
