@@ -728,6 +728,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         "",
         "tests/engine/test_engine_allocator.py",
     ),
+    mutation(
+        "cuda-trains-in-tf32",
+        "src/fedwave/engine/device.py",
+        "        _ieee_float32()\n",
+        "",
+        "tests/engine/test_engine_device.py",
+    ),
+    mutation(
+        "cuda-nondeterministic-kernels",
+        "src/fedwave/engine/device.py",
+        "        torch.use_deterministic_algorithms(True)\n",
+        "",
+        "tests/engine/test_engine_device.py",
+    ),
+    mutation(
+        "cuda-overrides-users-cublas-setting",
+        "src/fedwave/engine/device.py",
+        'os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)',
+        'os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE',
+        "tests/engine/test_engine_device.py",
+    ),
 )
 
 

@@ -202,7 +202,12 @@ class EngineConfig(Section):
         "version train together (torch.func.vmap; same records up to float rounding; DP-SGD users of "
         "models other than mlp/2nn, local noise, poisoning and dropout models fall back to sequential)",
     )
-    device: str = Field("cpu", description="torch device for local training: cpu, cuda, cuda:N or mps")
+    device: str = Field(
+        "cpu",
+        description="torch device for local training and the BS's evaluation: cpu, cuda, cuda:N or mps "
+        "(aggregation, privacy and codecs run on the CPU; CUDA runs use deterministic kernels in IEEE "
+        "float32, no TF32)",
+    )
     codec_states_in_memory: int | None = Field(
         None,
         ge=1,

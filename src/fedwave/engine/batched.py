@@ -273,7 +273,7 @@ def _initial_buffers(
     sent = payload.get("buffers")
     for i, name in enumerate(persistent):
         source = [sent[i]] * len(users) if sent is not None else [u.initial_buffers[i] for u in users]
-        out[name] = _stack(source).to(out[name].dtype)
+        out[name] = _stack(source).to(device=out[name].device, dtype=out[name].dtype)
     return out
 
 
@@ -295,7 +295,8 @@ def _all_shared(
     """
     diffs = []
     for n, s in zip(names, start):
-        d = torch.empty((len(users), *s.shape), dtype=s.dtype)  # contiguous, whatever the stacked layout
+        # contiguous, whatever the stacked layout; on the device the UEs trained on
+        d = torch.empty((len(users), *s.shape), dtype=s.dtype, device=s.device)
         torch.sub(params[n].transpose(1, 2) if n in flipped else params[n], s, out=d)
         diffs.append(d.unbind(0))
     mode = (payload.get("metadata") or {}).get("buffers_mode", "eval")

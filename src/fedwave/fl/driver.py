@@ -40,6 +40,7 @@ from fedwave.channel.aircomp import aggregate_analog, aggregate_one_bit, receive
 from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
 from fedwave.engine import Executor, Work
+from fedwave.engine.device import training_device
 from fedwave.errors import ConfigError, FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.selection import RADIO_RULES, SELECTIONS, SelectionContext, checked, get_selection, pf_update
@@ -111,7 +112,7 @@ class FederatedDriver:
         self.seed = cfg.seed
         self.executor = executor
         self.on_round = on_round
-        device = torch.device(cfg.engine.device)
+        device = self.device = training_device(cfg.engine.device)
         setup: dict[str, Any] = {"device": device, "dtype": torch.float32}
         self.loss_fn = nn.CrossEntropyLoss()
         self.bs = BaseStation(
@@ -406,6 +407,8 @@ class FederatedDriver:
             plans.append(plan)
             tasks.append((round, int(ue), version, n, None if plan is None else plan[0]))
         trained = self.executor.map(Work(self._train, self._train_many), tasks)
+        if self.device.type != "cpu":  # privacy, behaviours and codecs then run on the CPU, as in a CPU run
+            trained = [(k, _on_cpu(shared)) for k, shared in trained]
         honest = [list(shared["gradients"]) for _, shared in trained]
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
         dp_round = self._round_dp.setdefault(round, {"planned": 0, "delivered": 0, "clipped_ue": 0})
@@ -748,6 +751,14 @@ class FederatedDriver:
         payload["parameters"] = [p.clone() for p in self.broadcast_params]
         self._payloads[self.bs.version] = payload
         self._downlink_bytes[self.bs.version] = int(state.get("downlink_bytes", 0))
+
+
+def _on_cpu(shared: dict[str, Any]) -> dict[str, Any]:
+    """``shared`` with its update (and buffers) copied from the training device to the CPU."""
+    out = {**shared, "gradients": [g.detach().cpu() for g in shared["gradients"]]}
+    if shared.get("buffers"):
+        out["buffers"] = [b.detach().cpu() for b in shared["buffers"]]
+    return out
 
 
 def _plain(states: MutableMapping[int, CodecState]) -> dict[int, CodecState]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,14 @@ class Evaluation:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024) -> Evaluation:
-    """Evaluate ``model`` in eval mode on ``(x, y)``; the model's mode is restored afterwards."""
+    """Evaluate ``model`` in eval mode on ``(x, y)``; the model's mode is restored afterwards.
+
+    When ``x`` lives on another device than the model's parameters (the BS keeps its model on the CPU and
+    its test split on ``engine.device``), a copy of the model on ``x``'s device is evaluated.
+    """
+    first = next(iter(model.parameters()), None)
+    if first is not None and first.device != x.device:
+        model = copy.deepcopy(model).to(x.device)
     was_training = model.training
     model.eval()
     correct = 0
