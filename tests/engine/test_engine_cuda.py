@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fedwave.config import load_config
-from fedwave.engine.batched import TOLERANCE
+from fedwave.engine.batched import TOLERANCE, stack_limit
 from fedwave.fl.run import build_simulation, model_digest
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -79,6 +79,12 @@ def _run(
     assert moved > 1e-3, "training did not move the model: the comparison would prove nothing"
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return model_digest(model), [r.as_dict() for r in sim.driver.records], state, trained_on
+
+
+def test_a_round_of_cnn_ues_trains_stacked_on_the_gpu() -> None:
+    cfg = load_config(None, [*CASES["cnn batched"], "engine.device=cuda"])
+    sim = build_simulation(cfg)
+    assert stack_limit(sim.driver.users[0].model) >= cfg.fl.num_ues  # on the CPU: 1 (the cache budget)
 
 
 @pytest.mark.parametrize("case", list(CASES))

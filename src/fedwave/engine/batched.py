@@ -139,10 +139,19 @@ def written_out_alone(model: nn.Module, sample_shape: Sequence[int]) -> bool:
     return conv_chain(model, sample_shape) is not None
 
 
+#: On a CUDA GPU a group is bounded by memory, not by a cache: at most 256 MiB of stacked parameters
+#: (the group's gradients and activations come on top), so that a round's UEs train in few kernel
+#: launches (a step of 10 samples of one small model leaves the GPU waiting on its launches).
+GPU_STACK_BUDGET_BYTES = 256 * 2**20
+
+
 def stack_limit(model: nn.Module) -> int:
-    """Most UEs of ``model`` that train stacked together (at least 1; see :data:`STACK_BUDGET_BYTES`)."""
+    """Most UEs of ``model`` that train stacked together (at least 1; see :data:`STACK_BUDGET_BYTES` and,
+    for a model on a CUDA device, :data:`GPU_STACK_BUDGET_BYTES`)."""
     per_ue = sum(p.numel() * p.element_size() for p in model.parameters())
-    return max(1, STACK_BUDGET_BYTES // max(1, per_ue))
+    first = next(iter(model.parameters()), None)
+    on_gpu = first is not None and first.device.type == "cuda"
+    return max(1, (GPU_STACK_BUDGET_BYTES if on_gpu else STACK_BUDGET_BYTES) // max(1, per_ue))
 
 
 def train_multistep_batched(
