@@ -52,6 +52,19 @@ CASES: dict[str, list[str]] = {
         "dp.noise_multiplier=1.0",
     ],
     "2nn batched aircomp": ["model.name=2nn", "engine.executor=batched", "wireless.access.scheme=aircomp"],
+    "convnet batched label_flip async": [
+        "engine.executor=batched",
+        "adversary.attack=label_flip",
+        "adversary.fraction=0.2",
+        "wireless.policy.name=async",
+    ],
+    "2nn batched alie tdma": [
+        "model.name=2nn",
+        "engine.executor=batched",
+        "adversary.attack=alie",
+        "adversary.fraction=0.2",
+        "wireless.access.scheme=tdma",
+    ],
     "convnet sequential dp client": ["fl.sampling=poisson", "dp.level=client", "dp.noise_multiplier=0.5"],
 }
 
