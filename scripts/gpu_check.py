@@ -78,8 +78,8 @@ def run_once(overrides: Sequence[str], device: str, rounds: int) -> dict[str, An
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    model = sim.driver.bs.model
-    where = {p.device.type for p in model.parameters()}
+    model = sim.driver.bs.model  # the BS keeps its model on the CPU; the UEs train on ``device``
+    where = {p.device.type for p in sim.driver.users[0].model.parameters()}
     records = [r.as_dict() for r in sim.driver.records]
     return {
         "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -87,7 +87,7 @@ def run_once(overrides: Sequence[str], device: str, rounds: int) -> dict[str, An
         "records": records,
         "accuracy": records[-1]["accuracy"] if records else math.nan,
         "seconds": seconds,
-        "model_on": sorted(where),
+        "trained_on": sorted(where),
     }
 
 
@@ -118,7 +118,7 @@ def check(name: str, overrides: Sequence[str], device: str, rounds: int) -> dict
         bit_identical=first["digest"] == second["digest"] and first["records"] == second["records"],
         seconds_cpu=cpu["seconds"],
         seconds_device=[first["seconds"], second["seconds"]],
-        model_on=first["model_on"],
+        trained_on=first["trained_on"],
     )
     return row
 
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"max |diff| {row['max_param_diff']:.3g}  bit-identical twice: {row['bit_identical']}  "
             f"s: cpu {row['seconds_cpu']:.1f} {args.device} "
             + " ".join(f"{s:.1f}" for s in row["seconds_device"])
-            + f"  model on {','.join(row['model_on'])}",
+            + f"  UEs trained on {','.join(row['trained_on'])}",
             flush=True,
         )
     if args.json:
