@@ -731,15 +731,29 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "cuda-trains-in-tf32",
         "src/fedwave/engine/device.py",
-        "        _ieee_float32()\n",
+        "        torch.backends.cudnn.allow_tf32 = False  # convolutions (and cuDNN's RNNs)\n",
         "",
         "tests/engine/test_engine_device.py",
     ),
     mutation(
         "cuda-nondeterministic-kernels",
         "src/fedwave/engine/device.py",
-        "        torch.use_deterministic_algorithms(True)\n",
+        "            torch.use_deterministic_algorithms(True)\n",
         "",
+        "tests/engine/test_engine_device.py",
+    ),
+    mutation(
+        "cuda-deterministic-false-ignored",
+        "src/fedwave/engine/device.py",
+        "        if deterministic:",
+        "        if True:",
+        "tests/engine/test_engine_device.py",
+    ),
+    mutation(
+        "nondeterministic-kernel-error-unexplained",
+        "src/fedwave/fl/driver.py",
+        "            if explained is None:",
+        "            if True:",
         "tests/engine/test_engine_device.py",
     ),
     mutation(

@@ -204,9 +204,14 @@ class EngineConfig(Section):
     )
     device: str = Field(
         "cpu",
-        description="torch device for local training and the BS's evaluation: cpu, cuda, cuda:N or mps "
-        "(aggregation, privacy and codecs run on the CPU; CUDA runs use deterministic kernels in IEEE "
-        "float32, no TF32)",
+        description="torch device for local training (DP-SGD and local noise included) and the BS's "
+        "evaluation: cpu, cuda, cuda:N or mps (aggregation, client-level DP, behaviours and codecs run on "
+        "the CPU; CUDA runs compute in IEEE float32, no TF32)",
+    )
+    deterministic: bool = Field(
+        True,
+        description="CUDA: PyTorch's deterministic kernels, so that a run is bit-identical from one time "
+        "to the next (an operation without one stops the run); false allows cuDNN's and cuBLAS's others",
     )
     codec_states_in_memory: int | None = Field(
         None,

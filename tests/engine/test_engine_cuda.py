@@ -8,6 +8,7 @@ kernels, so not equal; IEEE float32 on both, :mod:`fedwave.engine.device`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -21,12 +22,26 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 @pytest.fixture(autouse=True)
-def _restore_determinism() -> Iterator[None]:
-    """A CUDA run switches the process to deterministic algorithms; later tests get the settings back."""
-    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic)
+def _restore_settings() -> Iterator[None]:
+    """A CUDA run changes process-wide settings (fedwave.engine.device); later tests get them back."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
     yield
-    torch.use_deterministic_algorithms(before[0])
-    torch.backends.cudnn.deterministic = before[1]
+    torch.use_deterministic_algorithms(saved[0])
+    torch.backends.cudnn.deterministic = saved[1]
+    torch.backends.cudnn.benchmark = saved[2]
+    torch.backends.cudnn.allow_tf32 = saved[3]
+    torch.backends.cuda.matmul.allow_tf32 = saved[4]
+    if saved[5] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[5]
 
 
 BASE = ["fl.num_ues=10", "fl.fraction=0.5", "fl.rounds=2"]

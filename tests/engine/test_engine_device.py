@@ -1,5 +1,6 @@
-"""``fedwave.engine.device.training_device``: what a CUDA run switches on (checked without a GPU: the
-settings are the process's, the device object a name) and that a CPU run switches nothing."""
+"""``fedwave.engine.device``: what a CUDA run switches on (checked without a GPU: the settings are the
+process's, the device object a name), that a CPU run switches nothing, and the error a run gives when
+its training uses an operation that has no deterministic kernel."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from fedwave.engine.device import CUBLAS_WORKSPACE, training_device
-
-if not hasattr(torch.backends.cudnn, "conv"):  # torch < 2.9: the older allow_tf32 flags
-    pytest.skip("this torch has no per-operator fp32_precision settings", allow_module_level=True)
-CONV = torch.backends.cudnn.conv
+from fedwave.config import load_config
+from fedwave.engine.device import CUBLAS_WORKSPACE, explain_nondeterministic, training_device
+from fedwave.errors import ConfigError
+from fedwave.fl.run import build_simulation
 
 
 def _settings() -> tuple[object, ...]:
@@ -21,39 +21,52 @@ def _settings() -> tuple[object, ...]:
         torch.are_deterministic_algorithms_enabled(),
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
-        CONV.fp32_precision,
-        torch.backends.cuda.matmul.fp32_precision,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
         os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
     )
 
 
 @pytest.fixture
-def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def restored() -> Iterator[None]:
     """Run a test with no cuBLAS setting in the environment; put every setting back afterwards."""
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     saved = _settings()
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
     yield
     torch.use_deterministic_algorithms(bool(saved[0]))
     torch.backends.cudnn.deterministic = bool(saved[1])
     torch.backends.cudnn.benchmark = bool(saved[2])
-    CONV.fp32_precision = str(saved[3])
-    torch.backends.cuda.matmul.fp32_precision = str(saved[4])
+    torch.backends.cudnn.allow_tf32 = bool(saved[3])
+    torch.backends.cuda.matmul.allow_tf32 = bool(saved[4])
+    if saved[5] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = str(saved[5])
 
 
 @pytest.mark.usefixtures("restored")
 def test_a_cuda_device_gets_deterministic_kernels_in_ieee_float32() -> None:
-    assert CONV.fp32_precision == "tf32"  # PyTorch's default that this changes
+    assert torch.backends.cudnn.allow_tf32  # PyTorch's default for convolutions, which this changes
     assert training_device("cuda:1") == torch.device("cuda", 1)
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE == ":4096:8"
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-    assert CONV.fp32_precision == "ieee"
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    with torch.backends.cudnn.flags(enabled=False):  # later users of the flags still work
+        pass
 
 
 @pytest.mark.usefixtures("restored")
-def test_a_cublas_setting_of_the_users_own_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+def test_deterministic_false_keeps_only_ieee_float32() -> None:
+    training_device("cuda", deterministic=False)
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+
+
+@pytest.mark.usefixtures("restored")
+def test_a_cublas_setting_of_the_users_own_is_kept() -> None:
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":16:8"
     training_device("cuda")
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
 
@@ -63,3 +76,30 @@ def test_the_cpu_switches_nothing() -> None:
     before = _settings()
     assert training_device("cpu") == torch.device("cpu")
     assert _settings() == before
+
+
+def test_only_the_no_deterministic_kernel_error_is_explained() -> None:
+    exc = RuntimeError("put_ does not have a deterministic implementation, but you set ...\nmore")
+    explained = explain_nondeterministic(exc)
+    assert isinstance(explained, ConfigError)
+    assert "engine.deterministic=false" in str(explained) and "engine.device=cpu" in str(explained)
+    assert "put_ does not have a deterministic implementation" in str(explained)
+    assert explain_nondeterministic(RuntimeError("shapes cannot be multiplied")) is None
+
+
+@pytest.mark.usefixtures("restored")
+def test_a_run_whose_training_has_no_deterministic_kernel_stops_with_a_config_error() -> None:
+    """``Tensor.put_`` has no deterministic kernel on the CPU either: PyTorch raises as it would on a GPU."""
+    sim = build_simulation(load_config(None, ["fl.num_ues=4", "fl.rounds=1"]))
+    model = sim.driver.users[0].model
+    plain = model.forward
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        torch.zeros(2).put_(torch.tensor([0, 0]), torch.tensor([1.0, 2.0]))
+        out: torch.Tensor = plain(x)
+        return out
+
+    model.forward = forward
+    torch.use_deterministic_algorithms(True)
+    with pytest.raises(ConfigError, match=r"engine\.deterministic: .*put_ does not have a deterministic"):
+        sim.run_rounds(1)

@@ -61,6 +61,8 @@ def _finish(device: torch.device) -> None:
     """Wait for the kernels queued on ``device`` (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 class _Timed:

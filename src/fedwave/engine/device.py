@@ -2,15 +2,22 @@
 
 On a CUDA device, PyTorch by default may pick kernels whose float sums depend on thread scheduling
 (atomic adds in some cuDNN convolution algorithms, cuBLAS with several workspaces), so the same run can
-differ in the last bits from one time to the next. :func:`training_device` switches the process to
-PyTorch's deterministic algorithms (``torch.use_deterministic_algorithms(True)``, cuDNN's deterministic
-mode without its benchmark search) and asks cuBLAS for a fixed workspace
-(``CUBLAS_WORKSPACE_CONFIG=:4096:8``, unless already set; cuBLAS reads it when the process's first
-cuBLAS handle is made, so it must be set before any CUDA matrix product). It also turns off TF32, which
-PyTorch uses by default for float32 convolutions on NVIDIA GPUs (a 10-bit mantissa: MNIST ``cnn``'s
-model after 2 rounds differed from the CPU's by about 1e-2 with it): a float32 run computes in IEEE
-float32 on every device. These settings hold for the whole process. The CPU needs none of them
-(``engine.threads`` fixes its reductions).
+differ in the last bits from one time to the next. With ``engine.deterministic`` (the default),
+:func:`training_device` switches the process to PyTorch's deterministic algorithms
+(``torch.use_deterministic_algorithms(True)``, cuDNN's deterministic mode without its benchmark search)
+and asks cuBLAS for a fixed workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8``, unless already set; cuBLAS
+reads it when the process's first cuBLAS handle is made, so it must be set before any CUDA matrix
+product). An operation without a deterministic CUDA kernel then raises; the driver turns that error into
+:class:`~fedwave.errors.ConfigError` (:func:`explain_nondeterministic`).
+
+Whatever ``engine.deterministic`` says, a CUDA run turns off TF32, which PyTorch uses by default for
+float32 convolutions on NVIDIA GPUs (a 10-bit mantissa: on an H200, MNIST ``cnn``'s model after 2 rounds
+differed from the CPU's by about 2e-3 with it, 3e-8 without): a float32 run computes in IEEE float32 on
+every device. It does so through the ``allow_tf32`` flags, which every supported torch has and which
+leave later readers of those flags working (torch >= 2.9's per-operator ``fp32_precision`` settings
+cannot be mixed with them). These settings hold for the whole process: a CPU run after a CUDA run in the
+same process keeps them (its results do not change). The CPU needs none of them (``engine.threads``
+fixes its reductions).
 """
 
 from __future__ import annotations
@@ -19,29 +26,39 @@ import os
 
 import torch
 
+from fedwave.errors import ConfigError
+
 #: cuBLAS's fixed-workspace setting for reproducible results (NVIDIA's cuBLAS documentation, "Results
 #: reproducibility"); ``:16:8`` is the other accepted value.
 CUBLAS_WORKSPACE = ":4096:8"
 
+#: What PyTorch's error says when deterministic algorithms are on and an operation has none.
+_NO_DETERMINISTIC_KERNEL = "does not have a deterministic implementation"
 
-def training_device(name: str) -> torch.device:
-    """The device ``name`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``), made deterministic if it is CUDA."""
+
+def training_device(name: str, deterministic: bool = True) -> torch.device:
+    """The device ``name`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``); on CUDA, IEEE float32, and
+    deterministic kernels when ``deterministic``."""
     device = torch.device(name)
     if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-        _ieee_float32()
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.allow_tf32 = False  # convolutions (and cuDNN's RNNs)
+        torch.backends.cuda.matmul.allow_tf32 = False
     return device
 
 
-def _ieee_float32() -> None:
-    """Float32 convolutions and matrix products in IEEE float32 on CUDA, not TF32."""
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9's settings
-        conv.fp32_precision = "ieee"
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-    else:  # the older flags (the two APIs may not be mixed)
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+def explain_nondeterministic(exc: RuntimeError) -> ConfigError | None:
+    """A :class:`ConfigError` saying what to do when ``exc`` is PyTorch's refusal of an operation that
+    has no deterministic kernel (a plug-in model's, say); None for any other error."""
+    if _NO_DETERMINISTIC_KERNEL not in str(exc):
+        return None
+    first = str(exc).strip().splitlines()[0]
+    return ConfigError(
+        f"engine.deterministic: local training used an operation without a deterministic CUDA kernel "
+        f"({first}); set engine.deterministic=false (runs on this GPU are then not bit-identical from one "
+        "time to the next) or engine.device=cpu"
+    )

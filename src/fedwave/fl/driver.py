@@ -40,7 +40,7 @@ from fedwave.channel.aircomp import aggregate_analog, aggregate_one_bit, receive
 from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
 from fedwave.engine import Executor, Work
-from fedwave.engine.device import training_device
+from fedwave.engine.device import explain_nondeterministic, training_device
 from fedwave.errors import ConfigError, FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.selection import RADIO_RULES, SELECTIONS, SelectionContext, checked, get_selection, pf_update
@@ -112,7 +112,7 @@ class FederatedDriver:
         self.seed = cfg.seed
         self.executor = executor
         self.on_round = on_round
-        device = self.device = training_device(cfg.engine.device)
+        device = self.device = training_device(cfg.engine.device, cfg.engine.deterministic)
         setup: dict[str, Any] = {"device": device, "dtype": torch.float32}
         self.loss_fn = nn.CrossEntropyLoss()
         self.bs = BaseStation(
@@ -406,8 +406,14 @@ class FederatedDriver:
             plan = self.misbehaviour.behaviour_of(round, int(ue), n)
             plans.append(plan)
             tasks.append((round, int(ue), version, n, None if plan is None else plan[0]))
-        trained = self.executor.map(Work(self._train, self._train_many), tasks)
-        if self.device.type != "cpu":  # privacy, behaviours and codecs then run on the CPU, as in a CPU run
+        try:
+            trained = self.executor.map(Work(self._train, self._train_many), tasks)
+        except RuntimeError as exc:  # an operation without a deterministic CUDA kernel: say what to do
+            explained = explain_nondeterministic(exc)
+            if explained is None:
+                raise
+            raise explained from exc
+        if self.device.type != "cpu":  # client-level DP, behaviours, codecs: on the CPU, as in a CPU run
             trained = [(k, _on_cpu(shared)) for k, shared in trained]
         honest = [list(shared["gradients"]) for _, shared in trained]
         epochs = self.cfg.fl.local_epochs if self.cfg.fl.algorithm == "fedavg" else 1
