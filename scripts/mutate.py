@@ -750,6 +750,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/engine/test_engine_device.py",
     ),
     mutation(
+        "restore-settings-leaves-tf32-off",
+        "src/fedwave/engine/device.py",
+        "    torch.backends.cudnn.allow_tf32 = saved.cudnn_allow_tf32\n",
+        "",
+        "tests/engine/test_engine_device.py",
+    ),
+    mutation(
         "nondeterministic-kernel-error-unexplained",
         "src/fedwave/fl/driver.py",
         "            if explained is None:",

@@ -8,7 +8,6 @@ kernels, so not equal; IEEE float32 on both, :mod:`fedwave.engine.device`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +15,7 @@ import torch
 
 from fedwave.config import load_config
 from fedwave.engine.batched import TOLERANCE, stack_limit
+from fedwave.engine.device import current_settings, restore_settings
 from fedwave.fl.run import build_simulation, model_digest
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -24,24 +24,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.fixture(autouse=True)
 def _restore_settings() -> Iterator[None]:
     """A CUDA run changes process-wide settings (fedwave.engine.device); later tests get them back."""
-    saved = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.backends.cudnn.allow_tf32,
-        torch.backends.cuda.matmul.allow_tf32,
-        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-    )
+    saved = current_settings()
     yield
-    torch.use_deterministic_algorithms(saved[0])
-    torch.backends.cudnn.deterministic = saved[1]
-    torch.backends.cudnn.benchmark = saved[2]
-    torch.backends.cudnn.allow_tf32 = saved[3]
-    torch.backends.cuda.matmul.allow_tf32 = saved[4]
-    if saved[5] is None:
-        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-    else:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[5]
+    restore_settings(saved)
 
 
 BASE = ["fl.num_ues=10", "fl.fraction=0.5", "fl.rounds=2"]

@@ -11,37 +11,24 @@ import pytest
 import torch
 
 from fedwave.config import load_config
-from fedwave.engine.device import CUBLAS_WORKSPACE, explain_nondeterministic, training_device
+from fedwave.engine.device import (
+    CUBLAS_WORKSPACE,
+    current_settings,
+    explain_nondeterministic,
+    restore_settings,
+    training_device,
+)
 from fedwave.errors import ConfigError
 from fedwave.fl.run import build_simulation
-
-
-def _settings() -> tuple[object, ...]:
-    return (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.backends.cudnn.allow_tf32,
-        torch.backends.cuda.matmul.allow_tf32,
-        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-    )
 
 
 @pytest.fixture
 def restored() -> Iterator[None]:
     """Run a test with no cuBLAS setting in the environment; put every setting back afterwards."""
-    saved = _settings()
+    saved = current_settings()
     os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
     yield
-    torch.use_deterministic_algorithms(bool(saved[0]))
-    torch.backends.cudnn.deterministic = bool(saved[1])
-    torch.backends.cudnn.benchmark = bool(saved[2])
-    torch.backends.cudnn.allow_tf32 = bool(saved[3])
-    torch.backends.cuda.matmul.allow_tf32 = bool(saved[4])
-    if saved[5] is None:
-        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-    else:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = str(saved[5])
+    restore_settings(saved)
 
 
 @pytest.mark.usefixtures("restored")
@@ -73,9 +60,20 @@ def test_a_cublas_setting_of_the_users_own_is_kept() -> None:
 
 @pytest.mark.usefixtures("restored")
 def test_the_cpu_switches_nothing() -> None:
-    before = _settings()
+    before = current_settings()
     assert training_device("cpu") == torch.device("cpu")
-    assert _settings() == before
+    assert current_settings() == before
+
+
+@pytest.mark.usefixtures("restored")
+def test_restore_settings_undoes_a_cuda_run() -> None:
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # all to be changed
+    before = current_settings()
+    training_device("cuda")
+    assert current_settings() != before
+    restore_settings(before)
+    assert current_settings() == before
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # the fixture removed it; restored as absent
 
 
 def test_only_the_no_deterministic_kernel_error_is_explained() -> None:

@@ -16,13 +16,15 @@ differed from the CPU's by about 2e-3 with it, 3e-8 without): a float32 run comp
 every device. It does so through the ``allow_tf32`` flags, which every supported torch has and which
 leave later readers of those flags working (torch >= 2.9's per-operator ``fp32_precision`` settings
 cannot be mixed with them). These settings hold for the whole process: a CPU run after a CUDA run in the
-same process keeps them (its results do not change). The CPU needs none of them (``engine.threads``
+same process keeps them (its results do not change); :func:`current_settings` and
+:func:`restore_settings` save and put them back. The CPU needs none of them (``engine.threads``
 fixes its reductions).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -49,6 +51,45 @@ def training_device(name: str, deterministic: bool = True) -> torch.device:
         torch.backends.cudnn.allow_tf32 = False  # convolutions (and cuDNN's RNNs)
         torch.backends.cuda.matmul.allow_tf32 = False
     return device
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """The process-wide settings that :func:`training_device` may change (``cublas_workspace``: the
+    ``CUBLAS_WORKSPACE_CONFIG`` environment variable, None when unset)."""
+
+    deterministic_algorithms: bool
+    cudnn_deterministic: bool
+    cudnn_benchmark: bool
+    cudnn_allow_tf32: bool
+    matmul_allow_tf32: bool
+    cublas_workspace: str | None
+
+
+def current_settings() -> ProcessSettings:
+    """The settings as they are now (to hand to :func:`restore_settings` after a CUDA run)."""
+    return ProcessSettings(
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+
+
+def restore_settings(saved: ProcessSettings) -> None:
+    """Put back settings read by :func:`current_settings` (the cuBLAS variable takes effect only in a
+    process whose cuBLAS has not started yet)."""
+    torch.use_deterministic_algorithms(saved.deterministic_algorithms)
+    torch.backends.cudnn.deterministic = saved.cudnn_deterministic
+    torch.backends.cudnn.benchmark = saved.cudnn_benchmark
+    torch.backends.cudnn.allow_tf32 = saved.cudnn_allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = saved.matmul_allow_tf32
+    if saved.cublas_workspace is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved.cublas_workspace
 
 
 def explain_nondeterministic(exc: RuntimeError) -> ConfigError | None:
