@@ -757,7 +757,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/engine/test_engine_device.py",
     ),
     mutation(
-        "nondeterministic-kernel-error-unexplained",
+        "device-out-of-memory-unexplained",
+        "src/fedwave/engine/device.py",
+        "    if isinstance(exc, torch.OutOfMemoryError):",
+        "    if False:",
+        "tests/engine/test_engine_device.py",
+    ),
+    mutation(
+        "device-training-error-unexplained",
         "src/fedwave/fl/driver.py",
         "            if explained is None:",
         "            if True:",

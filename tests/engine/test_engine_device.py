@@ -14,7 +14,7 @@ from fedwave.config import load_config
 from fedwave.engine.device import (
     CUBLAS_WORKSPACE,
     current_settings,
-    explain_nondeterministic,
+    explain_training_error,
     restore_settings,
     training_device,
 )
@@ -76,13 +76,28 @@ def test_restore_settings_undoes_a_cuda_run() -> None:
     assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # the fixture removed it; restored as absent
 
 
-def test_only_the_no_deterministic_kernel_error_is_explained() -> None:
+def test_only_the_device_errors_are_explained() -> None:
     exc = RuntimeError("put_ does not have a deterministic implementation, but you set ...\nmore")
-    explained = explain_nondeterministic(exc)
+    explained = explain_training_error(exc)
     assert isinstance(explained, ConfigError)
     assert "engine.deterministic=false" in str(explained) and "engine.device=cpu" in str(explained)
     assert "put_ does not have a deterministic implementation" in str(explained)
-    assert explain_nondeterministic(RuntimeError("shapes cannot be multiplied")) is None
+    oom = explain_training_error(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert isinstance(oom, ConfigError)
+    assert "Tried to allocate 2.00 GiB" in str(oom) and "engine.executor=sequential" in str(oom)
+    assert explain_training_error(RuntimeError("shapes cannot be multiplied")) is None
+
+
+def test_a_run_that_runs_out_of_device_memory_stops_with_a_config_error() -> None:
+    sim = build_simulation(load_config(None, ["fl.num_ues=4", "fl.rounds=1"]))
+    model = sim.driver.users[0].model
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    model.forward = forward
+    with pytest.raises(ConfigError, match=r"engine\.device: .*out of device memory.*9\.00 GiB"):
+        sim.run_rounds(1)
 
 
 @pytest.mark.usefixtures("restored")

@@ -8,7 +8,8 @@ differ in the last bits from one time to the next. With ``engine.deterministic``
 and asks cuBLAS for a fixed workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8``, unless already set; cuBLAS
 reads it when the process's first cuBLAS handle is made, so it must be set before any CUDA matrix
 product). An operation without a deterministic CUDA kernel then raises; the driver turns that error into
-:class:`~fedwave.errors.ConfigError` (:func:`explain_nondeterministic`).
+:class:`~fedwave.errors.ConfigError` (:func:`explain_training_error`, which also explains running out
+of device memory).
 
 Whatever ``engine.deterministic`` says, a CUDA run turns off TF32, which PyTorch uses by default for
 float32 convolutions on NVIDIA GPUs (a 10-bit mantissa: on an H200, MNIST ``cnn``'s model after 2 rounds
@@ -92,14 +93,24 @@ def restore_settings(saved: ProcessSettings) -> None:
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved.cublas_workspace
 
 
-def explain_nondeterministic(exc: RuntimeError) -> ConfigError | None:
-    """A :class:`ConfigError` saying what to do when ``exc`` is PyTorch's refusal of an operation that
-    has no deterministic kernel (a plug-in model's, say); None for any other error."""
-    if _NO_DETERMINISTIC_KERNEL not in str(exc):
-        return None
-    first = str(exc).strip().splitlines()[0]
-    return ConfigError(
-        f"engine.deterministic: local training used an operation without a deterministic CUDA kernel "
-        f"({first}); set engine.deterministic=false (runs on this GPU are then not bit-identical from one "
-        "time to the next) or engine.device=cpu"
-    )
+def explain_training_error(exc: RuntimeError) -> ConfigError | None:
+    """A :class:`ConfigError` saying what to do when local training raised ``exc`` because of the device
+    set-up, None for any other error:
+
+    - PyTorch's refusal of an operation that has no deterministic kernel (a plug-in model's, say);
+    - the device running out of memory (``torch.OutOfMemoryError``): a large model, or the batched
+      executor's stacked group (:data:`fedwave.engine.batched.GPU_STACK_BUDGET_BYTES`) on a small GPU.
+    """
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, torch.OutOfMemoryError):
+        return ConfigError(
+            f"engine.device: local training ran out of device memory ({first}); use "
+            "engine.executor=sequential (one UE at a time), a smaller model or engine.device=cpu"
+        )
+    if _NO_DETERMINISTIC_KERNEL in str(exc):
+        return ConfigError(
+            f"engine.deterministic: local training used an operation without a deterministic CUDA kernel "
+            f"({first}); set engine.deterministic=false (runs on this GPU are then not bit-identical from "
+            "one time to the next) or engine.device=cpu"
+        )
+    return None

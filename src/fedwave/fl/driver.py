@@ -40,7 +40,7 @@ from fedwave.channel.aircomp import aggregate_analog, aggregate_one_bit, receive
 from fedwave.codecs import Codec, CodecState, TensorMeta, get_codec, metas_of
 from fedwave.config import Config
 from fedwave.engine import Executor, Work
-from fedwave.engine.device import explain_nondeterministic, training_device
+from fedwave.engine.device import explain_training_error, training_device
 from fedwave.errors import ConfigError, FedwaveError, PayloadError
 from fedwave.fl.dp import RunPrivacy
 from fedwave.fl.selection import RADIO_RULES, SELECTIONS, SelectionContext, checked, get_selection, pf_update
@@ -408,8 +408,8 @@ class FederatedDriver:
             tasks.append((round, int(ue), version, n, None if plan is None else plan[0]))
         try:
             trained = self.executor.map(Work(self._train, self._train_many), tasks)
-        except RuntimeError as exc:  # an operation without a deterministic CUDA kernel: say what to do
-            explained = explain_nondeterministic(exc)
+        except RuntimeError as exc:  # no deterministic kernel, or out of device memory: say what to do
+            explained = explain_training_error(exc)
             if explained is None:
                 raise
             raise explained from exc
