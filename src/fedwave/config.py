@@ -200,7 +200,8 @@ class EngineConfig(Section):
         "sequential",
         description="sequential: one UE after another; batched: the UEs of a round that share a model "
         "version train together (torch.func.vmap; same records up to float rounding; DP-SGD users of "
-        "models other than mlp/2nn, local noise, poisoning and dropout models fall back to sequential)",
+        "models other than mlp/2nn/cnn/convnet, local noise, poisoning and dropout models fall back to "
+        "sequential)",
     )
     device: str = Field(
         "cpu",

@@ -105,7 +105,7 @@ def _group_sizes(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
 def test_dp_sgd_users_of_other_models_fall_back_to_sequential_and_say_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    dp = [*BASE, "model.name=cnn", "fl.rounds=1", *DP]
+    dp = [*BASE, "model.name=lenet", "fl.rounds=1", *DP]  # sigmoids: neither kind of chain
     seq, _, seq_final = _simulate([*dp, "engine.executor=sequential"])
     with caplog.at_level(logging.WARNING, logger="fedwave.engine"):
         bat, _, bat_final = _simulate([*dp, "engine.executor=batched"])
@@ -140,6 +140,78 @@ def test_dp_sgd_of_linear_chains_is_vectorised_and_matches_sequential(
         [*BASE, f"model.name={name}", *dp, "dp.noise_multiplier=0", "engine.executor=batched"]
     )
     assert max(float((a - b).abs().max()) for a, b in zip(noisy, quiet)) > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("name", "dp", "groups"),
+    [
+        ("cnn", DP, [5, 5]),  # groups as stacked; in a group the UEs train one after another
+        ("convnet", DP, [5, 5]),
+        # a clip of 0.05: nearly every example is clipped, and the noise is half the size (at lr 0.5 the
+        # two executors end 8.1e-6 apart, near the tolerance: rounding grows with the step size)
+        (
+            "cnn",
+            ["dp.level=sample", "dp.noise_multiplier=0.5", "dp.clip=0.05", "dp.delta=1e-5", "fl.lr=0.2"],
+            [5, 5],
+        ),
+        # batches of 1 expected: about a third of the Poisson batches are empty (noise only, no seed drawn)
+        ("convnet", [*DP, "fl.batch_size=1", "fl.local_epochs=1"], [5, 5]),
+        # no clipping, no noise: plain SGD on Poisson batches, the sum over the batch / its expected size
+        ("cnn", ["dp.level=sample", "dp.noise_multiplier=0", "dp.clip=null", "dp.delta=1e-5"], [5, 5]),
+    ],
+)
+def test_dp_sgd_of_convolution_chains_is_written_out_and_matches_sequential(
+    monkeypatch: pytest.MonkeyPatch, name: str, dp: list[str], groups: list[int]
+) -> None:
+    """Sample-level DP-SGD of ``cnn`` and ``convnet`` under the batched executor
+    (:mod:`fedwave.engine.dpconv`): the same Poisson batches, clip factors and noise as each UE's
+    sequential DP-SGD, so the records and models agree within the tolerance, over two rounds of two
+    epochs with unequal UEs."""
+    calls = _group_sizes(monkeypatch, "train_multistep_batched")
+    lone = _written_out_dp_ues(monkeypatch)
+    _compare([*BASE, f"model.name={name}", *dp])
+    assert calls == groups
+    assert lone == [1] * 10  # every UE of both rounds, one at a time
+
+
+def _written_out_dp_ues(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A 1 for every UE that trains through ``fedwave.engine.dpconv.train_dpsgd_conv`` from now on."""
+    import fedwave.engine.batched as batched
+
+    lone: list[int] = []
+    real = batched.train_dpsgd_conv
+
+    def counted(user: object, *args: object) -> object:
+        lone.append(1)
+        return real(user, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batched, "train_dpsgd_conv", counted)
+    return lone
+
+
+def test_dp_sgd_of_a_convolution_chain_alone_in_its_group_is_written_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MNIST ``cnn``'s UEs exceed the stacking budget and train alone: a DP-SGD UE alone takes the
+    written-out step too (not its own sequential code), with the same result."""
+    import fedwave.engine.batched as batched
+
+    monkeypatch.setattr(batched, "STACK_BUDGET_BYTES", 1)
+    calls = _group_sizes(monkeypatch, "train_multistep_batched")
+    lone = _written_out_dp_ues(monkeypatch)
+    _compare([*BASE, "model.name=cnn", *DP])
+    assert calls == [1] * 10
+    assert lone == [1] * 10
+
+
+def test_dp_sgd_of_convolution_chains_clips_and_adds_noise() -> None:
+    """The clip and the noise of the written-out DP-SGD act: without either the model ends elsewhere."""
+    base = [*BASE, "model.name=cnn", "fl.rounds=1", "engine.executor=batched", "fl.lr=0.5"]
+    _, _, dp = _simulate([*base, "dp.level=sample", "dp.noise_multiplier=0.5", "dp.clip=0.05"])
+    _, _, quiet = _simulate([*base, "dp.level=sample", "dp.noise_multiplier=0", "dp.clip=0.05"])
+    _, _, free = _simulate([*base, "dp.level=sample", "dp.noise_multiplier=0", "dp.clip=null"])
+    assert max(float((a - b).abs().max()) for a, b in zip(dp, quiet)) > 100 * TOLERANCE
+    assert max(float((a - b).abs().max()) for a, b in zip(quiet, free)) > 100 * TOLERANCE
 
 
 def test_groups_above_the_stacking_budget_are_split(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,6 +50,7 @@ from fedwave.engine.batches import gather, mean_cross_entropy, padded, per_sampl
 from fedwave.engine.chain import chain_step, clip_stacked_, linear_chain
 from fedwave.engine.convchain import conv_chain, conv_step
 from fedwave.engine.dpchain import train_dpsgd_chain
+from fedwave.engine.dpconv import dp_conv_chain, train_dpsgd_conv
 from fedwave.users.base import Payload, SharedData
 from fedwave.users.dpsgd import UserDPSGD
 from fedwave.users.multi import UserMultiStep
@@ -72,8 +73,12 @@ def unbatchable_reason(user: object, model: nn.Module) -> str | None:
     if type(user) is UserDPSGD:
         if user.algorithm != "fedavg":
             return "DP-SGD users under fl.algorithm=fedsgd"
-        if linear_chain(model, tuple(user.inputs.shape[1:])) is None:
-            return "DP-SGD users of a model other than a Linear/ReLU chain (only mlp and 2nn are vectorised)"
+        shape = tuple(user.inputs.shape[1:])
+        if linear_chain(model, shape) is None and not dp_conv_chain(conv_chain(model, shape)):
+            return (
+                "DP-SGD users of a model other than a Linear/ReLU chain or a chain of ungrouped "
+                "convolutions, pooling and Linear layers (mlp, 2nn, cnn and convnet are written out)"
+            )
     elif type(user) is not UserMultiStep:
         return f"{type(user).__name__} users (only multi-step SGD and DP-SGD users are vectorised)"
     loss = user.loss_fn
@@ -163,13 +168,19 @@ def train_multistep_batched(
 
     All users must be of one type, share one working model (the template of the functional calls) and
     pass :func:`unbatchable_reason`. Each user's query counter advances by one, as in a sequential query.
-    DP-SGD users train through :func:`fedwave.engine.dpchain.train_dpsgd_chain`.
+    DP-SGD users train through :func:`fedwave.engine.dpchain.train_dpsgd_chain` (Linear/ReLU chains, the
+    group at once) or :func:`fedwave.engine.dpconv.train_dpsgd_conv` (convolution chains, one UE after
+    another).
     """
     if isinstance(users[0], UserDPSGD):
         dp_users = cast(Sequence[UserDPSGD], users)
-        layers = linear_chain(dp_users[0].model, tuple(dp_users[0].inputs.shape[1:]))
-        assert layers is not None, "unbatchable_reason admits DP-SGD users of Linear/ReLU chains only"
-        return train_dpsgd_chain(dp_users, layers, payload, generators)
+        shape = tuple(dp_users[0].inputs.shape[1:])
+        layers = linear_chain(dp_users[0].model, shape)
+        if layers is not None:
+            return train_dpsgd_chain(dp_users, layers, payload, generators)
+        convs = conv_chain(dp_users[0].model, shape)
+        assert convs is not None and dp_conv_chain(convs), "unbatchable_reason admits these chains only"
+        return [train_dpsgd_conv(u, convs, payload, gen) for u, gen in zip(dp_users, generators)]
     users = cast(Sequence[UserMultiStep], users)
     template = users[0].model
     users[0]._synchronize(payload)  # server parameters and train/eval mode into the template

@@ -89,32 +89,7 @@ def conv_step(
         lr: learning rate; clip: global L2 norm bound of the gradient (0: none).
     """
     b = int(y.shape[0])
-    acts = [x]  # acts[i]: the input of layer i; acts[-1]: the logits
-    indices: dict[int, torch.Tensor] = {}  # each pool's argmax indices
-    for i, layer in enumerate(layers):
-        h = acts[-1]
-        if isinstance(layer, Conv):
-            bias = None if layer.bias is None else params[layer.bias]
-            weight = params[layer.weight]
-            h = functional.conv2d(h, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
-        elif isinstance(layer, Pool):
-            h, where = _aten.max_pool2d_with_indices(
-                h.contiguous(memory_format=torch.channels_last),  # the fast kernel; same maxima, indices
-                layer.kernel,
-                layer.stride,
-                layer.padding,
-                layer.dilation,
-                layer.ceil_mode,
-            )
-            indices[i] = where.contiguous()
-            h = h.contiguous()
-        elif isinstance(layer, Linear):
-            h = functional.linear(h, params[layer.weight], None if layer.bias is None else params[layer.bias])
-        elif layer == "relu":
-            h = torch.relu(h)
-        else:  # flatten
-            h = h.reshape(b, -1)
-        acts.append(h)
+    acts, indices = conv_forward(layers, params, x)
     g = loss_gradient(acts[-1], y).mul_(1.0 / b)
     first = next(i for i, layer in enumerate(layers) if isinstance(layer, (Conv, Linear)))
     fused = clip <= 0  # no clipping: every weight steps as soon as its gradient is known
@@ -156,19 +131,67 @@ def conv_step(
             else:
                 grads[layer.weight] = grad_w
             g = below
-        elif isinstance(layer, Pool):
-            g = _aten.max_pool2d_with_indices_backward(
-                g, a, layer.kernel, layer.stride, layer.padding, layer.dilation, layer.ceil_mode, indices[i]
-            )
-        elif layer == "relu":
-            g = _aten.threshold_backward(g, acts[i + 1], 0)
-        else:  # flatten
-            g = g.reshape(a.shape)
+        else:
+            g = pass_back(layer, g, a, acts[i + 1], indices.get(i))
     if not fused:
         grads = {n: grads[n].unsqueeze(0) for n in params}  # the model's order: the norm sums in it
         clip_stacked_(grads, clip)
     for n, grad in grads.items():
         params[n].add_(grad.reshape(params[n].shape), alpha=-lr)
+
+
+def conv_forward(
+    layers: Sequence[Leaf], params: dict[str, torch.Tensor], x: torch.Tensor
+) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+    """The forward pass of a convolution chain on inputs ``x`` ``(b, C, H, W)``.
+
+    Returns:
+        ``(acts, indices)``: ``acts[i]`` the input of layer i and ``acts[-1]`` the logits; ``indices[i]``
+        the argmax indices of pooling layer i (channels-first), for :func:`pass_back`.
+    """
+    b = int(x.shape[0])
+    acts = [x]
+    indices: dict[int, torch.Tensor] = {}
+    for i, layer in enumerate(layers):
+        h = acts[-1]
+        if isinstance(layer, Conv):
+            bias = None if layer.bias is None else params[layer.bias]
+            weight = params[layer.weight]
+            h = functional.conv2d(h, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
+        elif isinstance(layer, Pool):
+            h, where = _aten.max_pool2d_with_indices(
+                h.contiguous(memory_format=torch.channels_last),  # the fast kernel; same maxima, indices
+                layer.kernel,
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                layer.ceil_mode,
+            )
+            indices[i] = where.contiguous()
+            h = h.contiguous()
+        elif isinstance(layer, Linear):
+            h = functional.linear(h, params[layer.weight], None if layer.bias is None else params[layer.bias])
+        elif layer == "relu":
+            h = torch.relu(h)
+        else:  # flatten
+            h = h.reshape(b, -1)
+        acts.append(h)
+    return acts, indices
+
+
+def pass_back(
+    layer: Leaf, g: torch.Tensor, a: torch.Tensor, out: torch.Tensor, index: torch.Tensor | None
+) -> torch.Tensor:
+    """The gradient at the input ``a`` of a layer without parameters (pooling, ReLU, flattening), from
+    the gradient ``g`` at its output ``out``; ``index``: a pooling layer's argmax indices."""
+    if isinstance(layer, Pool):
+        assert index is not None, "a pooling layer's backward needs its forward's indices"
+        return _aten.max_pool2d_with_indices_backward(
+            g, a, layer.kernel, layer.stride, layer.padding, layer.dilation, layer.ceil_mode, index
+        )
+    if layer == "relu":
+        return _aten.threshold_backward(g, out, 0)
+    return g.reshape(a.shape)  # flatten
 
 
 def _first_weight_grad(g: torch.Tensor, a: torch.Tensor, shape: torch.Size, conv: Conv) -> torch.Tensor:
@@ -179,11 +202,20 @@ def _first_weight_grad(g: torch.Tensor, a: torch.Tensor, shape: torch.Size, conv
     with the output gradient ``(O, b H W)``. oneDNN's backward for a first layer with one input channel
     (MNIST ``cnn``'s) runs at under a tenth of the matmul rate.
     """
-    (kh, kw), (sh, sw), (ph, pw) = shape[2:], conv.stride, conv.padding
-    padded = functional.pad(a, (pw, pw, ph, ph))
-    windows = padded.unfold(2, kh, sh).unfold(3, kw, sw)  # (b, C, H, W, kh, kw), a strided view
+    kh, kw = shape[2:]
+    windows = window_view(a, (kh, kw), conv)
     b, c, h, w = windows.shape[:4]
     cols = windows.permute(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, b * h * w)
     out = g.shape[1]
     grad = torch.mm(g.transpose(0, 1).reshape(out, b * h * w), cols.t())
     return grad.view(shape)
+
+
+def window_view(a: torch.Tensor, kernel: tuple[int, int], conv: Conv) -> torch.Tensor:
+    """The windows an undilated convolution ``conv`` with a ``kernel`` (k_h, k_w) reads from its input
+    ``a`` ``(b, C, H, W)``, zero-padded: a strided view ``(b, C, H_out, W_out, k_h, k_w)`` (no copy
+    but the padding's)."""
+    assert conv.dilation == (1, 1), "window_view reads undilated windows"
+    (kh, kw), (sh, sw), (ph, pw) = kernel, conv.stride, conv.padding
+    padded = functional.pad(a, (pw, pw, ph, ph))
+    return padded.unfold(2, kh, sh).unfold(3, kw, sw)

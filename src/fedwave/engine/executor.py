@@ -7,8 +7,8 @@ An executor maps a function over client tasks and returns the results in task or
   at once — the FL driver trains the selected UEs that share a model version together with
   ``torch.func.vmap`` (:mod:`fedwave.engine.batched`; at most ``stack_limit(model)`` UEs per group, so a
   model of several MB per UE trains one UE after another), and runs the UEs that cannot be vectorised
-  (DP-SGD users of models other than Linear/ReLU chains, local noise, data poisoning, dropout) one after
-  another, saying so once in the log.
+  (DP-SGD users of models other than Linear/ReLU and convolution chains, local noise, data poisoning,
+  dropout) one after another, saying so once in the log.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""The written-out DP-SGD gradient of a convolution chain (``fedwave.engine.dpconv``) is the sequential
+user's: every example's gradient (``vmap`` of ``grad``), clipped to the bound over all parameters, summed.
+
+The chains: the zoo's ``cnn`` and ``convnet``, and an ungrouped chain with the geometry the step must pass
+through (strides, asymmetric padding, dilation, three input channels, pooling with padding and
+``ceil_mode``, layers without bias). Whole-run agreement with the sequential executor (batches, noise,
+records) is in ``tests/engine/test_engine_batched.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fedwave.engine.batched import TOLERANCE, unbatchable_reason
+from fedwave.engine.convchain import conv_chain
+from fedwave.engine.dpconv import clipped_gradient_sum, dp_conv_chain
+from fedwave.models.zoo import build_model
+from fedwave.privacy.dp.dpsgd import clip_per_example, per_example_gradients
+
+
+def _geometry_chain(shape: tuple[int, int, int]) -> nn.Module:
+    features = nn.Sequential(
+        nn.Conv2d(shape[0], 8, (3, 5), stride=(2, 1), padding=(1, 2), bias=False),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=1, padding=1),
+        nn.Conv2d(8, 12, 3, dilation=2, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.Flatten(),
+    )
+    flat = features(torch.zeros(1, *shape)).shape[1]
+    return nn.Sequential(*features, nn.Linear(flat, 20, bias=False), nn.ReLU(), nn.Linear(20, 5))
+
+
+def _reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clip: float | None) -> list[torch.Tensor]:
+    per = per_example_gradients(model, nn.CrossEntropyLoss(), x, y)
+    clipped, _ = clip_per_example(per, clip)
+    return [g.sum(0) for g in clipped]
+
+
+CASES = [
+    ("cnn", (1, 28, 28), 10),
+    ("convnet", (1, 8, 8), 10),
+    ("geometry", (3, 13, 11), 5),
+]
+
+
+@pytest.mark.parametrize("clip", [None, 1.0, 0.01])
+@pytest.mark.parametrize(("name", "shape", "classes"), CASES)
+def test_clipped_sum_equals_the_per_example_reference(
+    name: str, shape: tuple[int, int, int], classes: int, clip: float | None
+) -> None:
+    torch.manual_seed(0)
+    model = _geometry_chain(shape) if name == "geometry" else build_model(name, shape, classes)
+    layers = conv_chain(model, shape)
+    assert layers is not None and dp_conv_chain(layers)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand((7, *shape), generator=gen) * (torch.rand((7, *shape), generator=gen) < 0.5)
+    y = torch.randint(0, classes, (7,), generator=gen)
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    got = clipped_gradient_sum(layers, params, x, y, clip)
+    want = _reference(model, x, y, clip)
+    assert list(got) == [n for n, _ in model.named_parameters()]
+    scale = max(float(w.abs().max()) for w in want)
+    for (n, g), w in zip(got.items(), want, strict=True):
+        assert g.shape == w.shape, n
+        assert float((g - w).abs().max()) <= TOLERANCE * max(1.0, scale), n
+    if clip == 0.01:  # the bound binds: every example's gradient is longer, so the sum is short
+        norm = torch.cat([g.flatten() for g in got.values()]).norm()
+        assert float(norm) <= 7 * clip * (1 + 1e-5)
+        free = clipped_gradient_sum(layers, params, x, y, None)
+        assert float(torch.cat([g.flatten() for g in free.values()]).norm()) > 10 * float(norm)
+
+
+def test_grouped_convolutions_are_not_written_out() -> None:
+    grouped = nn.Sequential(nn.Conv2d(2, 4, 3, groups=2, padding=1), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    layers = conv_chain(grouped, (2, 6, 6))
+    assert layers is not None and not dp_conv_chain(layers)
+    assert not dp_conv_chain(None)
+
+
+def test_dp_sgd_users_of_grouped_convolutions_are_left_to_the_sequential_user() -> None:
+    from fedwave.config import load_config
+    from fedwave.fl.run import build_simulation
+
+    cfg = load_config(
+        None, ["model.name=cnn", "fl.num_ues=2", "dp.level=sample", "dp.clip=1.0", "dp.noise_multiplier=1.0"]
+    )
+    user = build_simulation(cfg).driver.users[0]
+    assert unbatchable_reason(user, user.model) is None  # cnn: written out
+    grouped = nn.Sequential(nn.Conv2d(1, 4, 3, groups=1, padding=1), nn.Conv2d(4, 4, 3, groups=2, padding=1))
+    model = nn.Sequential(*grouped, nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
+    reason = unbatchable_reason(user, model)
+    assert reason is not None and "DP-SGD" in reason
