@@ -519,6 +519,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/engine/test_engine_batched.py::test_dp_sgd_of_linear_chains_is_vectorised_and_matches_sequential",
     ),
     mutation(
+        "evaluate-drops-the-last-partial-batch",
+        "src/fedwave/server/evaluate.py",
+        "    for start in range(0, x.shape[0], batch_size):",
+        "    for start in range(0, x.shape[0] - batch_size + 1, batch_size):",
+        "tests/server/test_server_evaluate.py",
+    ),
+    mutation(
         "dpconv-norm-misses-conv-weights",
         "src/fedwave/engine/dpconv.py",
         "            sq += torch.linalg.vecdot(flat, flat).double()",
