@@ -563,15 +563,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "dpconv-noise-dropped",
         "src/fedwave/engine/dpconv.py",
-        "                params[name].add_(noise[j].to(params[name].device), alpha=rate)",
-        "                params[name].add_(noise[j].to(params[name].device), alpha=0.0)",
+        "                e = noise[j].to(device=p.device, dtype=p.dtype)",
+        "                e = 0.0 * noise[j].to(device=p.device, dtype=p.dtype)",
         "tests/engine/test_engine_batched.py::test_dp_sgd_of_convolution_chains_is_written_out_and_matches_sequential",
     ),
     mutation(
         "dpconv-expected-batch-size-off-by-1pct",
         "src/fedwave/engine/dpconv.py",
-        "        rate = -lr / (q * n)",
-        "        rate = -lr / (1.01 * q * n)",
+        "        expected = q * n  # the expected batch size, not the realised one",
+        "        expected = 1.01 * q * n",
         "tests/engine/test_engine_batched.py::test_dp_sgd_of_convolution_chains_is_written_out_and_matches_sequential",
     ),
     mutation(

@@ -94,3 +94,43 @@ def test_dp_sgd_users_of_grouped_convolutions_are_left_to_the_sequential_user() 
     model = nn.Sequential(*grouped, nn.Flatten(), nn.Linear(4 * 8 * 8, 10))
     reason = unbatchable_reason(user, model)
     assert reason is not None and "DP-SGD" in reason
+
+
+@pytest.mark.parametrize(
+    "dp",
+    [
+        ["dp.clip=1.0", "dp.noise_multiplier=1.0"],
+        ["dp.clip=0.05", "dp.noise_multiplier=0.5", "fl.lr=0.5"],  # nearly every example clipped
+        ["dp.clip=1.0", "dp.noise_multiplier=1.0", "fl.batch_size=1"],  # a third of the batches empty
+        ["dp.clip=null", "dp.noise_multiplier=0"],  # plain SGD on Poisson batches
+    ],
+)
+@pytest.mark.parametrize("name", ["cnn", "convnet"])
+def test_a_ues_update_equals_the_sequential_users_from_the_same_payload(name: str, dp: list[str]) -> None:
+    """Per UE, from one payload and one generator seed: the same update within the tolerance, the
+    generator left in the same state (the same draws in the same order), the query counted once."""
+    from fedwave.config import load_config
+    from fedwave.engine.dpconv import train_dpsgd_conv
+    from fedwave.fl.run import build_simulation
+
+    cfg = load_config(
+        None,
+        [f"model.name={name}", "data.max_train=300", "fl.num_ues=4", "dp.level=sample", "dp.delta=1e-5", *dp],
+    )
+    sim = build_simulation(cfg)
+    payload = sim.driver.bs.payload()
+    for k, user in enumerate(sim.driver.users):
+        layers = conv_chain(user.model, tuple(user.inputs.shape[1:]))
+        assert layers is not None
+        seq_gen, new_gen = torch.Generator().manual_seed(k), torch.Generator().manual_seed(k)
+        queries = user.counted_queries
+        want, _ = user.compute_local_updates(payload, rng=seq_gen)
+        got = train_dpsgd_conv(user, layers, payload, new_gen)
+        assert user.counted_queries == queries + 2
+        assert got["metadata"] == want["metadata"]
+        moved = max(float(w.abs().max()) for w in want["gradients"])
+        assert moved > 1e-3, "the UE did not train: the comparison would prove nothing"
+        for g, w in zip(got["gradients"], want["gradients"], strict=True):
+            assert g.shape == w.shape
+            assert float((g - w).abs().max()) <= TOLERANCE
+        assert torch.equal(seq_gen.get_state(), new_gen.get_state())

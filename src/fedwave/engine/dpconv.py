@@ -2,8 +2,9 @@
 
 :class:`~fedwave.users.dpsgd.UserDPSGD` (FedAvg) takes, per local step, a Poisson batch, every example's
 gradient (``vmap`` of ``grad`` over the batch), clips each to L2 norm C, sums, adds N(0, (z C)^2) per
-coordinate and divides by the expected batch size q n. For MNIST ``cnn`` that costs about 45 ms per
-example on the 2-core machine (one thread), some 25 times a non-private step's cost per example. For a
+coordinate and divides by the expected batch size q n. For MNIST ``cnn`` that cost 38 to 46 ms per
+example on the 2-core machine (one thread; ``python benchmarks/dpsgd_conv.py``), some 20 times a
+non-private written-out step's cost per example. For a
 model that is a convolution chain (:func:`fedwave.engine.convchain.conv_chain`: the zoo's ``cnn``, and
 ``convnet`` on images) :func:`train_dpsgd_conv` computes the same step with the products of
 :func:`~fedwave.engine.convchain.conv_step`:
@@ -20,12 +21,17 @@ model that is a convolution chain (:func:`fedwave.engine.convchain.conv_chain`: 
   clipped sum weights them by ``f``. The bias's example gradient is the output gradient summed over the
   pixels;
 - the clip factors are :func:`fedwave.privacy.dp.dpsgd.clip_per_example`'s: ``C / norm * (1 - 1e-6)``
-  above C, else 1 (norms in float64).
+  above C, else 1 (each layer's sum of squares in the parameters' precision, the layers' sums added in
+  float64; the reference squares every value in float64);
+- the step is the sequential user's arithmetic: ``p <- p - lr ((sum + noise) / (q n))``.
 
 The UE draws from its generator in the sequential user's order: the batch's uniforms, the dropout seed
 (drawn whenever the batch is not empty, though a chain has no dropout to use it), then the noise. So its
 steps see the same batches and noise; what differs is float rounding (the norms formed from factors or
-from batched products), bounded by :data:`fedwave.engine.batched.TOLERANCE` in the tests.
+from batched products, the sums in other orders). From one payload and generator, one UE's update is
+within :data:`fedwave.engine.batched.TOLERANCE` of the sequential user's (1.5e-8 for MNIST ``cnn``), and
+the generator ends in the same state (``tests/engine/test_engine_dpconv.py``). Over whole runs such
+differences can grow from round to round as with any change of rounding.
 """
 
 from __future__ import annotations
@@ -76,12 +82,15 @@ def train_dpsgd_conv(
         if idx.numel() > 0:
             at = idx.to(user.inputs.device)
             grads = clipped_gradient_sum(layers, params, user.inputs[at], user.labels[at], clip)
-        rate = -lr / (q * n)  # p <- p - lr (sum + noise) / (q n): the expected batch size, not the realised
-        for j, name in enumerate(names):
-            if name in grads:
-                params[name].add_(grads[name], alpha=rate)
+        expected = q * n  # the expected batch size, not the realised one
+        for j, name in enumerate(names):  # the sequential arithmetic: p <- p - lr ((sum + noise) / (q n))
+            p = params[name]
+            total = grads.get(name)
             if noise is not None:
-                params[name].add_(noise[j].to(params[name].device), alpha=rate)
+                e = noise[j].to(device=p.device, dtype=p.dtype)
+                total = e if total is None else total + e
+            if total is not None:
+                p.add_(total / expected, alpha=-lr)
     y = user.labels
     return {
         "gradients": [params[k] - s for k, s in zip(names, start)],
@@ -142,7 +151,7 @@ def clipped_gradient_sum(
     else:
         norms = sq.sqrt()
         factors = torch.where(norms > clip, clip / norms * (1.0 - 1e-6), torch.ones_like(norms))
-    f = factors.float()
+    f = factors.to(acts[-1].dtype)
     grads: dict[str, torch.Tensor] = {}
     for i, g_out in at_linear.items():
         layer = layers[i]
