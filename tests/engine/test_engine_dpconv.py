@@ -134,3 +134,18 @@ def test_a_ues_update_equals_the_sequential_users_from_the_same_payload(name: st
             assert g.shape == w.shape
             assert float((g - w).abs().max()) <= TOLERANCE
         assert torch.equal(seq_gen.get_state(), new_gen.get_state())
+
+
+def test_a_float64_chain_gets_float64_sums_equal_to_the_reference() -> None:
+    torch.manual_seed(0)
+    shape = (3, 13, 11)
+    model = _geometry_chain(shape).double()
+    layers = conv_chain(model, shape)
+    assert layers is not None
+    x = torch.rand((5, *shape), dtype=torch.float64)
+    y = torch.randint(0, 5, (5,))
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    got = clipped_gradient_sum(layers, params, x, y, 0.01)
+    for g, w in zip(got.values(), _reference(model, x, y, 0.01), strict=True):
+        assert g.dtype == torch.float64
+        assert float((g - w).abs().max()) <= 1e-12
