@@ -507,9 +507,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "dpchain-dropout-seed-not-drawn",
         "src/fedwave/engine/dpchain.py",
-        "            if idx.numel() > 0:  # the sequential user's dropout seed, drawn even where unused",
-        "            if False:  # the sequential user's dropout seed, drawn even where unused",
+        "    if idx.numel() > 0:\n        torch.randint(0, 2**62, (1,), generator=gen)",
+        "    if False:\n        torch.randint(0, 2**62, (1,), generator=gen)",
         "tests/engine/test_engine_batched.py::test_dp_sgd_of_linear_chains_is_vectorised_and_matches_sequential",
+        "tests/engine/test_engine_dpconv.py::test_a_ues_update_equals_the_sequential_users_from_the_same_payload",
     ),
     mutation(
         "dpchain-padding-counts-as-examples",
@@ -554,11 +555,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/engine/test_engine_dpconv.py",
     ),
     mutation(
-        "dpconv-dropout-seed-not-drawn",
+        "dpconv-step-sign-flipped",
         "src/fedwave/engine/dpconv.py",
-        "        if idx.numel() > 0:  # the sequential user's dropout seed, drawn even where unused",
-        "        if False:  # the sequential user's dropout seed, drawn even where unused",
-        "tests/engine/test_engine_batched.py::test_dp_sgd_of_convolution_chains_is_written_out_and_matches_sequential",
+        "                p.add_(total / expected, alpha=-lr)",
+        "                p.add_(total / expected, alpha=lr)",
+        "tests/engine/test_engine_dpconv.py::test_a_ues_update_equals_the_sequential_users_from_the_same_payload",
     ),
     mutation(
         "dpconv-noise-dropped",

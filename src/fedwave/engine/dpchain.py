@@ -64,12 +64,9 @@ def train_dpsgd_chain(
                 batches.append(None)
                 noises.append(None)
                 continue
-            idx = poisson_batch(user.num_data_points, q, gen)
-            if idx.numel() > 0:  # the sequential user's dropout seed, drawn even where unused
-                torch.randint(0, 2**62, (1,), generator=gen)
+            idx, noise = step_draws(user, q, [s.shape for s in start], gen)
             batches.append(idx)
-            z, clip = user.noise_multiplier, user.dp_clip
-            noises.append(gaussian_noise([s.shape for s in start], z * (clip or 0.0), gen) if z > 0 else None)
+            noises.append(noise)
         _dp_step(users, layers, params, names, batches, noises, schedules, lr)
     out: list[SharedData] = []
     for k, user in enumerate(users):
@@ -82,6 +79,20 @@ def train_dpsgd_chain(
             }
         )
     return out
+
+
+def step_draws(
+    user: UserDPSGD, q: float, shapes: Sequence[torch.Size], gen: torch.Generator
+) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """One DP-SGD step's draws from the UE's generator, in the sequential user's order: the Poisson
+    batch (sample rate ``q``), the dropout seed (whenever the batch is not empty, though a written-out
+    chain has no dropout to use it), then the noise N(0, (z C)^2) of each parameter shape (None when
+    z = 0: nothing drawn). Returns (the batch's sample indices, the noise)."""
+    idx = poisson_batch(user.num_data_points, q, gen)
+    if idx.numel() > 0:
+        torch.randint(0, 2**62, (1,), generator=gen)
+    z, clip = user.noise_multiplier, user.dp_clip
+    return idx, gaussian_noise(list(shapes), z * (clip or 0.0), gen) if z > 0 else None
 
 
 def _dp_step(

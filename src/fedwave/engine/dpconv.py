@@ -43,8 +43,7 @@ from torch.nn import functional
 
 from fedwave.engine.chain import Conv, Leaf, Linear, loss_gradient
 from fedwave.engine.convchain import conv_forward, pass_back, window_view
-from fedwave.privacy.dp.dpsgd import poisson_batch
-from fedwave.privacy.dp.mechanisms import gaussian_noise
+from fedwave.engine.dpchain import step_draws
 from fedwave.users.base import Payload, SharedData
 from fedwave.users.dpsgd import UserDPSGD
 
@@ -72,12 +71,9 @@ def train_dpsgd_conv(
     n = user.num_data_points
     q, steps = user._schedule(n)
     lr = user.cfg.local_learning_rate
-    z, clip = user.noise_multiplier, user.dp_clip
+    clip = user.dp_clip
     for _ in range(steps):
-        idx = poisson_batch(n, q, generator)
-        if idx.numel() > 0:  # the sequential user's dropout seed, drawn even where unused
-            torch.randint(0, 2**62, (1,), generator=generator)
-        noise = gaussian_noise([s.shape for s in start], z * (clip or 0.0), generator) if z > 0 else None
+        idx, noise = step_draws(user, q, [s.shape for s in start], generator)
         grads: dict[str, torch.Tensor] = {}  # an empty batch: the noise alone
         if idx.numel() > 0:
             at = idx.to(user.inputs.device)
