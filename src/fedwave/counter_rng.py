@@ -107,6 +107,45 @@ def uniforms(keys: ArrayLike, index: ArrayLike) -> NDArray[np.float64]:
     """Numbers ``index`` (ints >= 0) of the streams ``keys``, as doubles in [0, 1): ``keys`` and ``index``
     broadcast (e.g. keys of shape (n, 1) and indices of shape (m,) give an (n, m) array; a single key and
     index give shape (1,))."""
+    return _to_unit(_words53(keys, index))
+
+
+def _to_unit(z: NDArray[np.uint64]) -> NDArray[np.float64]:
+    u = z.astype(np.float64)
+    u *= _TO_UNIT
+    return u
+
+
+def strided_complements(
+    keys: NDArray[np.uint64], first: NDArray[np.int64], count: int, stride: int
+) -> NDArray[np.float64]:
+    """``1 - u`` for the numbers ``first[r] + stride * t`` (t < ``count``) of the streams ``keys[r]``, laid
+    out (count, streams): bit for bit ``1 - uniforms(keys[None, :], first[None, :] + stride * t[:, None])``
+    (``1 - u`` is exact for u on the 2^-53 grid), with one broadcast addition for the counters.
+
+    Args:
+        keys: stream keys (uint64), shape (streams,).
+        first: each stream's first number (ints >= 0), shape (streams,).
+        count: numbers per stream.
+        stride: step between numbers (>= 1).
+    """
+    k = np.asarray(keys, dtype=np.uint64).reshape(-1)
+    f = np.asarray(first, dtype=np.int64).reshape(-1)
+    if f.size and int(f.min()) < 0:
+        raise ValueError("stream indices must be >= 0")
+    with np.errstate(over="ignore"):
+        # number i of stream k is mix(k + (i + 1) golden): (first + 1) golden + k per stream, then
+        # stride * t * golden per row, all modulo 2^64
+        base = (f.astype(np.uint64) + np.uint64(1)) * _GOLDEN + k
+        step = np.arange(count, dtype=np.uint64) * np.uint64(stride) * _GOLDEN
+        z = _mix(np.add(step[:, None], base[None, :]))
+    z >>= np.uint64(11)
+    np.subtract(np.uint64(1 << 53), z, out=z)
+    return _to_unit(z)
+
+
+def _words53(keys: ArrayLike, index: ArrayLike) -> NDArray[np.uint64]:
+    """The top 53 bits of numbers ``index`` of the streams ``keys`` (broadcast), as uint64."""
     k = np.asarray(keys, dtype=np.uint64)
     i = np.asarray(index, dtype=np.int64)
     if i.size and int(i.min()) < 0:
@@ -117,6 +156,4 @@ def uniforms(keys: ArrayLike, index: ArrayLike) -> NDArray[np.float64]:
         z *= _GOLDEN
         z = _mix(np.add(k, z).reshape(np.broadcast_shapes(k.shape, i.shape) or (1,)))
     z >>= np.uint64(11)
-    u = z.astype(np.float64)
-    u *= _TO_UNIT
-    return u
+    return z

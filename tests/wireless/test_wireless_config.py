@@ -112,3 +112,43 @@ def test_describe_cell_under_aircomp_gives_the_analog_phase_on_the_whole_band() 
         assert all(r.bandwidth_hz == 20e6 and math.isnan(r.rate_bps) for r in rows)
     with pytest.raises(ValueError, match="entries"):
         describe_cell(Clock(cfg, 2, 7e6, seed=3), 212_000, [72, 72])
+
+
+def test_a_ue_at_the_bs_is_refused_before_any_round() -> None:
+    # a UE 1 mm from the BS (path loss -97.5 dB on tr36814) has an uplink SNR of 221.5 dB on the full
+    # band: fine for 4 UEs (limit 264 dB); the downlink on the full band (limit 300 dB) is 278.5 dB with
+    # the BS's 80 dBm, and 315.5 dB with noise 37 dB below thermal
+    def cell(d_m: float, bs_dbm: float = 43.0) -> WirelessConfig:
+        return WirelessConfig.model_validate(
+            {
+                "cell": {
+                    "positions_m": [[d_m, 0.0]] * 4,
+                    "d_min_m": d_m,
+                    "shadowing_db": 0.0,
+                    "bs_power_dbm": bs_dbm,
+                }
+            }
+        )
+
+    Clock(cell(1e-3), 4, 1.0, 0)
+    Clock(cell(1e-3, 80.0), 4, 1.0, 0)
+    quiet = cell(1e-3, 80.0).model_copy(deep=True)
+    quiet.cell.noise_psd_dbm_hz = -211.0
+    with pytest.raises(ConfigError, match=r"mean downlink SNR of 315\.5 dB.*at most 300 dB.*bs_power_dbm"):
+        Clock(quiet, 4, 1.0, 0)
+    with pytest.raises(ConfigError, match=r"UE 0 .* mean uplink SNR of \d+\.\d+ dB.*at most 264 dB"):
+        Clock(cell(1e-6), 4, 1.0, 0)
+    with pytest.raises(ConfigError, match="uplink SNR that is infinite"):
+        Clock(cell(1e-310), 4, 1.0, 0)
+    with pytest.raises(ValidationError, match="less than or equal to 80"):
+        cell(1.0, 81.0)
+
+
+def test_a_moving_cell_is_checked_at_its_minimum_distance() -> None:
+    def moving(d_min_m: float) -> WirelessConfig:
+        return WirelessConfig.model_validate({"cell": {"d_min_m": d_min_m, "mobility": "random_waypoint"}})
+
+    Clock(moving(10.0), 50, 1.0, 0)
+    # placed far away, but free to walk to 1 um from the BS
+    with pytest.raises(ConfigError, match=r"cell\.d_min_m=1e-06 m.*raise cell\.d_min_m"):
+        Clock(moving(1e-6), 50, 1.0, 0)

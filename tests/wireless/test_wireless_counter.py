@@ -10,10 +10,19 @@ import math
 import numpy as np
 import pytest
 
-from fedwave.channel.blocks import BlockLink, counter_source, outage_airtimes, uplink_block_airtimes
-from fedwave.channel.fading import counter_fading_power
-from fedwave.channel.link import counter_attempts
-from fedwave.counter_rng import column_keys, stream_key, stream_keys, uniforms
+from fedwave.channel.blocks import (
+    GROUP,
+    BlockLink,
+    counter_source,
+    group_capacities,
+    outage_airtimes,
+    running_sums,
+    uplink_block_airtimes,
+    within_group,
+)
+from fedwave.channel.fading import counter_fading_power, counter_fading_run
+from fedwave.channel.link import counter_attempts, shannon_rate_bps
+from fedwave.counter_rng import column_keys, stream_key, stream_keys, strided_complements, uniforms
 
 N = 400_000
 
@@ -49,6 +58,78 @@ def test_block_values_do_not_depend_on_which_blocks_are_asked_for() -> None:
     whole = counter_fading_power(key, np.arange(100), "rician", 3.0)
     assert np.array_equal(counter_fading_power(key, np.arange(40, 60), "rician", 3.0), whole[40:60])
     assert counter_fading_power(key, 77, "rician", 3.0)[0] == whole[77]
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_strided_complements_are_one_minus_the_uniforms_bit_for_bit(stride: int) -> None:
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 2**63, 50, dtype=np.int64).view(np.uint64)
+    first = rng.integers(0, 2**40, 50)
+    first[0] = 0
+    got = strided_complements(keys, first, 37, stride)
+    idx = first[None, :] + stride * np.arange(37)[:, None]
+    assert np.array_equal(got, 1.0 - uniforms(keys[None, :], idx))
+    assert got.min() > 0.0 and got.max() <= 1.0  # 1 - u: log(1 - u) is finite
+    with pytest.raises(ValueError, match=">= 0"):
+        strided_complements(keys[:1], np.array([-1]), 3, 1)
+
+
+@pytest.mark.parametrize("model", ["rayleigh", "rician", "none"])
+def test_a_run_of_blocks_equals_the_blocks_asked_one_by_one(model: str) -> None:
+    keys = column_keys(8, ("fading", "up"), 3, np.arange(20))
+    first = np.arange(20) * 1000 + 7
+    got = counter_fading_run(keys, first, 24, model, 2.0)
+    for r in range(20):
+        one = counter_fading_power(keys[r], first[r] + np.arange(24), model, 2.0)
+        assert np.array_equal(got[:, r], one), r
+
+
+def test_rayleigh_powers_are_minus_log_of_one_minus_u() -> None:
+    keys = column_keys(2, ("x",), np.arange(5))
+    u = uniforms(keys[:, None], 2 * np.arange(300)[None, :])
+    x = counter_fading_power(keys[:, None], np.arange(300)[None, :], "rayleigh")
+    assert np.array_equal(x, -np.log(1.0 - u))
+    # log1p(-u) is the same number up to an ulp or two
+    assert np.allclose(x, -np.log1p(-u), rtol=4e-16, atol=0)
+
+
+def test_grouped_running_capacity_is_the_sum_of_the_blocks_capacities() -> None:
+    rng = np.random.default_rng(1)
+    links, blocks = 40, 8 * GROUP
+    snr = 10 ** rng.uniform(-2, 4, links)
+    band = rng.uniform(1e3, 1e6, links)
+    x = rng.standard_exponential((blocks, links))
+    x[3, 0] = 0.0  # a block that carries nothing
+    f = 1.0 + snr * x
+    c = band * 0.01
+    sums = running_sums(np.zeros(links), group_capacities(f, c))
+    per_block = shannon_rate_bps(band, snr * x) * 0.01
+    exact = np.cumsum(per_block, axis=0)[GROUP - 1 :: GROUP]
+    assert np.allclose(sums, exact, rtol=1e-12, atol=0)
+    # inside group g: the running capacity after each block, whose last value is the group's sum
+    for g in range(blocks // GROUP):
+        before = sums[g - 1] if g else np.zeros(links)
+        caps = within_group(f[GROUP * g : GROUP * (g + 1)], before, c)
+        assert np.array_equal(caps[-1], sums[g])
+        want = before + np.cumsum(per_block[GROUP * g : GROUP * (g + 1)], axis=0)
+        assert np.allclose(caps, want, rtol=1e-12, atol=1e-9)
+
+
+def test_an_snr_beyond_300_db_is_refused() -> None:
+    with pytest.raises(ValueError, match="300 dB"):
+        BlockLink([1e31], 1e6, 0.0, 0.01, "rayleigh", 0.0, [np.random.default_rng(0)])
+    with pytest.raises(ValueError, match="300 dB"):
+        uplink_block_airtimes(
+            column_keys(1, ("u",), np.arange(2)),
+            np.array([10.0, 1e31]),
+            np.array([1e6, 1e6]),
+            np.array([1e4, 1e4]),
+            np.array([1, 1]),
+            gap_db=0.0,
+            block_s=0.01,
+            fading="rayleigh",
+            rician_k=0.0,
+        )
 
 
 def test_stream_keys_name_their_streams() -> None:
@@ -92,6 +173,7 @@ def test_many_block_links_at_once_equal_one_block_link_at_a_time(model: str, max
     snr = 10 ** rng.uniform(-1.5, 3, n)
     band = rng.uniform(1e4, 2e6, n)
     bits = rng.uniform(10, 4e5, n).round()
+    bits[5] = 0.0  # nothing to send: 0 s, as BlockLink.send
     attempts = rng.integers(1, 5, n)
     block_s = 0.003
     got = uplink_block_airtimes(

@@ -181,5 +181,5 @@ def test_fading_shorthand_and_zero_mean_snr_is_a_config_error() -> None:
     far = WirelessConfig.model_validate(
         {"cell": {"positions_m": [(1e300, 0.0)], "radius_m": 1e301, "shadowing_db": 0.0}}
     )
-    with pytest.raises(ConfigError, match="mean SNR of 0"):
+    with pytest.raises(ConfigError, match="mean uplink SNR of 0"):
         Clock(far, 1, 1e6, seed=0)

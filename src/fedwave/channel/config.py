@@ -173,7 +173,9 @@ class CellConfig(Section):
     ue_power_dbm: float | list[float] = Field(
         default=23.0, description="UE transmit power in dBm: one value for all UEs or a list with one per UE."
     )
-    bs_power_dbm: float = Field(default=43.0, description="BS transmit power in dBm (downlink).")
+    bs_power_dbm: float = Field(
+        default=43.0, ge=-50, le=80, description="BS transmit power in dBm (downlink), in [-50, 80]."
+    )
 
     @field_validator("fading", mode="before")
     @classmethod

@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 from numpy.typing import NDArray
 
-from fedwave.channel.blocks import BlockLink, counter_source, outage_airtimes
+from fedwave.channel.blocks import MAX_SNR, BlockLink, counter_source, outage_airtimes
 from fedwave.channel.cell import Cell
 from fedwave.channel.fading import counter_fading_power
 from fedwave.channel.gaussmarkov import GaussMarkovFading, jakes_correlation
@@ -90,7 +90,8 @@ class Clock:
 
     Raises:
         ConfigError: a per-UE list in the config does not have ``num_ues`` entries, or a UE's mean SNR is
-            zero (its link could never carry a bit).
+            zero (its link could never carry a bit) or so large that a narrow band would take it above
+            :data:`~fedwave.channel.blocks.MAX_SNR`.
     """
 
     def __init__(self, cfg: WirelessConfig, num_ues: int, flops_per_sample: float, seed: int) -> None:
@@ -114,16 +115,9 @@ class Clock:
                 f"access.scheme 'aircomp' needs policy 'sync' or 'deadline', not {self.cfg.policy.name!r}"
             )
         self.events_processed = 0
-        self._gain = self.cell.large_scale_gain()
-        full = self.cfg.access.bandwidth_hz
-        bad = np.flatnonzero(~(self.cell.mean_snr(full) > 0) | ~np.isfinite(self.cell.mean_snr(full)))
-        if bad.size:
-            ue = int(bad[0])
-            raise ConfigError(
-                f"UE {ue} at {self.cell.distance_m[ue]:.4g} m has a mean SNR of 0 (path loss "
-                f"{self.cell.pathloss_db[ue]:.4g} dB): its link can never carry a bit; check cell.radius_m, "
-                "cell.positions_m and cell.pathloss"
-            )
+        with np.errstate(over="ignore"):  # an infinite gain is reported by _check_snrs
+            self._gain = self.cell.large_scale_gain()
+        self._check_snrs(self.cfg.access.bandwidth_hz)
         fading = self.cfg.cell.fading
         self.block_s = fading.coherence_s(self.cfg.cell.carrier_hz)
         self.fading_rho = jakes_correlation(fading.doppler_hz(self.cfg.cell.carrier_hz), self.block_s)
@@ -232,6 +226,65 @@ class Clock:
                 raise ValueError("this cell's channel varies in time: pass the simulated time t_s")
             return 0.0
         return float(t_s)
+
+    def _check_snrs(self, full_hz: float) -> None:
+        """Raise ConfigError where a UE's mean SNR (uplink, or the BS's downlink to it) on the full band is
+        0 (the link could never carry a bit) or so large that the band it is sent on would take it above
+        :data:`~fedwave.channel.blocks.MAX_SNR`: the downlink uses the full band; an uplink may get a
+        1/num_ues share of it, or less with uneven shares or a planned split (a 1,000-fold margin). With
+        a moving cell, also at ``cell.d_min_m`` with the shadowing 8 sigma above its mean."""
+        n = max(1, self.num_ues)
+        limit = MAX_SNR / (1e3 * n)
+        with np.errstate(over="ignore"):  # an infinite gain is reported below
+            gain = self.cell.large_scale_gain()
+            up = self.cell.mean_snr(full_hz)
+            down = snr_linear(self.cell.bs_power_w, gain, self.cell.noise_psd_w_hz, full_hz)
+        for name, snr, knob, top in (
+            ("uplink", up, "cell.ue_power_dbm", limit),
+            ("downlink", down, "cell.bs_power_dbm", MAX_SNR),
+        ):
+            with np.errstate(invalid="ignore"):
+                weak = np.flatnonzero(~(snr > 0))
+                strong = np.flatnonzero(~(snr <= top))
+            if weak.size:
+                ue = int(weak[0])
+                raise ConfigError(
+                    f"UE {ue} at {self.cell.distance_m[ue]:.4g} m has a mean {name} SNR of 0 (path loss "
+                    f"{self.cell.pathloss_db[ue]:.4g} dB): its link can never carry a bit; check "
+                    f"cell.radius_m, cell.positions_m, cell.pathloss and {knob}"
+                )
+            if strong.size:
+                ue = int(strong[0])
+                level = (
+                    "that is infinite"
+                    if not np.isfinite(snr[ue])
+                    else f"of {10 * math.log10(float(snr[ue])):.4g} dB"
+                )
+                raise ConfigError(
+                    f"UE {ue} at {self.cell.distance_m[ue]:.4g} m has a mean {name} SNR {level} on the "
+                    f"full band (path loss {self.cell.pathloss_db[ue]:.4g} dB); the clock handles at most "
+                    f"{10 * math.log10(top):.4g} dB (300 dB on the band used, a share of the full band "
+                    f"for an upload among {n} UEs); "
+                    f"check cell.d_min_m and cell.positions_m (a UE at the BS?), {knob} and cell.pathloss"
+                )
+        cell = self.cfg.cell
+        if cell.mobility.model == "static":
+            return
+        with np.errstate(over="ignore", divide="ignore"):
+            pl = float(pathloss_db(cell.pathloss.model, cell.d_min_m, cell.pathloss, cell.carrier_hz)[()])
+            power = max(float(np.max(self.cell.ue_power_w)), float(self.cell.bs_power_w))
+            worst = float(
+                snr_linear(
+                    power, db_to_linear(8.0 * cell.shadowing_db - pl), self.cell.noise_psd_w_hz, full_hz
+                )
+            )
+        if not worst <= limit:
+            level = "infinite" if not math.isfinite(worst) else f"{10 * math.log10(worst):.4g} dB"
+            raise ConfigError(
+                f"cell.mobility '{cell.mobility.model}' can take a UE to cell.d_min_m={cell.d_min_m:g} m "
+                f"(path loss {pl:.4g} dB), where its mean SNR, shadowing 8 sigma up, would be {level}: above "
+                f"the {10 * math.log10(limit):.4g} dB the clock handles with {n} UEs; raise cell.d_min_m"
+            )
 
     def large_scale_gain_at(
         self, t_s: float, ues: Sequence[int] | NDArray[np.int_] | None = None
