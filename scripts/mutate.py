@@ -634,10 +634,25 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "group-capacity-skips-the-last-block",
         f"{CHANNEL}/blocks.py",
-        "    p = f[0::GROUP].copy()\n    for i in range(1, GROUP):",
-        "    p = f[0::GROUP].copy()\n    for i in range(1, GROUP - 1):",
+        "        p = np.cumprod(f.reshape(-1, GROUP), axis=1, dtype=np.float64)[:, -1:]",
+        "        p = np.cumprod(f.reshape(-1, GROUP), axis=1, dtype=np.float64)[:, -2:-1]",
         f"{TW}/test_wireless_counter.py",
         f"{TW}/test_wireless_fading.py",
+    ),
+    mutation(
+        "many-links-group-capacity-skips-the-last-block",
+        f"{CHANNEL}/blocks.py",
+        "        p = f[0::GROUP].copy()\n        for i in range(1, GROUP):",
+        "        p = f[0::GROUP].copy()\n        for i in range(1, GROUP - 1):",
+        f"{TW}/test_wireless_counter.py",
+    ),
+    mutation(
+        "block-link-drops-the-carry-between-chunks",
+        f"{CHANNEL}/blocks.py",
+        "        return np.cumsum(np.concatenate([np.reshape(carry, (1, -1)), c]), axis=0)[1:]",
+        "        return np.cumsum(np.concatenate([0.0 * np.reshape(carry, (1, -1)), c]), axis=0)[1:]",
+        f"{TW}/test_wireless_fading.py",
+        f"{TW}/test_wireless_counter.py",
     ),
     mutation(
         "block-airtimes-end-measured-from-the-group-start",
@@ -663,8 +678,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "rayleigh-run-from-u-not-one-minus-u",
         "src/fedwave/channel/fading.py",
-        "    e = np.log(strided_complements(k, 2 * j0, count, 2))",
-        "    e = np.log(1.0 - strided_complements(k, 2 * j0, count, 2))",
+        "    e = strided_complements(k, 2 * j0, count, 2)\n",
+        "    e = 1.0 - strided_complements(k, 2 * j0, count, 2)\n",
         f"{TW}/test_wireless_counter.py",
     ),
     mutation(

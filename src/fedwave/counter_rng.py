@@ -110,7 +110,7 @@ def uniforms(keys: ArrayLike, index: ArrayLike) -> NDArray[np.float64]:
     return _to_unit(_words53(keys, index))
 
 
-def _to_unit(z: NDArray[np.uint64]) -> NDArray[np.float64]:
+def _to_unit(z: NDArray[np.uint64] | NDArray[np.int64]) -> NDArray[np.float64]:
     u = z.astype(np.float64)
     u *= _TO_UNIT
     return u
@@ -141,7 +141,7 @@ def strided_complements(
         z = _mix(np.add(step[:, None], base[None, :]))
     z >>= np.uint64(11)
     np.subtract(np.uint64(1 << 53), z, out=z)
-    return _to_unit(z)
+    return _to_unit(z.view(np.int64))  # below 2^53: the signed conversion is exact and faster
 
 
 def _words53(keys: ArrayLike, index: ArrayLike) -> NDArray[np.uint64]:
