@@ -690,10 +690,17 @@ MUTATIONS: tuple[Mutation, ...] = (
         f"{TW}/test_wireless_counter.py",
     ),
     mutation(
+        "snr-check-ignores-access-shares",
+        f"{SIM}/clock.py",
+        "            share = np.minimum(share, self._shares / self._shares.sum())",
+        "            share = np.minimum(share, 1.0)",
+        f"{TW}/test_wireless_config.py",
+    ),
+    mutation(
         "downlink-snr-not-checked",
         f"{SIM}/clock.py",
-        '("downlink", down, "cell.bs_power_dbm", MAX_SNR)',
-        '("downlink", up, "cell.bs_power_dbm", MAX_SNR)',
+        '("downlink", down, "cell.bs_power_dbm", np.full(self.num_ues, MAX_SNR), 1)',
+        '("downlink", up, "cell.bs_power_dbm", np.full(self.num_ues, MAX_SNR), 1)',
         f"{TW}/test_wireless_config.py",
     ),
     mutation(

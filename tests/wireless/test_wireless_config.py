@@ -115,10 +115,11 @@ def test_describe_cell_under_aircomp_gives_the_analog_phase_on_the_whole_band() 
 
 
 def test_a_ue_at_the_bs_is_refused_before_any_round() -> None:
-    # a UE 1 mm from the BS (path loss -97.5 dB on tr36814) has an uplink SNR of 221.5 dB on the full
-    # band: fine for 4 UEs (limit 264 dB); the downlink on the full band (limit 300 dB) is 278.5 dB with
-    # the BS's 80 dBm, and 315.5 dB with noise 37 dB below thermal
-    def cell(d_m: float, bs_dbm: float = 43.0) -> WirelessConfig:
+    # 4 UEs 1 mm from the BS (path loss -97.5 dB on tr36814). The uplink limit is 330 dB on a quarter of
+    # the band, 324.0 dB on the full band; the downlink's is 330 dB on the full band. Noise 101 dB below
+    # thermal puts the uplink at 322.5 dB (BS at -50 dBm: downlink 249.5), 103 dB below at 324.5 dB;
+    # a BS of 80 dBm gives a downlink of 329.5 dB 51 dB below thermal and 330.5 dB 52 dB below.
+    def cell(d_m: float, bs_dbm: float, below_thermal_db: float = 0.0) -> WirelessConfig:
         return WirelessConfig.model_validate(
             {
                 "cell": {
@@ -126,22 +127,35 @@ def test_a_ue_at_the_bs_is_refused_before_any_round() -> None:
                     "d_min_m": d_m,
                     "shadowing_db": 0.0,
                     "bs_power_dbm": bs_dbm,
+                    "noise_psd_dbm_hz": -174.0 - below_thermal_db,
                 }
             }
         )
 
-    Clock(cell(1e-3), 4, 1.0, 0)
-    Clock(cell(1e-3, 80.0), 4, 1.0, 0)
-    quiet = cell(1e-3, 80.0).model_copy(deep=True)
-    quiet.cell.noise_psd_dbm_hz = -211.0
-    with pytest.raises(ConfigError, match=r"mean downlink SNR of 315\.5 dB.*at most 300 dB.*bs_power_dbm"):
-        Clock(quiet, 4, 1.0, 0)
-    with pytest.raises(ConfigError, match=r"UE 0 .* mean uplink SNR of \d+\.\d+ dB.*at most 264 dB"):
-        Clock(cell(1e-6), 4, 1.0, 0)
+    Clock(cell(1e-3, -50.0, 101.0), 4, 1.0, 0)
+    with pytest.raises(ConfigError, match=r"UE 0 .* mean uplink SNR of 324\.5 dB.*its 0\.25 share"):
+        Clock(cell(1e-3, -50.0, 103.0), 4, 1.0, 0)
+    Clock(cell(1e-3, 80.0, 51.0), 4, 1.0, 0)
+    with pytest.raises(ConfigError, match=r"mean downlink SNR of 330\.5 dB.*330 dB.*full band.*bs_power_dbm"):
+        Clock(cell(1e-3, 80.0, 52.0), 4, 1.0, 0)
     with pytest.raises(ConfigError, match="uplink SNR that is infinite"):
-        Clock(cell(1e-310), 4, 1.0, 0)
+        Clock(cell(1e-310, 43.0), 4, 1.0, 0)
     with pytest.raises(ValidationError, match="less than or equal to 80"):
         cell(1.0, 81.0)
+
+
+def test_the_snr_check_uses_each_ues_narrowest_band() -> None:
+    # noise at -400 dBm/Hz (a noise-free channel): full-band SNRs up to about 305 dB, accepted with an
+    # equal split among 6 or a TDMA cell of 100; an access.shares entry of 1e-12 puts UE 0's band 120 dB
+    # lower, which the check refuses before any round (a mid-run ValueError otherwise)
+    def quiet(**access: object) -> WirelessConfig:
+        return WirelessConfig.model_validate({"cell": {"noise_psd_dbm_hz": -400.0}, "access": access})
+
+    for seed in range(20):
+        Clock(quiet(), 6, 1.0, seed)
+        Clock(quiet(scheme="tdma"), 100, 1.0, seed)
+    with pytest.raises(ConfigError, match=r"UE 0 .* mean uplink SNR of 2\d\d\.\d dB.*its 2e-13 share"):
+        Clock(quiet(shares=[1e-12, 1.0, 1.0, 1.0, 1.0, 1.0]), 6, 1.0, 0)
 
 
 def test_a_moving_cell_is_checked_at_its_minimum_distance() -> None:

@@ -89,8 +89,8 @@ def test_rayleigh_powers_are_minus_log_of_one_minus_u() -> None:
     u = uniforms(keys[:, None], 2 * np.arange(300)[None, :])
     x = counter_fading_power(keys[:, None], np.arange(300)[None, :], "rayleigh")
     assert np.array_equal(x, -np.log(1.0 - u))
-    # log1p(-u) is the same number up to an ulp or two
-    assert np.allclose(x, -np.log1p(-u), rtol=4e-16, atol=0)
+    # log1p(-u) is the same number up to a few ulps (1 here; other CPUs run other vector code)
+    assert np.allclose(x, -np.log1p(-u), rtol=1e-15, atol=0)
 
 
 def test_grouped_running_capacity_is_the_sum_of_the_blocks_capacities() -> None:
@@ -115,13 +115,14 @@ def test_grouped_running_capacity_is_the_sum_of_the_blocks_capacities() -> None:
         assert np.allclose(caps, want, rtol=1e-12, atol=1e-9)
 
 
-def test_an_snr_beyond_300_db_is_refused() -> None:
-    with pytest.raises(ValueError, match="300 dB"):
-        BlockLink([1e31], 1e6, 0.0, 0.01, "rayleigh", 0.0, [np.random.default_rng(0)])
-    with pytest.raises(ValueError, match="300 dB"):
+def test_an_snr_beyond_330_db_is_refused() -> None:
+    BlockLink([1e33], 1e6, 0.0, 0.01, "rayleigh", 0.0, [np.random.default_rng(0)]).send(1e6)
+    with pytest.raises(ValueError, match="330 dB"):
+        BlockLink([1.01e33], 1e6, 0.0, 0.01, "rayleigh", 0.0, [np.random.default_rng(0)])
+    with pytest.raises(ValueError, match="330 dB"):
         uplink_block_airtimes(
             column_keys(1, ("u",), np.arange(2)),
-            np.array([10.0, 1e31]),
+            np.array([10.0, 1.01e33]),
             np.array([1e6, 1e6]),
             np.array([1e4, 1e4]),
             np.array([1, 1]),

@@ -18,7 +18,7 @@ group plus ``b T_c log2(f_8g ... f_8g+i)``. That is the same quantity as the sum
 (a product of factors instead of a sum of their logarithms, equal up to rounding), with one logarithm
 per group instead of one per block: on 10,000 links, a round of the ``fedwave bench clock`` scenario
 (about 8 x 10^6 blocks) spent half its time in ``log2``. Each factor is below 2^128 (mean SNRs over
-10^30 are refused), so a group's product never overflows.
+10^33 are refused), so a group's product never overflows.
 
 One draw per attempt (``fading.block: round``). Attempt a draws ``x_a``; if ``snr x_a`` is at least the
 outage threshold ``snr_th`` the message is sent at ``r(snr x_a)`` and arrives; otherwise the attempt is in
@@ -44,9 +44,11 @@ from fedwave.channel.units import db_to_linear
 #: Blocks per group of the running capacity (module docstring).
 GROUP = 8
 
-#: Largest mean SNR over the gap (linear) a block link accepts: 300 dB; with fading powers below 10^7
-#: each factor stays below 2^128 and a group's product below 2^1024.
-MAX_SNR = 1e30
+#: Largest mean SNR over the gap (linear) a block link accepts: 330 dB, far above any physical link but
+#: not above the -400 dBm/Hz noise sometimes set to make a channel noise-free. Rayleigh and Rician fading
+#: powers stay below 50 (u is on the 2^-53 grid) and a Gauss-Markov power exceeds 10^5 with probability
+#: e^-100000, so each factor 1 + s x is below 2^127 and a group's product of 8 below 2^1016.
+MAX_SNR = 1e33
 
 #: Most blocks drawn at once when extending a link's fading sequence.
 _MAX_CHUNK = 1 << 16
@@ -60,7 +62,7 @@ def _check_snr(snr: NDArray[np.float64]) -> None:
         raise ValueError(f"mean SNR must be finite and positive, got {snr.tolist()[:5]}")
     if np.any(snr > MAX_SNR):
         raise ValueError(
-            f"mean SNR {float(snr.max()):.3g} (linear) is above {MAX_SNR:g} (300 dB): check the powers, "
+            f"mean SNR {float(snr.max()):.3g} (linear) is above {MAX_SNR:g} (330 dB): check the powers, "
             "gains and noise that gave it"
         )
 

@@ -62,6 +62,14 @@ from fedwave.sim.ue import (
 )
 from fedwave.sim.vround import vector_eligible
 
+#: :data:`~fedwave.channel.blocks.MAX_SNR` in dB (330).
+_MAX_DB = round(10 * math.log10(MAX_SNR))
+
+
+def _level(snr: float) -> str:
+    """A mean SNR in words: "of X dB" or "that is infinite"."""
+    return f"of {10 * math.log10(float(snr)):.4g} dB" if math.isfinite(snr) else "that is infinite"
+
 
 class Clock:
     """Samples the cell and the device profiles of ``num_ues`` UEs and runs rounds on simulated time.
@@ -227,21 +235,44 @@ class Clock:
             return 0.0
         return float(t_s)
 
+    def narrowest_share(self) -> NDArray[np.float64]:
+        """Per UE, the smallest fraction of the band its uplink messages can get: 1/num_ues (an equal
+        FDMA split, a control message, a TDMA round's "no update" messages), its ``access.shares`` entry
+        over their sum if smaller, and, with a planned split (``access.allocation`` other than
+        ``equal``), 1/num_ues with a 1,000-fold margin."""
+        n = max(1, self.num_ues)
+        share = np.full(self.num_ues, 1.0 / n)
+        if self._shares is not None:
+            share = np.minimum(share, self._shares / self._shares.sum())
+        if self.cfg.access.allocation != "equal":
+            share = np.minimum(share, 1e-3 / n)
+        return share
+
     def _check_snrs(self, full_hz: float) -> None:
         """Raise ConfigError where a UE's mean SNR (uplink, or the BS's downlink to it) on the full band is
         0 (the link could never carry a bit) or so large that the band it is sent on would take it above
-        :data:`~fedwave.channel.blocks.MAX_SNR`: the downlink uses the full band; an uplink may get a
-        1/num_ues share of it, or less with uneven shares or a planned split (a 1,000-fold margin). With
-        a moving cell, also at ``cell.d_min_m`` with the shadowing 8 sigma above its mean."""
-        n = max(1, self.num_ues)
-        limit = MAX_SNR / (1e3 * n)
+        :data:`~fedwave.channel.blocks.MAX_SNR`: the downlink uses the full band, an uplink at least
+        :meth:`narrowest_share` of it. With a moving cell, also at ``cell.d_min_m`` with the shadowing 8
+        sigma above its mean."""
+        share = self.narrowest_share()
         with np.errstate(over="ignore"):  # an infinite gain is reported below
             gain = self.cell.large_scale_gain()
             up = self.cell.mean_snr(full_hz)
             down = snr_linear(self.cell.bs_power_w, gain, self.cell.noise_psd_w_hz, full_hz)
-        for name, snr, knob, top in (
-            ("uplink", up, "cell.ue_power_dbm", limit),
-            ("downlink", down, "cell.bs_power_dbm", MAX_SNR),
+        cell = self.cfg.cell
+        pl, moving = 0.0, (0.0, 0.0)  # a moving cell: path loss (dB) and the two SNRs at d_min_m
+        if cell.mobility.model != "static":
+            with np.errstate(over="ignore", divide="ignore"):
+                pl = float(pathloss_db(cell.pathloss.model, cell.d_min_m, cell.pathloss, cell.carrier_hz)[()])
+                near = float(
+                    snr_linear(
+                        1.0, db_to_linear(8.0 * cell.shadowing_db - pl), self.cell.noise_psd_w_hz, full_hz
+                    )
+                )
+                moving = (float(np.max(self.cell.ue_power_w)) * near, float(self.cell.bs_power_w) * near)
+        for name, snr, knob, top, at_d_min in (
+            ("uplink", up, "cell.ue_power_dbm", MAX_SNR * share, 0),
+            ("downlink", down, "cell.bs_power_dbm", np.full(self.num_ues, MAX_SNR), 1),
         ):
             with np.errstate(invalid="ignore"):
                 weak = np.flatnonzero(~(snr > 0))
@@ -255,36 +286,23 @@ class Clock:
                 )
             if strong.size:
                 ue = int(strong[0])
-                level = (
-                    "that is infinite"
-                    if not np.isfinite(snr[ue])
-                    else f"of {10 * math.log10(float(snr[ue])):.4g} dB"
+                band = "the full band" if name == "downlink" else f"its {share[ue]:.3g} share of the band"
+                raise ConfigError(
+                    f"UE {ue} at {self.cell.distance_m[ue]:.4g} m has a mean {name} SNR {_level(snr[ue])} on "
+                    f"the full band (path loss {self.cell.pathloss_db[ue]:.4g} dB): above the {_MAX_DB} dB "
+                    f"the clock handles on {band}; check cell.d_min_m and cell.positions_m (a UE at the "
+                    f"BS?), {knob} and cell.pathloss"
+                )
+            if cell.mobility.model != "static" and not moving[at_d_min] <= float(top.min()):
+                band = (
+                    "the full band" if name == "downlink" else f"a {float(share.min()):.3g} share of the band"
                 )
                 raise ConfigError(
-                    f"UE {ue} at {self.cell.distance_m[ue]:.4g} m has a mean {name} SNR {level} on the "
-                    f"full band (path loss {self.cell.pathloss_db[ue]:.4g} dB); the clock handles at most "
-                    f"{10 * math.log10(top):.4g} dB (300 dB on the band used, a share of the full band "
-                    f"for an upload among {n} UEs); "
-                    f"check cell.d_min_m and cell.positions_m (a UE at the BS?), {knob} and cell.pathloss"
+                    f"cell.mobility '{cell.mobility.model}' can take a UE to cell.d_min_m={cell.d_min_m:g} m "
+                    f"(path loss {pl:.4g} dB), where its mean {name} SNR on the full band, shadowing 8 sigma "
+                    f"up, would be {_level(moving[at_d_min])}: above the {_MAX_DB} dB the clock handles on "
+                    f"{band}; raise cell.d_min_m or lower {knob}"
                 )
-        cell = self.cfg.cell
-        if cell.mobility.model == "static":
-            return
-        with np.errstate(over="ignore", divide="ignore"):
-            pl = float(pathloss_db(cell.pathloss.model, cell.d_min_m, cell.pathloss, cell.carrier_hz)[()])
-            power = max(float(np.max(self.cell.ue_power_w)), float(self.cell.bs_power_w))
-            worst = float(
-                snr_linear(
-                    power, db_to_linear(8.0 * cell.shadowing_db - pl), self.cell.noise_psd_w_hz, full_hz
-                )
-            )
-        if not worst <= limit:
-            level = "infinite" if not math.isfinite(worst) else f"{10 * math.log10(worst):.4g} dB"
-            raise ConfigError(
-                f"cell.mobility '{cell.mobility.model}' can take a UE to cell.d_min_m={cell.d_min_m:g} m "
-                f"(path loss {pl:.4g} dB), where its mean SNR, shadowing 8 sigma up, would be {level}: above "
-                f"the {10 * math.log10(limit):.4g} dB the clock handles with {n} UEs; raise cell.d_min_m"
-            )
 
     def large_scale_gain_at(
         self, t_s: float, ues: Sequence[int] | NDArray[np.int_] | None = None
