@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -287,9 +288,8 @@ def uplink_block_airtimes(
     Links are taken in tiles of rows, each tile drawing about ``max_elements`` blocks at a time, laid out
     blocks x links (a chunk's arrays are 1 MiB each at the default 2^17; ``python
     benchmarks/clock_blocks.py`` gave 24.6, 18.5 and 16.4 ns of CPU time a block with 2^15, 2^16 and
-    2^17 in one run). That does not change the result: block j's
-    fading is a function of (key, j), and each link's running capacity adds its groups one by one, in
-    order, across chunks."""
+    2^17 in one run). That does not change the result: block j's fading is a function of (key, j), and
+    each link's running capacity adds its groups one by one, in order, across chunks."""
     n = keys.size
     cap = int(attempts.max()) if n else 0
     out = np.zeros((n, cap))
@@ -299,59 +299,60 @@ def uplink_block_airtimes(
     _check_snr(s)
     c = np.asarray(bandwidth_hz, dtype=float) * block_s
     rows_per_tile = max(1, max_elements // (4 * GROUP))
+    grid = _Grid(gap_db, block_s, fading, rician_k, max_elements)
     for a in range(0, n, rows_per_tile):
-        _tile_airtimes(
-            out, np.arange(a, min(n, a + rows_per_tile)), keys, s, c, snr_mean, bandwidth_hz, bits,
-            attempts, gap_db=gap_db, block_s=block_s, fading=fading, rician_k=rician_k,
-            max_elements=max_elements,
-        )  # fmt: skip
+        t = slice(a, min(n, a + rows_per_tile))
+        low = (float(snr_mean[t].min()), float(bandwidth_hz[t].min()))
+        _tile_airtimes(out[t], keys[t], s[t], c[t], bits[t], attempts[t], low, grid)
     return out
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """How :func:`uplink_block_airtimes` draws blocks: its keyword arguments."""
+
+    gap_db: float
+    block_s: float
+    fading: str
+    rician_k: float
+    max_elements: int
 
 
 def _tile_airtimes(
     out: NDArray[np.float64],
-    tile: NDArray[np.int64],
     keys: NDArray[np.uint64],
     s: NDArray[np.float64],
     c: NDArray[np.float64],
-    snr_mean: NDArray[np.float64],
-    bandwidth_hz: NDArray[np.float64],
     bits: NDArray[np.float64],
     attempts: NDArray[np.int64],
-    *,
-    gap_db: float,
-    block_s: float,
-    fading: str,
-    rician_k: float,
-    max_elements: int,
+    low: tuple[float, float],
+    grid: _Grid,
 ) -> None:
-    """:func:`uplink_block_airtimes` of the links ``tile``, written into their rows of ``out``."""
-    m_tile = tile.size
-    t_prev = np.zeros(m_tile)
-    pos = np.zeros(m_tile)
-    done = np.zeros(m_tile, dtype=np.int64)
-    next_block = np.zeros(m_tile, dtype=np.int64)  # a multiple of GROUP
-    carry = np.zeros(m_tile)  # running capacity at next_block
-    want = attempts[tile]
-    size = bits[tile].astype(float)
+    """:func:`uplink_block_airtimes` of one tile of links (``out`` its rows, a view), with ``s`` their
+    mean SNRs over the gap, ``c`` their bits per unit of log2 per block and ``low`` the tile's lowest
+    mean SNR and band, for sizing the chunks (the blocks' values do not depend on it)."""
+    n = keys.size
+    t_prev = np.zeros(n)
+    pos = np.zeros(n)
+    done = np.zeros(n, dtype=np.int64)
+    next_block = np.zeros(n, dtype=np.int64)  # a multiple of GROUP
+    carry = np.zeros(n)  # running capacity at next_block
+    size = bits.astype(float)
     empty = ~(size > 0)  # as BlockLink.send: nothing to send takes 0 s and does not move
-    done[empty] = want[empty]
-    active = want > done
-    snr_low = float(snr_mean[tile].min())  # the chunk sizing's guess (blocks' values do not depend on it)
-    band_low = float(bandwidth_hz[tile].min())
+    done[empty] = attempts[empty]
+    active = attempts > done
     while active.any():
         rows = np.flatnonzero(active)
-        g_rows = tile[rows]
-        need = float(((want[rows] - done[rows]) * size[rows] - (carry[rows] - pos[rows])).max())
-        guess = chunk_blocks(need, snr_low, band_low, gap_db, block_s)
-        m = max(GROUP, min(guess, max_elements // rows.size) // GROUP * GROUP)
-        x = counter_fading_run(keys[g_rows], next_block[rows], m, fading, rician_k)
-        f = gain_factors(x, s[g_rows])
-        cr = c[g_rows]
+        need = float(((attempts[rows] - done[rows]) * size[rows] - (carry[rows] - pos[rows])).max())
+        guess = chunk_blocks(need, low[0], low[1], grid.gap_db, grid.block_s)
+        m = max(GROUP, min(guess, grid.max_elements // rows.size) // GROUP * GROUP)
+        x = counter_fading_run(keys[rows], next_block[rows], m, grid.fading, grid.rician_k)
+        f = gain_factors(x, s[rows])
+        cr = c[rows]
         sums = running_sums(carry[rows], group_capacities(f, cr))
         live = np.ones(rows.size, dtype=bool)
         while True:
-            live &= done[rows] < want[rows]
+            live &= done[rows] < attempts[rows]
             r = np.flatnonzero(live)
             if not r.size:
                 break
@@ -370,13 +371,13 @@ def _tile_airtimes(
             cols = np.arange(r.size)
             before = np.where(i > 0, caps[np.maximum(i - 1, 0), cols], before_g)
             block = next_block[t] + GROUP * g + i
-            t_end = end_time_s(block, target, before, caps[i, cols] - before, block_s)
-            out[tile[t], done[t]] = t_end - t_prev[t]
+            t_end = end_time_s(block, target, before, caps[i, cols] - before, grid.block_s)
+            out[t, done[t]] = t_end - t_prev[t]
             t_prev[t], pos[t] = t_end, target
             done[t] += 1
         carry[rows] = sums[-1]
         next_block[rows] += m
-        active = want > done
+        active = attempts > done
 
 
 class AttemptLink:
