@@ -685,8 +685,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "snr-ceiling-not-enforced",
         f"{CHANNEL}/blocks.py",
-        "    if np.any(snr > MAX_SNR):",
-        "    if np.any(snr > MAX_SNR * 1e300):",
+        "    if np.all(snr > 0) and np.all(snr <= MAX_SNR):",
+        "    if np.all(snr > 0) and np.all(snr <= MAX_SNR * 1e300):",
         f"{TW}/test_wireless_counter.py",
     ),
     mutation(
