@@ -96,19 +96,31 @@ def test_dp_sgd_users_of_grouped_convolutions_are_left_to_the_sequential_user() 
     assert reason is not None and "DP-SGD" in reason
 
 
+# Batches of one expected example with noise of standard deviation 1 per coordinate move a UE's model by
+# about 4 (the update's largest entry), and after 75 such steps a ReLU input the two paths round
+# differently can cross 0: on an AVX-512 host one UE of convnet ended 2.7e-4 apart (the other three
+# within 2.4e-7; the AVX2 hosts before passed the 1e-5 bound). Planted bugs move it much further: with no
+# noise on empty batches the four UEs ended 2.1 to 2.7 apart, with the expected batch size 1% off 0.035 to
+# 0.038, beyond this case's bound (1e-3 of the update's largest entry, about 3.8e-3).
+CHAOTIC = 1e-3
+
+
 @pytest.mark.parametrize(
-    "dp",
+    ("dp", "relative"),
     [
-        ["dp.clip=1.0", "dp.noise_multiplier=1.0"],
-        ["dp.clip=0.05", "dp.noise_multiplier=0.5", "fl.lr=0.5"],  # nearly every example clipped
-        ["dp.clip=1.0", "dp.noise_multiplier=1.0", "fl.batch_size=1"],  # a third of the batches empty
-        ["dp.clip=null", "dp.noise_multiplier=0"],  # plain SGD on Poisson batches
+        (["dp.clip=1.0", "dp.noise_multiplier=1.0"], None),
+        (["dp.clip=0.05", "dp.noise_multiplier=0.5", "fl.lr=0.5"], None),  # nearly every example clipped
+        (["dp.clip=1.0", "dp.noise_multiplier=1.0", "fl.batch_size=1"], CHAOTIC),  # a third empty
+        (["dp.clip=null", "dp.noise_multiplier=0"], None),  # plain SGD on Poisson batches
     ],
 )
 @pytest.mark.parametrize("name", ["cnn", "convnet"])
-def test_a_ues_update_equals_the_sequential_users_from_the_same_payload(name: str, dp: list[str]) -> None:
-    """Per UE, from one payload and one generator seed: the same update within the tolerance, the
-    generator left in the same state (the same draws in the same order), the query counted once."""
+def test_a_ues_update_equals_the_sequential_users_from_the_same_payload(
+    name: str, dp: list[str], relative: float | None
+) -> None:
+    """Per UE, from one payload and one generator seed: the same update within the tolerance
+    (``TOLERANCE``, or ``relative`` of the update's largest entry), the generator left in the same state
+    (the same draws in the same order), the query counted once."""
     from fedwave.config import load_config
     from fedwave.engine.dpconv import train_dpsgd_conv
     from fedwave.fl.run import build_simulation
@@ -130,9 +142,10 @@ def test_a_ues_update_equals_the_sequential_users_from_the_same_payload(name: st
         assert got["metadata"] == want["metadata"]
         moved = max(float(w.abs().max()) for w in want["gradients"])
         assert moved > 1e-3, "the UE did not train: the comparison would prove nothing"
+        bound = TOLERANCE if relative is None else relative * moved
         for g, w in zip(got["gradients"], want["gradients"], strict=True):
             assert g.shape == w.shape
-            assert float((g - w).abs().max()) <= TOLERANCE
+            assert float((g - w).abs().max()) <= bound
         assert torch.equal(seq_gen.get_state(), new_gen.get_state())
 
 
