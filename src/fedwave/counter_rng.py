@@ -6,7 +6,8 @@ same numbers as a one-link-at-a-time simulation. A stream is named like a :mod:`
 ``(seed, *keys)``; its 64-bit key is ``derive_seed`` of the leading keys folded with the trailing ones
 (ints or strings) by a bijective 64-bit mixer (the SplitMix64 finaliser), and its i-th number is the
 mixer applied to ``key + (i + 1) * 0x9E3779B97F4A7C15`` (the SplitMix64 sequence started at the key). The
-top 53 bits give a double in [0, 1).
+top 53 bits give a double in [0, 1) (:func:`uniforms`); Rayleigh fading uses each number's two 32-bit
+halves (:func:`word_halves`), one per coherence block.
 
 Only integer arithmetic is involved, so the uniforms are the same on every machine; what is computed
 from them (logarithms, square roots) is as portable as NumPy's float functions.
@@ -14,6 +15,7 @@ from them (logarithms, square roots) is as portable as NumPy's float functions.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -116,18 +118,16 @@ def _to_unit(z: NDArray[np.uint64] | NDArray[np.int64]) -> NDArray[np.float64]:
     return u
 
 
-def strided_complements(
-    keys: NDArray[np.uint64], first: NDArray[np.int64], count: int, stride: int
-) -> NDArray[np.float64]:
-    """``1 - u`` for the numbers ``first[r] + stride * t`` (t < ``count``) of the streams ``keys[r]``, laid
-    out (count, streams): bit for bit ``1 - uniforms(keys[None, :], first[None, :] + stride * t[:, None])``
-    (``1 - u`` is exact for u on the 2^-53 grid), with one broadcast addition for the counters.
+def word_halves(keys: NDArray[np.uint64], first: NDArray[np.int64], count: int) -> NDArray[np.uint32]:
+    """The two 32-bit halves of numbers ``first[r] .. first[r] + count - 1`` of the streams ``keys[r]``,
+    laid out (count, streams, 2): ``[t, r, 0]`` the low half of number ``first[r] + t``, ``[t, r, 1]`` its
+    high half; with one broadcast addition for the counters. Bit for bit the halves of
+    :func:`words` of the same numbers.
 
     Args:
         keys: stream keys (uint64), shape (streams,).
         first: each stream's first number (ints >= 0), shape (streams,).
         count: numbers per stream.
-        stride: step between numbers (>= 1).
     """
     k = np.asarray(keys, dtype=np.uint64).reshape(-1)
     f = np.asarray(first, dtype=np.int64).reshape(-1)
@@ -135,17 +135,30 @@ def strided_complements(
         raise ValueError("stream indices must be >= 0")
     with np.errstate(over="ignore"):
         # number i of stream k is mix(k + (i + 1) golden): (first + 1) golden + k per stream, then
-        # stride * t * golden per row, all modulo 2^64
+        # t * golden per row, all modulo 2^64
         base = (f.astype(np.uint64) + np.uint64(1)) * _GOLDEN + k
-        step = np.arange(count, dtype=np.uint64) * np.uint64(stride) * _GOLDEN
+        step = np.arange(count, dtype=np.uint64) * _GOLDEN
         z = _mix(np.add(step[:, None], base[None, :]))
-    z >>= np.uint64(11)
-    np.subtract(np.uint64(1 << 53), z, out=z)
-    return _to_unit(z.view(np.int64))  # below 2^53: the signed conversion is exact and faster
+    return halves(z)
 
 
-def _words53(keys: ArrayLike, index: ArrayLike) -> NDArray[np.uint64]:
-    """The top 53 bits of numbers ``index`` of the streams ``keys`` (broadcast), as uint64."""
+def halves(z: NDArray[np.uint64]) -> NDArray[np.uint32]:
+    """The low and high 32 bits of each word of ``z``, as a new last axis of length 2 (a view of ``z`` on
+    a little-endian machine, :func:`halves_by_arithmetic` on others)."""
+    if sys.byteorder == "little":
+        return z.view(np.uint32).reshape((*z.shape, 2))
+    return halves_by_arithmetic(z)
+
+
+def halves_by_arithmetic(z: NDArray[np.uint64]) -> NDArray[np.uint32]:
+    """:func:`halves` by masks and shifts, whatever the machine's byte order."""
+    low = (z & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return np.stack([low, (z >> np.uint64(32)).astype(np.uint32)], axis=-1)
+
+
+def words(keys: ArrayLike, index: ArrayLike) -> NDArray[np.uint64]:
+    """Numbers ``index`` (ints >= 0) of the streams ``keys`` as whole 64-bit words (``keys`` and ``index``
+    broadcast as in :func:`uniforms`)."""
     k = np.asarray(keys, dtype=np.uint64)
     i = np.asarray(index, dtype=np.int64)
     if i.size and int(i.min()) < 0:
@@ -154,6 +167,11 @@ def _words53(keys: ArrayLike, index: ArrayLike) -> NDArray[np.uint64]:
         z = i.astype(np.uint64)
         z += np.uint64(1)
         z *= _GOLDEN
-        z = _mix(np.add(k, z).reshape(np.broadcast_shapes(k.shape, i.shape) or (1,)))
+        return _mix(np.add(k, z).reshape(np.broadcast_shapes(k.shape, i.shape) or (1,)))
+
+
+def _words53(keys: ArrayLike, index: ArrayLike) -> NDArray[np.uint64]:
+    """The top 53 bits of numbers ``index`` of the streams ``keys`` (broadcast), as uint64."""
+    z = words(keys, index)
     z >>= np.uint64(11)
     return z

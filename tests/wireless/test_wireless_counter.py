@@ -20,9 +20,18 @@ from fedwave.channel.blocks import (
     uplink_block_airtimes,
     within_group,
 )
-from fedwave.channel.fading import counter_fading_power, counter_fading_run
+from fedwave.channel.fading import counter_fading_power, counter_fading_run, log_complements
 from fedwave.channel.link import counter_attempts, shannon_rate_bps
-from fedwave.counter_rng import column_keys, stream_key, stream_keys, strided_complements, uniforms
+from fedwave.counter_rng import (
+    column_keys,
+    halves,
+    halves_by_arithmetic,
+    stream_key,
+    stream_keys,
+    uniforms,
+    word_halves,
+    words,
+)
 
 N = 400_000
 
@@ -60,37 +69,70 @@ def test_block_values_do_not_depend_on_which_blocks_are_asked_for() -> None:
     assert counter_fading_power(key, 77, "rician", 3.0)[0] == whole[77]
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3])
-def test_strided_complements_are_one_minus_the_uniforms_bit_for_bit(stride: int) -> None:
+def test_word_halves_are_the_low_and_high_32_bits_of_the_words() -> None:
     rng = np.random.default_rng(5)
     keys = rng.integers(0, 2**63, 50, dtype=np.int64).view(np.uint64)
     first = rng.integers(0, 2**40, 50)
     first[0] = 0
-    got = strided_complements(keys, first, 37, stride)
-    idx = first[None, :] + stride * np.arange(37)[:, None]
-    assert np.array_equal(got, 1.0 - uniforms(keys[None, :], idx))
-    assert got.min() > 0.0 and got.max() <= 1.0  # 1 - u: log(1 - u) is finite
+    got = word_halves(keys, first, 37)
+    assert got.shape == (37, 50, 2) and got.dtype == np.uint32
+    z = words(keys[None, :], first[None, :] + np.arange(37)[:, None])
+    assert np.array_equal(got[..., 0], (z & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    assert np.array_equal(got[..., 1], (z >> np.uint64(32)).astype(np.uint32))
+    # the top 53 bits of a word are uniforms()'s
+    assert np.array_equal(
+        (z >> np.uint64(11)).astype(np.float64) * 2.0**-53,
+        uniforms(keys[None, :], first[None, :] + np.arange(37)[:, None]),
+    )
     with pytest.raises(ValueError, match=">= 0"):
-        strided_complements(keys[:1], np.array([-1]), 3, 1)
+        word_halves(keys[:1], np.array([-1]), 3)
+
+
+def test_halves_by_arithmetic_equal_the_little_endian_view() -> None:
+    z = np.array([0x0123456789ABCDEF, 2**64 - 1, 0, 2**32], dtype=np.uint64)
+    want = [[0x89ABCDEF, 0x01234567], [2**32 - 1, 2**32 - 1], [0, 0], [0, 1]]
+    assert halves(z).tolist() == want and halves_by_arithmetic(z).tolist() == want
+    z2 = np.random.default_rng(0).integers(0, 2**63, (7, 5), dtype=np.int64).view(np.uint64)
+    assert np.array_equal(halves(z2), halves_by_arithmetic(z2)) and halves(z2).shape == (7, 5, 2)
+
+
+def test_log_complements_are_the_logarithm_of_one_minus_the_top_23_bits() -> None:
+    h = np.array([0, 1 << 9, 0xFFFFFFFF, 0x80000000, 0x12345678], dtype=np.uint32)
+    got = log_complements(h.copy())
+    u = (h.astype(np.int64) >> 9) / 2.0**23
+    exact = np.log(1.0 - u)
+    assert got.dtype == np.float32 and got[0] == 0.0  # u = 0: a block that carries nothing
+    assert got[2] == np.float32(np.log(2.0**-23))  # the largest power, 23 ln 2 = 15.94
+    # NumPy's float32 log: a few float32 ulps (3 at most on 10^5 values here)
+    assert np.all(np.abs(got - exact) <= 4 * 2.0**-23 * np.abs(exact))
 
 
 @pytest.mark.parametrize("model", ["rayleigh", "rician", "none"])
-def test_a_run_of_blocks_equals_the_blocks_asked_one_by_one(model: str) -> None:
+@pytest.mark.parametrize("offset,count", [(8, 24), (7, 24), (8, 23)])
+def test_a_run_of_blocks_equals_the_blocks_asked_one_by_one(model: str, offset: int, count: int) -> None:
+    # even first blocks and counts take Rayleigh's fast path (whole words), the others the general one
     keys = column_keys(8, ("fading", "up"), 3, np.arange(20))
-    first = np.arange(20) * 1000 + 7
-    got = counter_fading_run(keys, first, 24, model, 2.0)
+    first = np.arange(20) * 1000 + offset
+    got = counter_fading_run(keys, first, count, model, 2.0)
+    assert got.shape == (count, 20)
     for r in range(20):
-        one = counter_fading_power(keys[r], first[r] + np.arange(24), model, 2.0)
+        one = counter_fading_power(keys[r], first[r] + np.arange(count), model, 2.0)
         assert np.array_equal(got[:, r], one), r
 
 
-def test_rayleigh_powers_are_minus_log_of_one_minus_u() -> None:
+def test_rayleigh_powers_are_minus_log_of_one_minus_u_from_the_halves_of_the_words() -> None:
     keys = column_keys(2, ("x",), np.arange(5))
-    u = uniforms(keys[:, None], 2 * np.arange(300)[None, :])
-    x = counter_fading_power(keys[:, None], np.arange(300)[None, :], "rayleigh")
-    assert np.array_equal(x, -np.log(1.0 - u))
-    # log1p(-u) is the same number up to a few ulps (1 here; other CPUs run other vector code)
-    assert np.allclose(x, -np.log1p(-u), rtol=1e-15, atol=0)
+    j = np.arange(300)
+    x = counter_fading_power(keys[:, None], j[None, :], "rayleigh")
+    z = words(keys[:, None], (j // 2)[None, :])
+    half = np.where(j % 2 == 1, z >> np.uint64(32), z & np.uint64(0xFFFFFFFF))  # block 2w: low half
+    u = (half >> np.uint64(9)).astype(np.float64) / 2.0**23
+    exact = -np.log(1.0 - u)
+    assert x.dtype == np.float64 and x.shape == (5, 300)
+    assert np.all(np.abs(x - exact) <= 4 * 2.0**-23 * exact)
+    assert np.all(x.astype(np.float32) == x)  # float32 values, widened exactly
+    # the draws of one link are not those of its neighbour nor shifted copies of them
+    assert not np.any(x[0, 1:] == x[1, :-1]) and not np.any(x[0] == x[1])
 
 
 def test_grouped_running_capacity_is_the_sum_of_the_blocks_capacities() -> None:

@@ -10,15 +10,16 @@ spans. A block with ``x_j = 0`` carries nothing and is simply waited out: no rat
 no result depends on a floor on ``|h|^2``. With several receivers (a broadcast) block j carries what the
 worst receiver can decode, ``min_k r_jk T_c``.
 
-The running capacity is computed group by group: blocks ``8g .. 8g+7`` of a link form group g, whose
-capacity is ``b T_c log2(f_8g f_8g+1 ... f_8g+7)`` with ``f_j = 1 + (snr / Gamma) x_j`` multiplied in
-order, and the running capacity at the end of group g is the sum of the groups' capacities in order.
-Inside the group where a message ends, the running capacity after block ``8g + i`` is the sum before the
-group plus ``b T_c log2(f_8g ... f_8g+i)``. That is the same quantity as the sum of per-block capacities
-(a product of factors instead of a sum of their logarithms, equal up to rounding), with one logarithm
-per group instead of one per block. NumPy computes float64 logarithms one value at a time on an AVX2
-machine, and the two per block (the Rayleigh power's and the rate's ``log2``) were the largest costs of a
-block in a ``fedwave bench clock --ues 10000`` round. Each factor is below 2^127 (mean SNRs over 10^33 are
+The running capacity is computed group by group: blocks ``8g .. 8g+7`` of a link form group g, whose capacity
+is ``b T_c log2(f_8g f_8g+1 ... f_8g+7)`` with ``f_j = 1 + (snr / Gamma) x_j`` multiplied in order, and the
+running capacity at the end of group g is the sum of the groups' capacities in order. Inside the group where a
+message ends, the running capacity after block ``8g + i`` is the sum before the group plus ``b T_c log2(f_8g
+... f_8g+i)``. That is the same quantity as the sum of per-block capacities (a product of factors instead of a
+sum of their logarithms, equal up to rounding), with one logarithm per group instead of one per block (NumPy
+computed float64 logarithms one value at a time on an AVX2 host, and the two per block, the Rayleigh power's
+and the rate's ``log2``, were the largest costs of a block in a ``fedwave bench clock --ues 10000`` round; the
+Rayleigh power is now a float32 logarithm of half a stream word:
+:func:`~fedwave.channel.fading.counter_fading_power`). Each factor is below 2^127 (mean SNRs over 10^33 are
 refused: :data:`MAX_SNR`), so a group's product never overflows.
 
 One draw per attempt (``fading.block: round``). Attempt a draws ``x_a``; if ``snr x_a`` is at least the
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fedwave.channel.fading import counter_fading_power, counter_fading_run, sample_fading_power
+from fedwave.channel.fading import counter_fading_run, sample_fading_power
 from fedwave.channel.link import shannon_rate_bps
 from fedwave.channel.units import db_to_linear
 
@@ -71,10 +72,10 @@ def _check_snr(snr: NDArray[np.float64]) -> None:
     )
 
 
-def gain_factors(x: NDArray[np.float64], s: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``f = 1 + s x`` per block: ``x`` fading powers (blocks, links), ``s`` each link's mean SNR over the
-    gap (linear)."""
-    f = x * s
+def gain_factors(x: NDArray[np.floating[Any]], s: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``f = 1 + s x`` per block (float64): ``x`` fading powers (blocks, links; float32 values are widened
+    exactly), ``s`` each link's mean SNR over the gap (linear)."""
+    f = np.multiply(x, s, dtype=np.float64)
     f += 1.0
     return f
 
@@ -89,6 +90,25 @@ def group_capacities(f: NDArray[np.float64], bits_per_log2: NDArray[np.float64])
         p = f[0::GROUP].copy()
         for i in range(1, GROUP):
             p *= f[i::GROUP]
+    return _capacities(p, bits_per_log2)
+
+
+def fading_group_capacities(
+    x: NDArray[np.floating[Any]], s: NDArray[np.float64], bits_per_log2: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """:func:`group_capacities` of the factors ``gain_factors(x, s)``, bit for bit, without forming
+    every factor at once: each group's factors are formed one block row at a time and multiplied in
+    block order. ``x``: fading powers (blocks, links), blocks a multiple of :data:`GROUP`."""
+    p = gain_factors(x[0::GROUP], s)
+    t = np.empty_like(p)
+    for i in range(1, GROUP):
+        np.multiply(x[i::GROUP], s, out=t)
+        t += 1.0
+        p *= t
+    return _capacities(p, bits_per_log2)
+
+
+def _capacities(p: NDArray[np.float64], bits_per_log2: NDArray[np.float64]) -> NDArray[np.float64]:
     np.log2(p, out=p)
     p *= bits_per_log2
     return p
@@ -259,14 +279,15 @@ def chunk_blocks(need_bits: float, snr_low: float, bandwidth_hz: float, gap_db: 
 
 def counter_source(keys: NDArray[np.uint64], fading: str, rician_k: float) -> FadingSource:
     """A :data:`FadingSource` reading blocks 0, 1, 2, ... of the counter streams ``keys`` (one per
-    receiver; :func:`~fedwave.channel.fading.counter_fading_power`)."""
-    k = np.asarray(keys, dtype=np.uint64).reshape(1, -1)
+    receiver; :func:`~fedwave.channel.fading.counter_fading_run`, the values of
+    :func:`~fedwave.channel.fading.counter_fading_power`)."""
+    k = np.asarray(keys, dtype=np.uint64).reshape(-1)
     pos = [0]
 
     def source(n: int) -> NDArray[np.float64]:
-        j = np.arange(pos[0], pos[0] + n, dtype=np.int64)[:, None]
+        first = np.full(k.size, pos[0], dtype=np.int64)
         pos[0] += n
-        return counter_fading_power(k, j, fading, rician_k)
+        return np.asarray(counter_fading_run(k, first, n, fading, rician_k), dtype=np.float64)
 
     return source
 
@@ -282,7 +303,7 @@ def uplink_block_airtimes(
     block_s: float,
     fading: str,
     rician_k: float,
-    max_elements: int = 1 << 17,
+    max_elements: int = 1 << 19,
 ) -> NDArray[np.float64]:
     """Airtime (s) of each attempt of many coherence-block links at once, each starting at a block
     boundary: link i sends ``bits[i]`` bits ``attempts[i]`` times in a row on its counter stream
@@ -290,9 +311,9 @@ def uplink_block_airtimes(
     :class:`BlockLink` with :func:`counter_source` gives (the same draws and the same arithmetic).
 
     Links are taken in tiles of rows, each tile drawing about ``max_elements`` blocks at a time, laid out
-    blocks x links (a chunk's arrays are 1 MiB each at the default 2^17; ``python
-    benchmarks/clock_blocks.py`` gave 24.6, 18.5 and 16.4 ns of CPU time a block with 2^15, 2^16 and
-    2^17 in one run). That does not change the result: block j's fading is a function of (key, j), and
+    blocks x links (``python benchmarks/clock_blocks.py --elements 262144,524288,1048576`` gave 4.3, 4.0
+    and 4.3 ns of CPU time a block on an AVX-512 host: the default is 2^19, a tile of 16,384 links).
+    That does not change the result: block j's fading is a function of (key, j), and
     each link's running capacity adds its groups one by one, in order, across chunks."""
     n = keys.size
     cap = int(attempts.max()) if n else 0
@@ -337,39 +358,32 @@ def _tile_airtimes(
     mean SNR and band, for sizing the chunks (the blocks' values do not depend on it)."""
     n = keys.size
     t_prev = np.zeros(n)
-    pos = np.zeros(n)
+    pos = np.zeros(n)  # running capacity at the end of the last attempt sent
     done = np.zeros(n, dtype=np.int64)
     next_block = np.zeros(n, dtype=np.int64)  # a multiple of GROUP
     carry = np.zeros(n)  # running capacity at next_block
     size = bits.astype(float)
     empty = ~(size > 0)  # as BlockLink.send: nothing to send takes 0 s and does not move
     done[empty] = attempts[empty]
-    active = attempts > done
-    while active.any():
-        rows = np.flatnonzero(active)
-        need = float(((attempts[rows] - done[rows]) * size[rows] - (carry[rows] - pos[rows])).max())
+    goal = np.where(done < attempts, pos + size, np.inf)  # running capacity that ends the next attempt
+    while True:
+        rows = np.flatnonzero(done < attempts)
+        if not rows.size:
+            break
+        sel = slice(None) if rows.size == n else rows  # a view while every link is still sending
+        need = float(((attempts[sel] - done[sel]) * size[sel] - (carry[sel] - pos[sel])).max())
         guess = chunk_blocks(need, low[0], low[1], grid.gap_db, grid.block_s)
         m = max(GROUP, min(guess, grid.max_elements // rows.size) // GROUP * GROUP)
-        x = counter_fading_run(keys[rows], next_block[rows], m, grid.fading, grid.rician_k)
-        f = gain_factors(x, s[rows])
-        cr = c[rows]
-        sums = running_sums(carry[rows], group_capacities(f, cr))
-        live = np.ones(rows.size, dtype=bool)
-        while True:
-            live &= done[rows] < attempts[rows]
-            r = np.flatnonzero(live)
-            if not r.size:
-                break
-            target = pos[rows[r]] + size[rows[r]]
-            hit = sums[-1, r] >= target
-            live[r[~hit]] = False  # needs blocks beyond this chunk
-            r, target = r[hit], target[hit]
-            if not r.size:
-                break
-            g = (sums[:, r] < target[None, :]).sum(axis=0)  # < groups: the last sum reaches the target
+        x = counter_fading_run(keys[sel], next_block[sel], m, grid.fading, grid.rician_k)
+        cr = c[sel]
+        sums = running_sums(carry[sel], fading_group_capacities(x, s[sel], cr))
+        r = np.flatnonzero(sums[-1] >= goal[sel])  # links whose attempt ends in this chunk
+        while r.size:
             t = rows[r]
+            target = goal[t]
+            g = (sums[:, r] < target[None, :]).sum(axis=0)  # < groups: the last sum reaches the target
             before_g = np.where(g > 0, sums[np.maximum(g - 1, 0), r], carry[t])
-            fg = f[GROUP * g[None, :] + np.arange(GROUP)[:, None], r[None, :]]
+            fg = gain_factors(x[GROUP * g[None, :] + np.arange(GROUP)[:, None], r[None, :]], s[t])
             caps = within_group(fg, before_g, cr[r])
             i = (caps < target[None, :]).sum(axis=0)  # < GROUP: the last row is sums[g] >= target
             cols = np.arange(r.size)
@@ -379,9 +393,10 @@ def _tile_airtimes(
             out[t, done[t]] = t_end - t_prev[t]
             t_prev[t], pos[t] = t_end, target
             done[t] += 1
-        carry[rows] = sums[-1]
-        next_block[rows] += m
-        active = attempts > done
+            goal[t] = np.where(done[t] < attempts[t], target + size[t], np.inf)
+            r = r[sums[-1, r] >= goal[t]]  # a retransmission that also ends in this chunk
+        carry[sel] = sums[-1]
+        next_block[sel] += m
 
 
 class AttemptLink:
