@@ -275,8 +275,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "fdma-band-shared-with-skippers",
         f"{SIM}/clock.py",
-        "        up = [i for i, sends in enumerate(uploads) if sends]",
-        "        up = list(range(n))",
+        "        up = np.flatnonzero(np.asarray(uploads, dtype=bool).reshape(n))",
+        "        up = np.arange(n)",
         f"{TW}/test_wireless_policies.py::test_event_triggered_skip",
         f"{TFL}/test_fl_trust.py::test_fdma_band_goes_to_uploaders_so_skips_save_time",
     ),
@@ -706,8 +706,22 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "fading-group-capacities-drop-a-block",
         f"{CHANNEL}/blocks.py",
-        "    for i in range(1, GROUP):\n        np.multiply(x[i::GROUP], s, out=t)",
-        "    for i in range(1, GROUP - 1):\n        np.multiply(x[i::GROUP], s, out=t)",
+        "    for i in range(1, GROUP):\n        np.multiply(rows[i], s, out=t)",
+        "    for i in range(1, GROUP - 1):\n        np.multiply(rows[i], s, out=t)",
+        f"{TW}/test_wireless_counter.py",
+    ),
+    mutation(
+        "tile-rayleigh-rows-take-the-wrong-half",
+        f"{CHANNEL}/blocks.py",
+        "            return [self._draws[i // 2 :: half, :, i % 2] for i in range(GROUP)]",
+        "            return [self._draws[i // 2 :: half, :, 1 - i % 2] for i in range(GROUP)]",
+        f"{TW}/test_wireless_counter.py",
+    ),
+    mutation(
+        "tile-rayleigh-block-powers-keep-the-sign",
+        f"{CHANNEL}/blocks.py",
+        "            return -self._draws[block >> 1, link, block & 1]",
+        "            return self._draws[block >> 1, link, block & 1]",
         f"{TW}/test_wireless_counter.py",
     ),
     mutation(

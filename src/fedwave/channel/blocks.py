@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fedwave.channel.fading import counter_fading_run, sample_fading_power
+from fedwave.channel.fading import counter_fading_run, rayleigh_log_run, sample_fading_power
 from fedwave.channel.link import shannon_rate_bps
 from fedwave.channel.units import db_to_linear
 
@@ -56,8 +56,9 @@ MAX_SNR = 1e33
 #: Most blocks drawn at once when extending a link's fading sequence.
 _MAX_CHUNK = 1 << 16
 
-#: ``source(n)``: the fading powers of the link's next ``n`` blocks, shape ``(n, receivers)``.
-FadingSource = Callable[[int], NDArray[np.float64]]
+#: ``source(n)``: the fading powers of the link's next ``n`` blocks, shape ``(n, receivers)`` (float64, or
+#: float32 for counter-stream Rayleigh blocks).
+FadingSource = Callable[[int], NDArray[np.floating[Any]]]
 
 
 def _check_snr(snr: NDArray[np.float64]) -> None:
@@ -93,16 +94,17 @@ def group_capacities(f: NDArray[np.float64], bits_per_log2: NDArray[np.float64])
     return _capacities(p, bits_per_log2)
 
 
-def fading_group_capacities(
-    x: NDArray[np.floating[Any]], s: NDArray[np.float64], bits_per_log2: NDArray[np.float64]
+def factor_group_capacities(
+    rows: Sequence[NDArray[np.floating[Any]]], s: NDArray[np.float64], bits_per_log2: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """:func:`group_capacities` of the factors ``gain_factors(x, s)``, bit for bit, without forming
-    every factor at once: each group's factors are formed one block row at a time and multiplied in
-    block order. ``x``: fading powers (blocks, links), blocks a multiple of :data:`GROUP`."""
-    p = gain_factors(x[0::GROUP], s)
+    """:func:`group_capacities` of the factors ``1 + s x``, bit for bit, without forming every factor at
+    once: ``rows[i]`` holds block i of every group (groups, links), and each group's factors are formed
+    one block row at a time and multiplied in block order. ``rows`` may hold the negated powers with
+    ``s`` negated: ``(-x)(-s)`` is ``x s`` exactly."""
+    p = gain_factors(rows[0], s)
     t = np.empty_like(p)
     for i in range(1, GROUP):
-        np.multiply(x[i::GROUP], s, out=t)
+        np.multiply(rows[i], s, out=t)
         t += 1.0
         p *= t
     return _capacities(p, bits_per_log2)
@@ -221,7 +223,7 @@ class BlockLink:
     def _extend(self, need_bits: float) -> None:
         n = chunk_blocks(need_bits, float(self.snr_mean.min()), self.bandwidth_hz, self.gap_db, self.block_s)
         if self._source is not None:
-            x = np.asarray(self._source(n), dtype=float).reshape(n, self.snr_mean.size)
+            x = np.asarray(self._source(n)).reshape(n, self.snr_mean.size)  # float32 or float64
         else:
             x = np.stack(
                 [sample_fading_power(rng, n, self.fading, self.rician_k) for rng in self._rngs], axis=1
@@ -284,10 +286,10 @@ def counter_source(keys: NDArray[np.uint64], fading: str, rician_k: float) -> Fa
     k = np.asarray(keys, dtype=np.uint64).reshape(-1)
     pos = [0]
 
-    def source(n: int) -> NDArray[np.float64]:
+    def source(n: int) -> NDArray[np.floating[Any]]:
         first = np.full(k.size, pos[0], dtype=np.int64)
         pos[0] += n
-        return np.asarray(counter_fading_run(k, first, n, fading, rician_k), dtype=np.float64)
+        return counter_fading_run(k, first, n, fading, rician_k)
 
     return source
 
@@ -343,6 +345,34 @@ class _Grid:
     max_elements: int
 
 
+class _Draws:
+    """The fading powers of blocks ``first[r] .. first[r] + count - 1`` of links ``keys[r]`` (``first`` and
+    ``count`` multiples of :data:`GROUP`). Rayleigh blocks stay as drawn, ``log(1 - u)`` in word order
+    (:func:`~fedwave.channel.fading.rayleigh_log_run`; ``sign`` -1), the others as ``counter_fading_run``
+    lays them out (``sign`` 1): no pass over the draws is spent on reordering or negating them."""
+
+    def __init__(self, keys: NDArray[np.uint64], first: NDArray[np.int64], count: int, grid: _Grid) -> None:
+        self.sign = -1.0 if grid.fading == "rayleigh" else 1.0
+        self._draws: NDArray[np.floating[Any]]
+        if grid.fading == "rayleigh":
+            self._draws = rayleigh_log_run(keys, first >> 1, count // 2)  # (count/2, links, 2)
+        else:
+            self._draws = counter_fading_run(keys, first, count, grid.fading, grid.rician_k)
+
+    def rows(self) -> list[NDArray[np.floating[Any]]]:
+        """Block i of every group (groups, links), times ``sign``, for i < GROUP."""
+        if self.sign < 0:
+            half = GROUP // 2
+            return [self._draws[i // 2 :: half, :, i % 2] for i in range(GROUP)]
+        return [self._draws[i::GROUP] for i in range(GROUP)]
+
+    def powers(self, block: NDArray[np.int64], link: NDArray[np.int64]) -> NDArray[np.floating[Any]]:
+        """The fading powers of blocks ``block`` (offsets from ``first``) of links ``link`` (broadcast)."""
+        if self.sign < 0:
+            return -self._draws[block >> 1, link, block & 1]
+        return self._draws[block, link]
+
+
 def _tile_airtimes(
     out: NDArray[np.float64],
     keys: NDArray[np.uint64],
@@ -374,16 +404,16 @@ def _tile_airtimes(
         need = float(((attempts[sel] - done[sel]) * size[sel] - (carry[sel] - pos[sel])).max())
         guess = chunk_blocks(need, low[0], low[1], grid.gap_db, grid.block_s)
         m = max(GROUP, min(guess, grid.max_elements // rows.size) // GROUP * GROUP)
-        x = counter_fading_run(keys[sel], next_block[sel], m, grid.fading, grid.rician_k)
+        draws = _Draws(keys[sel], next_block[sel], m, grid)
         cr = c[sel]
-        sums = running_sums(carry[sel], fading_group_capacities(x, s[sel], cr))
+        sums = running_sums(carry[sel], factor_group_capacities(draws.rows(), draws.sign * s[sel], cr))
         r = np.flatnonzero(sums[-1] >= goal[sel])  # links whose attempt ends in this chunk
         while r.size:
             t = rows[r]
             target = goal[t]
             g = (sums[:, r] < target[None, :]).sum(axis=0)  # < groups: the last sum reaches the target
             before_g = np.where(g > 0, sums[np.maximum(g - 1, 0), r], carry[t])
-            fg = gain_factors(x[GROUP * g[None, :] + np.arange(GROUP)[:, None], r[None, :]], s[t])
+            fg = gain_factors(draws.powers(GROUP * g[None, :] + np.arange(GROUP)[:, None], r[None, :]), s[t])
             caps = within_group(fg, before_g, cr[r])
             i = (caps < target[None, :]).sum(axis=0)  # < GROUP: the last row is sums[g] >= target
             cols = np.arange(r.size)

@@ -127,7 +127,16 @@ def counter_fading_run(
     j0 = np.asarray(first, dtype=np.int64).reshape(-1)
     if model != "rayleigh" or count % 2 or np.any(j0 & 1):
         return counter_fading_power(k[None, :], j0[None, :] + np.arange(count)[:, None], model, k_factor)
-    lv = log_complements(word_halves(k, j0 >> 1, count // 2))  # (count/2, streams, 2)
+    lv = rayleigh_log_run(k, j0 >> 1, count // 2)
     x = np.empty((count // 2, 2, k.size), dtype=np.float32)
     np.negative(lv.transpose(0, 2, 1), out=x)
     return x.reshape(count, k.size)
+
+
+def rayleigh_log_run(
+    keys: NDArray[np.uint64], first_word: NDArray[np.int64], count: int
+) -> NDArray[np.float32]:
+    """Minus the Rayleigh powers of blocks ``2 first_word[r] .. 2 (first_word[r] + count) - 1`` of the
+    counter streams ``keys[r]``, laid out (count, streams, 2): ``[t, r, h]`` is ``log(1 - u)`` of block
+    ``2 (first_word[r] + t) + h``, i.e. exactly ``-counter_fading_power`` of that block (float32)."""
+    return log_complements(word_halves(keys, first_word, count))

@@ -199,7 +199,7 @@ class Clock:
 
     # -- radio ----------------------------------------------------------------------------------------
 
-    def uplink_bandwidth_hz(self, ues: Sequence[int]) -> NDArray[np.float64]:
+    def uplink_bandwidth_hz(self, ues: Sequence[int] | NDArray[np.int64]) -> NDArray[np.float64]:
         """Uplink bandwidth in Hz of each of ``ues`` when they upload in the same round.
 
         TDMA: the whole band. FDMA: the band split equally among ``ues``, or by ``access.shares``.
@@ -213,14 +213,16 @@ class Clock:
         s = self._shares[np.asarray(ues, dtype=int)]
         return w * s / s.sum()
 
-    def round_bands(self, ues: Sequence[int], uploads: Sequence[bool]) -> NDArray[np.float64]:
+    def round_bands(
+        self, ues: Sequence[int], uploads: Sequence[bool] | NDArray[np.bool_]
+    ) -> NDArray[np.float64]:
         """Uplink band (Hz) of each of ``ues`` in a synchronous round: the UEs that upload an update
         (``uploads[i]``) share the band as :meth:`uplink_bandwidth_hz` splits it; the others (a "no
         update" message, a silent UE) get a control allocation of W / len(ues)."""
         n = len(ues)
         band = np.full(n, self.cfg.access.bandwidth_hz / max(1, n))
-        up = [i for i, sends in enumerate(uploads) if sends]
-        band[up] = self.uplink_bandwidth_hz([ues[i] for i in up])
+        up = np.flatnonzero(np.asarray(uploads, dtype=bool).reshape(n))
+        band[up] = self.uplink_bandwidth_hz(np.asarray(ues, dtype=np.int64).reshape(n)[up])
         return band
 
     @property
@@ -358,7 +360,7 @@ class Clock:
         self,
         snr: NDArray[np.float64],
         bandwidth_hz: float,
-        ues: Sequence[int],
+        ues: Sequence[int] | NDArray[np.int64],
         stream: NDArray[np.uint64],
         t_s: float,
     ) -> BlockLink:
@@ -367,7 +369,7 @@ class Clock:
         fading = self.cfg.cell.fading
         gap = self.cfg.access.gap_db
         if self.gauss_markov is not None:
-            source, offset = self._gm_source(ues, t_s)
+            source, offset = self._gm_source([int(u) for u in ues], t_s)
             return BlockLink(
                 snr,
                 bandwidth_hz,
@@ -379,9 +381,9 @@ class Clock:
                 source=source,
                 offset_s=offset,
             )
-        source = counter_source(stream, fading.model, fading.rician_k)
         model, k = fading.model, fading.rician_k
-        return BlockLink(snr, bandwidth_hz, gap, self.block_s, model, k, None, source=source)
+        iid = counter_source(stream, model, k)
+        return BlockLink(snr, bandwidth_hz, gap, self.block_s, model, k, None, source=iid)
 
     def transmit(
         self, ue: int, bandwidth_hz: float, nbytes: int, keys: tuple[Key, ...], t_s: float | None = None
@@ -467,7 +469,7 @@ class Clock:
             x = counter_fading_power(stream, 0, fading.model, fading.rician_k)
             rate = shannon_rate_bps(w, np.maximum(snr * x, self.outage_snr), access.gap_db)
             return bits / float(rate.min())
-        return self._block_link(snr, w, [int(u) for u in ues], stream, t_s).send(bits)
+        return self._block_link(snr, w, ues, stream, t_s).send(bits)
 
     # -- jobs -----------------------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ give the same records and events on randomized scenarios.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,12 +56,15 @@ def vector_policies() -> tuple[type, ...]:
     return (SyncPolicy, DeadlinePolicy, FirstKPolicy)
 
 
+_COLUMNS = attrgetter("payload_bytes", "samples_processed", "skip", "silent")
+
+
 def _result_columns(
     results: Sequence[LocalResult],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]]:
     """Payload bytes, samples, skip and silent flags of the (checked) results."""
-    rows = [(r.payload_bytes, r.samples_processed, r.skip, r.silent) for r in results]
-    table = np.array(rows, dtype=np.int64).reshape(len(rows), 4)
+    fields = chain.from_iterable(map(_COLUMNS, results))
+    table = np.fromiter(fields, dtype=np.int64, count=4 * len(results)).reshape(len(results), 4)
     return table[:, 0].copy(), table[:, 1].copy(), table[:, 2] != 0, table[:, 3] != 0
 
 
@@ -126,7 +131,7 @@ def run_vector_round(
     ues = np.asarray(selected, dtype=np.int64)
     payload, samples, skip, silent = _result_columns(results)
     # bands as Clock.make_jobs: FDMA among the UEs that upload an update, a control share for the rest
-    band = clock.round_bands(selected, (~(skip | silent)).tolist())
+    band = clock.round_bands(selected, ~(skip | silent))
     power = np.asarray(clock.cell.ue_power_w, dtype=float)[ues]
     snr = snr_linear(power, clock.large_scale_gain_at(t0, ues), clock.cell.noise_psd_w_hz, band)
     down_keys = column_keys(clock.seed, ("fading", "down"), rnd, ues)
