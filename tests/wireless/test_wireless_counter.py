@@ -103,7 +103,7 @@ def test_log_complements_are_the_logarithm_of_one_minus_the_top_23_bits() -> Non
     exact = np.log(1.0 - u)
     assert got.dtype == np.float32 and got[0] == 0.0  # u = 0: a block that carries nothing
     assert abs(float(got[2]) + 23 * math.log(2)) < 1e-5  # the largest power, 23 ln 2 = 15.94
-    # NumPy's float32 log: a few float32 ulps (3 at most on 10^5 values here)
+    # NumPy's float32 log: at most 3.8 float32 ulps over all 2^23 inputs (2.3 x 2^-23 relative)
     assert np.all(np.abs(got - exact) <= 4 * 2.0**-23 * np.abs(exact))
 
 
@@ -246,7 +246,7 @@ def test_many_block_links_at_once_equal_one_block_link_at_a_time(model: str, max
         want = [link.send(bits[i]) for _ in range(attempts[i])]
         assert got[i, : attempts[i]].tolist() == want, i  # bit for bit
         assert np.all(got[i, attempts[i] :] == 0.0)
-        spans += link.blocks_drawn > 1
+        spans += bool(np.any(got[i, : attempts[i]] > block_s))
     assert spans > n // 2  # most messages span several blocks (the chunked path is exercised)
 
 

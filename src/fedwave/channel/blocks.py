@@ -48,9 +48,10 @@ from fedwave.channel.units import db_to_linear
 GROUP = 8
 
 #: Largest mean SNR over the gap (linear) a block link accepts: 330 dB, far above any physical link but
-#: not above the -400 dBm/Hz noise sometimes set to make a channel noise-free. Rayleigh and Rician fading
-#: powers stay below 50 (u is on the 2^-53 grid) and a Gauss-Markov power exceeds 10^5 with probability
-#: e^-100000, so each factor 1 + s x is below 2^127 and a group's product of 8 below 2^1016.
+#: not above the -400 dBm/Hz noise sometimes set to make a channel noise-free. Rayleigh powers stay below
+#: 16 (u has 23 bits), Rician ones below 50 (u is on the 2^-53 grid), and a Gauss-Markov power exceeds
+#: 10^5 with probability e^-100000, so each factor 1 + s x is below 2^127 and a group's product of 8 below
+#: 2^1016.
 MAX_SNR = 1e33
 
 #: Most blocks drawn at once when extending a link's fading sequence.
