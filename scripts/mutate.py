@@ -725,6 +725,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         f"{TW}/test_wireless_counter.py",
     ),
     mutation(
+        "quick-exit-misses-derived-file-classes",
+        "src/fedwave/cli.py",
+        "            stack.extend(type.__subclasses__(kind))",
+        "            pass",
+        "tests/cli/test_cli_exit.py",
+    ),
+    mutation(
         "tile-retransmission-starts-from-zero",
         f"{CHANNEL}/blocks.py",
         "            goal[t] = np.where(done[t] < attempts[t], target + size[t], np.inf)\n",

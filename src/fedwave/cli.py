@@ -323,17 +323,28 @@ def _finished_on_close() -> tuple[type, ...]:
     return tuple(t for t in found if isinstance(t, type))
 
 
+def _with_subclasses(roots: set[type]) -> set[type]:
+    """``roots`` and every class derived from them, directly or not (``__subclasses__``)."""
+    out: set[type] = set()
+    stack = list(roots)
+    while stack:
+        kind = stack.pop()
+        if kind not in out:
+            out.add(kind)
+            stack.extend(type.__subclasses__(kind))
+    return out
+
+
 def _exit_now() -> None:
     if not _EXIT_STATUS or "coverage" in sys.modules:
         return
-    files = {io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom}
-    unfinished = set(_finished_on_close())
-    objects = gc.get_objects()
-    # types by their own class hierarchy (__mro__; issubclass on ABCs took ~0.1 ms a type)
-    kinds = {type(obj) for obj in objects}
-    to_flush = {k for k in kinds if not files.isdisjoint(k.__mro__)}
-    to_close = {k for k in kinds if not unfinished.isdisjoint(k.__mro__)}
-    for obj in objects:  # type(obj), not isinstance: no lazy proxy is woken
+    # the file types and the writers complete only once closed, with every subclass (the class
+    # hierarchy, not isinstance: no lazy proxy is woken); then one pass over the ~190,000 objects of a
+    # run (a pass that also collected every object's type took 63 ms of a vs_flower run's 2.7 s)
+    to_flush = _with_subclasses({io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom})
+    to_close = _with_subclasses(set(_finished_on_close()))
+    wanted = to_flush | to_close
+    for obj in [o for o in gc.get_objects() if type(o) in wanted]:
         kind = type(obj)
         if kind in to_flush:  # a file some object still holds open loses no buffered byte
             with contextlib.suppress(OSError, ValueError):

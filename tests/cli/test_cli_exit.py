@@ -70,3 +70,42 @@ def test_a_compressed_file_left_open_is_still_closed_properly(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     with gzip.open(target, "rt") as f:
         assert f.read() == "kept" * 1000
+
+
+def test_open_files_of_derived_classes_are_found_too(tmp_path: Path) -> None:
+    """A subclass of gzip's writer left open still takes the ordinary exit (its trailer is written), and
+    a subclass of a buffered file left unflushed still keeps its bytes."""
+    import gzip
+
+    code = (
+        "import gzip, io, sys; import fedwave.cli as cli\n"
+        "class Gz(gzip.GzipFile): pass\n"
+        "class Buf(io.BufferedWriter): pass\n"
+        "g = Gz(sys.argv[1], 'wb'); g.write(b'kept' * 1000)\n"
+        "b = Buf(io.FileIO(sys.argv[2], 'w')); b.write(b'held' * 1000)\n"
+        "sys.argv = ['fedwave', 'codecs']; cli.entry()\n"
+    )
+    gz, raw = tmp_path / "held.gz", tmp_path / "held.bin"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(gz), str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with gzip.open(gz, "rb") as f:
+        assert f.read() == b"kept" * 1000
+    assert raw.read_bytes() == b"held" * 1000
+    # without the gzip writer the quick exit is taken, and the derived buffered file is flushed by it
+    quick = code.replace("g = Gz(sys.argv[1], 'wb'); g.write(b'kept' * 1000)\n", "")
+    raw.unlink()
+    proc = subprocess.run(
+        [sys.executable, "-c", quick, str(gz), str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert raw.read_bytes() == b"held" * 1000
