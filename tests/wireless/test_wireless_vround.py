@@ -247,6 +247,11 @@ def test_a_driver_that_returns_a_bad_result_is_named_by_both_clocks(mode: str) -
         Clock(cfg, 4, 1e6, 0).run(_BadResults({"payload_bytes": 10}), 1, 4)
     with pytest.raises(ValueError, match="UE 2: LocalResult needs payload_bytes >= 0"):
         Clock(cfg, 4, 1e6, 0).run(_BadResults(LocalResult(payload_bytes=-5, samples_processed=3)), 1, 4)
+    # a fraction was truncated and a count beyond int64 reached numpy's OverflowError: both named now
+    for bad in ({"payload_bytes": 10.5}, {"payload_bytes": 2**70}, {"samples_processed": "3"}):
+        fields: dict[str, Any] = {"payload_bytes": 10, "samples_processed": 3, **bad}
+        with pytest.raises(ValueError, match=r"UE 2: LocalResult needs .* integers up to 2\^62"):
+            Clock(cfg, 4, 1e6, 0).run(_BadResults(LocalResult(**fields)), 1, 4)
 
 
 class _TooFewResults(FakeDriver):

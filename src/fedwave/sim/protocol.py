@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Protocol, runtime_checkable
 
 from fedwave.records import RoundRecord, UEEvent
@@ -68,13 +69,19 @@ class Arrival:
     skip: bool
 
 
+#: Largest byte or sample count a :class:`LocalResult` may give (the clock's columns are int64).
+MAX_COUNT = 2**62
+
+
 def check_local_result(ue: int, result: object) -> None:
     """Raise if ``result`` (UE ``ue``'s answer to ``Driver.local_updates``) is not a valid LocalResult."""
     if not isinstance(result, LocalResult):
         raise TypeError(f"UE {ue}: the driver returned {type(result).__name__}, not a LocalResult")
-    if result.payload_bytes < 0 or result.samples_processed < 0:
+    counts = (result.payload_bytes, result.samples_processed)
+    if not all(isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT for v in counts):
         raise ValueError(
-            f"UE {ue}: LocalResult needs payload_bytes >= 0 and samples_processed >= 0, got {result}"
+            f"UE {ue}: LocalResult needs payload_bytes >= 0 and samples_processed >= 0, integers up to "
+            f"2^62, got {result}"
         )
 
 
