@@ -692,8 +692,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "rayleigh-uses-the-high-half-for-even-blocks",
         "src/fedwave/channel/fading.py",
-        "        odd = np.broadcast_to(j & 1, z.shape) == 1\n",
-        "        odd = np.broadcast_to(j & 1, z.shape) == 0\n",
+        "        half = np.broadcast_to(j & 1, z.shape)[..., None]",
+        "        half = np.broadcast_to(1 - (j & 1), z.shape)[..., None]",
         f"{TW}/test_wireless_counter.py",
     ),
     mutation(
@@ -730,6 +730,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            stack.extend(type.__subclasses__(kind))",
         "            pass",
         "tests/cli/test_cli_exit.py",
+    ),
+    mutation(
+        "local-result-counts-not-checked-for-integers",
+        f"{SIM}/protocol.py",
+        "isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT",
+        "0 <= v",
+        f"{TW}/test_wireless_vround.py::test_a_driver_that_returns_a_bad_result_is_named_by_both_clocks",
     ),
     mutation(
         "tile-retransmission-starts-from-zero",

@@ -36,6 +36,12 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _python(code: str, *paths: Path) -> subprocess.CompletedProcess[str]:
+    """``python -c code path ...`` in a fresh interpreter."""
+    args = [sys.executable, "-c", code, *map(str, paths)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_a_finished_command_keeps_its_status_files_and_handlers(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = _run(tmp_path, "run", "-q", "-o", "fl.rounds=2", "-o", "fl.num_ues=4", "--out", str(out))
@@ -64,9 +70,7 @@ def test_a_compressed_file_left_open_is_still_closed_properly(tmp_path: Path) ->
         "sys.argv = ['fedwave', 'codecs']; cli.entry()"
     )
     target = tmp_path / "held.gz"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=120, check=False
-    )
+    proc = _python(code, target)
     assert proc.returncode == 0, proc.stderr
     with gzip.open(target, "rt") as f:
         assert f.read() == "kept" * 1000
@@ -86,13 +90,7 @@ def test_open_files_of_derived_classes_are_found_too(tmp_path: Path) -> None:
         "sys.argv = ['fedwave', 'codecs']; cli.entry()\n"
     )
     gz, raw = tmp_path / "held.gz", tmp_path / "held.bin"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(gz), str(raw)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = _python(code, gz, raw)
     assert proc.returncode == 0, proc.stderr
     with gzip.open(gz, "rb") as f:
         assert f.read() == b"kept" * 1000
@@ -100,12 +98,6 @@ def test_open_files_of_derived_classes_are_found_too(tmp_path: Path) -> None:
     # without the gzip writer the quick exit is taken, and the derived buffered file is flushed by it
     quick = code.replace("g = Gz(sys.argv[1], 'wb'); g.write(b'kept' * 1000)\n", "")
     raw.unlink()
-    proc = subprocess.run(
-        [sys.executable, "-c", quick, str(gz), str(raw)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = _python(quick, gz, raw)
     assert proc.returncode == 0, proc.stderr
     assert raw.read_bytes() == b"held" * 1000

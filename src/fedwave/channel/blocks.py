@@ -316,9 +316,8 @@ def uplink_block_airtimes(
     Links are taken in tiles of rows, each tile drawing about ``max_elements`` blocks at a time, laid out
     blocks x links (``python benchmarks/clock_blocks.py --elements 131072,262144,524288,1048576`` gave
     4.3, 3.9, 3.5 and 4.0 ns of CPU time a block on an AVX-512 host: the default is 2^19, a tile of
-    16,384 links).
-    That does not change the result: block j's fading is a function of (key, j), and
-    each link's running capacity adds its groups one by one, in order, across chunks."""
+    16,384 links). That does not change the result: block j's fading is a function of (key, j), and each
+    link's running capacity adds its groups one by one, in order, across chunks."""
     n = keys.size
     cap = int(attempts.max()) if n else 0
     out = np.zeros((n, cap))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from fedwave.counter_rng import uniforms, word_halves, words
+from fedwave.counter_rng import halves, uniforms, word_halves, words
 
 
 def sample_shadowing_db(rng: np.random.Generator, num_ues: int, sigma_db: float) -> NDArray[np.float64]:
@@ -106,8 +106,8 @@ def counter_fading_power(
         return np.ones(np.broadcast_shapes(k.shape, j.shape))
     if model == "rayleigh":
         z = words(k, j >> 1)
-        odd = np.broadcast_to(j & 1, z.shape) == 1
-        h = np.where(odd, z >> np.uint64(32), z & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        half = np.broadcast_to(j & 1, z.shape)[..., None]  # 0: the low half, 1: the high one
+        h = np.take_along_axis(halves(z), half, axis=-1)[..., 0].copy()
         return np.negative(log_complements(h), dtype=np.float64)
     e = -np.log(1.0 - uniforms(k, 2 * j))  # 1 - u is exact on u's 2^-53 grid
     theta = 2.0 * np.pi * uniforms(k, 2 * j + 1)
