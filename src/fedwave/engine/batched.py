@@ -311,13 +311,20 @@ def _all_shared(
     """What ``UserMultiStep.compute_local_updates`` shares, for every UE of the group.
 
     The parameter differences of all UEs are formed in one subtraction per tensor (the same
-    element-wise arithmetic as the sequential user's) and handed out as one view per UE.
+    element-wise arithmetic as the sequential user's) and handed out as one view per UE. A stack the
+    group trained in its own memory (``(U, ...)``, contiguous, in the module's layout) is not needed
+    after this: the subtraction overwrites it rather than writing the group's differences to new memory.
     """
     diffs = []
     for n, s in zip(names, start):
+        p = params[n]
+        if n not in flipped and p.shape == (len(users), *s.shape) and p.is_contiguous():
+            # the group's own stack (an expanded start is not contiguous)
+            diffs.append(p.sub_(s).unbind(0))
+            continue
         # contiguous, whatever the stacked layout; on the device the UEs trained on
         d = torch.empty((len(users), *s.shape), dtype=s.dtype, device=s.device)
-        torch.sub(params[n].transpose(1, 2) if n in flipped else params[n], s, out=d)
+        torch.sub(p.transpose(1, 2) if n in flipped else p, s, out=d)
         diffs.append(d.unbind(0))
     mode = (payload.get("metadata") or {}).get("buffers_mode", "eval")
     out: list[SharedData] = []
