@@ -4,6 +4,7 @@ same."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -27,6 +28,19 @@ def test_streamed_run_keeps_no_events_and_gives_the_same_summary(tmp_path: Path)
     with (tmp_path / "streamed" / "timeline.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(int(r["round"]), int(r["ue"])) for r in rows] == [(e.round, e.ue) for e in kept.events]
+
+
+def test_timeline_file_holds_every_field_of_every_event_as_a_dict_writer_writes_them(tmp_path: Path) -> None:
+    # The run writes the rows straight from the events' attributes; the file must be the one csv's
+    # DictWriter makes of their as_dict() (header, field order, number formats, statuses set late).
+    cfg = load_config(None, [*TASK, "wireless.policy.name=deadline", "wireless.policy.deadline_s=0.5"])
+    kept = run(cfg, run_dir=tmp_path / "kept")
+    assert {e.status for e in kept.events} >= {"arrived", "dropped"}
+    expected = io.StringIO(newline="")
+    writer = csv.DictWriter(expected, fieldnames=list(kept.events[0].as_dict()))
+    writer.writeheader()
+    writer.writerows(e.as_dict() for e in kept.events)
+    assert (tmp_path / "kept" / "timeline.csv").read_bytes().decode() == expected.getvalue()
 
 
 def test_event_totals_fold_rounds_like_the_whole_list() -> None:

@@ -19,9 +19,10 @@ import csv
 import datetime as _dt
 import hashlib
 import json
+import operator
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -169,7 +170,8 @@ class RunWriter:
         except OSError as exc:
             raise ConfigError(f"run directory '{run_dir}' cannot be written: {exc.strerror or exc}") from None
         self._rw: csv.DictWriter[str] | None = None
-        self._tw: csv.DictWriter[str] | None = None
+        self._tw: Any = None  # a csv.writer of the timeline, made with its header at the first events
+        self._fields: Callable[[UEEvent], tuple[Any, ...]] | None = None
 
     def __call__(self, record: RoundRecord, events: Sequence[UEEvent]) -> None:
         row = record.as_dict()
@@ -178,12 +180,14 @@ class RunWriter:
             self._rw.writeheader()
         self._rw.writerow(row)
         self._rounds.flush()
-        for ev in events:
-            erow = ev.as_dict()
-            if self._tw is None:
-                self._tw = csv.DictWriter(self._timeline, fieldnames=list(erow))
-                self._tw.writeheader()
-            self._tw.writerow(erow)
+        if events and self._tw is None:
+            names = [f.name for f in fields(events[0])]  # UEEvent.as_dict's keys, in order
+            self._tw = csv.writer(self._timeline)
+            self._tw.writerow(names)
+            self._fields = operator.attrgetter(*names)
+        if events:  # the rows a DictWriter writes from the events' as_dict(), without making the dicts
+            assert self._fields is not None
+            self._tw.writerows(map(self._fields, events))
         self._timeline.flush()
 
     def finish(self, summary: dict[str, Any]) -> None:
