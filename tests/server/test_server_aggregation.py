@@ -100,6 +100,66 @@ def test_nan_or_inf_update_is_rejected_and_not_aggregated() -> None:
         torch.testing.assert_close(p.detach(), w + 1)
 
 
+BAD_UPDATES = {
+    # (kind of bad update, weighting): one bad UE among good ones; the mean the others give
+    "nan entry": ("samples", 4.0),
+    "inf entry, weight 0": ("samples", 4.0),
+    "inf entry, no samples": ("samples", 4.0),
+    "-inf entry, uniform": ("uniform", 3.0),
+    "inf buffer": ("samples", 4.0),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_UPDATES))
+def test_one_bad_entry_is_found_whatever_the_update_weight(kind: str) -> None:
+    # The BS checks the mean it forms rather than each update; one NaN or infinity in one entry of one
+    # update must still reject that update, also when the update has weight 0 (the mean never reads it)
+    # or the only bad value sits in a buffer. The model then moves by the mean of the good updates:
+    # (1*1 + 3*5)/4 = 4 by samples, (1 + 5)/2 = 3 uniform.
+    weighting, expected = BAD_UPDATES[kind]
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    bs = _bs(model, weighting=weighting)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    buffers = [b.detach().clone() for b in persistent_buffers(model)]
+    u = [torch.full_like(p, 7.0) for p in w0]
+    samples, weight, sent = 2, 1.0, buffers
+    if kind == "inf buffer":
+        sent = [b.clone() for b in buffers]
+        sent[1][0] = float("inf")
+    else:
+        where, value = {"nan entry": (2, "nan"), "-inf entry, uniform": (1, "-inf")}.get(kind, (1, "inf"))
+        u[where].view(-1)[-1] = float(value)
+    if kind.endswith("weight 0"):
+        weight = 0.0
+    if kind.endswith("no samples"):
+        samples = 0
+    good0 = [torch.full_like(p, 1.0) for p in w0]
+    good2 = [torch.full_like(p, 5.0) for p in w0]
+    outcome = bs.aggregate(
+        [
+            ReceivedUpdate(0, good0, 1, buffers),
+            ReceivedUpdate(1, u, samples, sent, weight=weight),
+            ReceivedUpdate(2, good2, 3, buffers),
+        ]
+    )
+    assert outcome.rejected == [1] and outcome.aggregated == [0, 2]
+    for p, w in zip(bs.model.parameters(), w0):
+        torch.testing.assert_close(p.detach(), w + expected)
+
+
+def test_huge_finite_updates_are_aggregated_not_rejected() -> None:
+    # Entries near float32's largest value: their float32 sum overflows (the cheap test of the mean says
+    # "not finite"), yet every entry is finite, so no update is rejected: the model takes their mean.
+    model = nn.Linear(4, 2)
+    bs = _bs(model)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    big = [torch.full_like(p, 3.0e38) for p in w0]
+    outcome = bs.aggregate([ReceivedUpdate(0, big, 1), ReceivedUpdate(1, big, 1)])
+    assert outcome.rejected == [] and outcome.aggregated == [0, 1] and not outcome.rolled_back
+    for p, w in zip(bs.model.parameters(), w0):
+        torch.testing.assert_close(p.detach(), w + 3.0e38)
+
+
 def test_batchnorm_buffers_float_weighted_mean_integer_max() -> None:
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
     bs = _bs(model)

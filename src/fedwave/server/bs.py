@@ -149,12 +149,15 @@ class BaseStation:
         docstring), its noise drawn from ``noise``; a round with no update still takes a noise-only step.
         """
         outcome = AggregationOutcome()
+        self.version += 1
+        plain = self.dp is None and self.norm_bound is None and not self.aggregator.robust
+        if plain and self._mean_of_finite(updates, outcome):
+            return outcome
         good: list[ReceivedUpdate] = []
         for u in updates:
             finite = is_finite(u.tensors) and (u.buffers is None or is_finite(u.buffers))
             (good if finite else []).append(u)
             (outcome.aggregated if finite else outcome.rejected).append(u.ue)
-        self.version += 1
         if self.dp is not None:
             return self._aggregate_dp(good, outcome, noise)
         if not good:
@@ -163,14 +166,45 @@ class BaseStation:
             good = [self._bounded(u, outcome) for u in good]
         if self.aggregator.robust:
             return self._aggregate_robust(good, outcome)
+        mean = self._mean(good)
+        if mean is not None:
+            self._step(mean, good, outcome)
+        return outcome
+
+    def _mean(self, good: list[ReceivedUpdate]) -> list[torch.Tensor] | None:
+        """The weighted mean of ``good`` (see :meth:`aggregate`); None when the weights sum to 0."""
         base = [float(u.num_samples) if self.weighting == "samples" else 1.0 for u in good]
         weights = [b * u.weight for b, u in zip(base, good)]
         if sum(weights) <= 0:
-            return outcome
+            return None
         damping = sum(weights) / sum(base)
-        mean = [m * damping for m in weighted_mean([u.tensors for u in good], weights)]
-        self._step(mean, good, outcome)
-        return outcome
+        return [m * damping for m in weighted_mean([u.tensors for u in good], weights)]
+
+    def _mean_of_finite(self, updates: list[ReceivedUpdate], outcome: AggregationOutcome) -> bool:
+        """The plain mean's step when every update is finite, checked by the mean itself; False (nothing
+        done) when some update is not, or the weights sum to 0: :meth:`aggregate` then checks them one
+        by one.
+
+        The float64 mean of finite float32 updates is finite (no sum of them overflows), and a NaN or an
+        infinity in an update of non-zero weight leaves a NaN or an infinity in the mean. So a finite mean
+        proves its updates finite without a pass over each of them; updates of weight 0, which the mean
+        does not read, and buffers are checked on their own. The mean is the one the updates would get
+        one by one (same updates, order and weights), so the result is the same to the bit.
+        """
+        if not updates or any(
+            (u.buffers is not None and not is_finite(u.buffers))
+            or ((u.weight == 0 or u.num_samples == 0) and not is_finite(u.tensors))
+            for u in updates
+        ):
+            return False
+        mean = self._mean(updates)
+        if mean is None or not all(
+            math.isfinite(float(m.sum())) or bool(torch.isfinite(m).all()) for m in mean
+        ):
+            return False
+        outcome.aggregated.extend(u.ue for u in updates)
+        self._step(mean, updates, outcome)
+        return True
 
     def step_along(self, mean: list[torch.Tensor], ues: list[int]) -> AggregationOutcome:
         """One server step along a mean update formed elsewhere (over the air: the BS never sees the
