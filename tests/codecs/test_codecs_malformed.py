@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fedwave.codecs import get_codec
 from fedwave.codecs.base import Codec, FramedCodec
-from fedwave.codecs.header import MAX_ELEMENTS, VERSION, TensorMeta, metas_of, varint
+from fedwave.codecs.header import MAX_ELEMENTS, MAX_NDIM, VERSION, TensorMeta, metas_of, varint
 from fedwave.errors import PayloadError
 
 from .conftest import ALL_SPECS
@@ -236,6 +236,24 @@ def test_zero_size_tensor_spans_are_checked_exactly(spec: str, shape: tuple[int,
 def test_encode_refuses_what_a_payload_could_not_carry() -> None:
     with pytest.raises(ValueError, match="spans more than"):
         get_codec("fp32").encode([torch.zeros(0, 2**20, 2**20)], rng=torch.Generator())
+
+
+@pytest.mark.parametrize(
+    ("tensors", "error", "message"),
+    [
+        (torch.zeros(3), TypeError, "wrap a single tensor in a list"),
+        ([torch.zeros(3), [1.0]], TypeError, "got list"),
+        ([torch.zeros(3, dtype=torch.int64)], TypeError, "got torch.int64"),
+        ([torch.zeros([1] * (MAX_NDIM + 1))], ValueError, "dimensions"),
+        ([torch.zeros(1).expand(MAX_ELEMENTS // 2 + 1)] * 2, ValueError, "update of more than"),
+    ],
+    ids=["bare tensor", "not a tensor", "integers", "too many dimensions", "too many elements"],
+)
+def test_encode_refuses_what_it_cannot_encode(tensors: object, error: type[Exception], message: str) -> None:
+    # each time: the layout check remembers the layouts it accepted, not a refusal
+    for _ in range(2):
+        with pytest.raises(error, match=message):
+            get_codec("fp32").encode(tensors, rng=torch.Generator())  # type: ignore[arg-type]
 
 
 def _model_update() -> list[torch.Tensor]:

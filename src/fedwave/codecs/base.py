@@ -23,6 +23,7 @@ derives its ``delta``.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import struct
 from abc import ABC, abstractmethod
@@ -129,29 +130,41 @@ def prepare(tensors: Sequence[torch.Tensor]) -> tuple[list[TensorMeta], list[tor
     """
     if isinstance(tensors, torch.Tensor):
         raise TypeError("codecs encode a sequence of tensors; wrap a single tensor in a list")
-    metas: list[TensorMeta] = []
-    flats: list[torch.Tensor] = []
-    total = 0
+    layout = []
     for t in tensors:
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"codecs encode torch tensors, got {type(t).__name__}")
-        if t.dtype not in DTYPE_CODES:
-            raise TypeError(f"codecs encode float32/float16/bfloat16/float64 tensors, got {t.dtype}")
-        if t.dim() > MAX_NDIM:
-            raise ValueError(f"tensor with {t.dim()} dimensions (at most {MAX_NDIM})")
-        meta = TensorMeta(tuple(t.shape), t.dtype)
-        numel = t.numel()
+        layout.append((t.shape, t.dtype))
+    metas = list(_checked_layout(tuple(layout)))
+    flats = [
+        t.detach().view(-1)  # what the general line below returns, in one call
+        if t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous()
+        else t.detach().reshape(-1).to(device="cpu", dtype=torch.float32).contiguous()
+        for t in tensors
+    ]
+    return metas, flats
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_layout(layout: tuple[tuple[torch.Size, torch.dtype], ...]) -> tuple[TensorMeta, ...]:
+    """The metadata of tensors of these shapes and dtypes, checked as :func:`prepare` says (remembered
+    for the few layouts a run encodes: a model's update, its buffers)."""
+    metas = []
+    total = 0
+    for shape, dtype in layout:
+        if dtype not in DTYPE_CODES:
+            raise TypeError(f"codecs encode float32/float16/bfloat16/float64 tensors, got {dtype}")
+        if len(shape) > MAX_NDIM:
+            raise ValueError(f"tensor with {len(shape)} dimensions (at most {MAX_NDIM})")
+        meta = TensorMeta(tuple(shape), dtype)
+        numel = meta.numel
         if (numel == 0 or numel > MAX_ELEMENTS) and meta.span > MAX_ELEMENTS:
             raise ValueError(f"tensor of shape {meta.shape} spans more than {MAX_ELEMENTS} elements")
         total += numel
         if total > MAX_ELEMENTS:
             raise ValueError(f"update of more than {MAX_ELEMENTS} elements")
         metas.append(meta)
-        if t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous():
-            flats.append(t.detach().view(-1))  # what the general line below returns, in one call
-        else:
-            flats.append(t.detach().reshape(-1).to(device="cpu", dtype=torch.float32).contiguous())
-    return metas, flats
+    return tuple(metas)
 
 
 class FramedCodec(Codec):
