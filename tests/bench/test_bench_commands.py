@@ -45,12 +45,25 @@ def test_efficiency_prints_both_executors_against_matmul(capsys: pytest.CaptureF
         assert lower == pytest.approx(rate / low, abs=0.006)
 
 
+def test_vs_flower_gives_fedwave_the_cpus_flower_gets_unless_told() -> None:
+    from argparse import Namespace
+
+    from fedwave.bench.vs_flower import fedwave_command
+
+    base = {"ues": 100, "rounds": 20, "executor": "batched", "seed": 0}
+    as_flower = fedwave_command(Namespace(**base, cpus=3, threads=None), Path("out"))
+    told = fedwave_command(Namespace(**base, cpus=3, threads=1), Path("out"))
+    assert [a for a in as_flower if a.startswith("engine.threads=")] == ["engine.threads=3"]
+    assert [a for a in told if a.startswith("engine.threads=")] == ["engine.threads=1"]
+
+
 @pytest.mark.slow
 def test_vs_flower_times_both_and_prints_their_ratio(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("flwr")
     assert main(["bench", "vs_flower", "--repeats", "1", "--rounds", "1", "--ues", "3"]) == 0
     out = capsys.readouterr().out
     fw = _figure(out, r"median\s+fedwave\s+([\d.]+) s")
+    assert "engine.threads=2)" in out  # as many as Flower's CPUs (--cpus 2)
     fl = _figure(out, r"median\s+flower\s+([\d.]+) s")
     ratio = _figure(out, r"fedwave / flower\s+([\d.]+)")
     # the printed ratio (3 decimals) of the unrounded medians (2 decimals printed)

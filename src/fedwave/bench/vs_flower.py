@@ -1,12 +1,15 @@
 """fedwave against Flower 1.41's simulation on one task, both timed from process start.
 
     fedwave bench vs_flower [--repeats 3] [--rounds 20] [--ues 100] [--executor batched] [--cpus 2]
+                            [--threads N]
 
 The task (issue 12): McMahan et al.'s 2NN on the digits, 100 UEs all selected every round, E = 1,
 B = 10, lr 0.05, 20 rounds, the global model evaluated after every round. fedwave runs it as ``fedwave
-run`` (the default cell and clock, fp32 codec, ``engine.executor`` as given) in a fresh process; Flower
-runs :mod:`fedwave.bench.flower_task` by path (a plain Flower app that never imports fedwave) in its
-simulation engine (Ray, ``--cpus`` CPUs). Each repeat runs both, alternating which goes first; the wall
+run`` (the default cell and clock, fp32 codec, ``engine.executor`` as given, ``engine.threads`` torch
+threads: ``--threads``, by default as many as Flower's CPUs) in a fresh process; Flower runs
+:mod:`fedwave.bench.flower_task` by path (a plain Flower app that never imports fedwave) in its
+simulation engine (Ray, ``--cpus`` CPUs: as many clients train at once, one CPU each). Each repeat runs
+both, alternating which goes first; the wall
 time of each is measured from just before its process is started to just after it exits (imports, data,
 Ray start-up and shutdown included; the span ends when the process has exited and its output pipes
 have closed, so Ray's workers, which hold them, are in Flower's time). The next process starts only once
@@ -48,6 +51,7 @@ def fedwave_command(args: argparse.Namespace, out_dir: Path) -> list[str]:
         "fl.lr=0.05",
         f"fl.rounds={args.rounds}",
         f"engine.executor={args.executor}",
+        f"engine.threads={args.threads or args.cpus}",
         f"seed={args.seed}",
     ]
     cmd = [sys.executable, "-m", "fedwave.cli", "run", "--out", str(out_dir)]
@@ -176,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--executor", default="batched", help="fedwave's engine.executor")
     p.add_argument("--cpus", type=_positive, default=2, help="CPUs of Flower's simulation engine")
+    p.add_argument(
+        "--threads", type=_positive, default=None, help="fedwave's engine.threads (default: --cpus)"
+    )
     args = p.parse_args(argv)
     if importlib.util.find_spec("flwr") is None:
         print("fedwave bench vs_flower needs Flower: pip install 'fedwave[flower]'", file=sys.stderr)
@@ -205,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     after = f"   (its other processes ended {lingered:.1f} s later, untimed)"
                 print(f"repeat {rep + 1}  {who:<8} {wall:8.2f} s   {last}{after}", flush=True)
     fw, fl = statistics.median(times["fedwave"]), statistics.median(times["flower"])
-    print(f"median   fedwave  {fw:8.2f} s  (engine.executor={args.executor})")
+    how = f"engine.executor={args.executor}, engine.threads={args.threads or args.cpus}"
+    print(f"median   fedwave  {fw:8.2f} s  ({how})")
     print(f"median   flower   {fl:8.2f} s")
     print(f"fedwave / flower  {fw / fl:8.3f}  (1/{fl / fw:.1f})")
     return 0
