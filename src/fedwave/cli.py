@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from fedwave.engine.allocator import keep_freed_memory
 from fedwave.errors import FedwaveError
+from fedwave.startup import imports, pause_during_imports
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -45,15 +46,15 @@ def _load(args: argparse.Namespace) -> Any:
 # ------------------------------------------------------------------------------------------ run
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one simulation and print its summary."""
-    from fedwave.config import Config, commented_yaml
+    with imports():
+        from fedwave.cli_views import print_run_summary, round_progress
+        from fedwave.config import Config, commented_yaml
+        from fedwave.fl.run import default_run_dir, run
 
     if args.print_config:
         print("# fedwave configuration: every key with its default (change any with -o key=value)")
         print(commented_yaml(_load(args) if (args.config or args.override) else Config()))
         return 0
-    from fedwave.cli_views import print_run_summary, round_progress
-    from fedwave.fl.run import default_run_dir, run
-
     cfg = _load(args)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     with round_progress(cfg.fl.rounds, quiet=args.quiet) as on_round:
@@ -67,9 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_attack(args: argparse.Namespace) -> int:
     """Run a gradient-leakage attack on fresh UE batches and print the leakage summary."""
-    from fedwave.api import attack
-    from fedwave.fl.run import default_run_dir
-    from fedwave.privacy.attacks.views import attack_progress, print_attack_summary
+    with imports():
+        from fedwave.api import attack
+        from fedwave.fl.run import default_run_dir
+        from fedwave.privacy.attacks.views import attack_progress, print_attack_summary
 
     cfg = _load(args)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
@@ -300,10 +302,13 @@ def entry() -> NoReturn:
     skipped. The ordinary way out is taken when an exception escapes :func:`main`, under ``coverage``,
     and while a writer that completes only when closed (gzip, bz2, lzma, zip, tar, a temporary file) is
     still open. Before the command, :func:`fedwave.engine.allocator.keep_freed_memory` sets how glibc
-    reuses freed memory (for this process only: a library user's process is left alone).
+    reuses freed memory, and :func:`fedwave.startup.pause_during_imports` lets the commands that train
+    import torch with the cyclic garbage collector paused (both for this process only: a library user's
+    process is left alone).
     """
     atexit.register(_exit_now)  # registered before any handler of the command: it runs after them all
     keep_freed_memory()
+    pause_during_imports()
     status = main()
     _EXIT_STATUS.append(status)
     raise SystemExit(status)
@@ -338,6 +343,7 @@ def _with_subclasses(roots: set[type]) -> set[type]:
 def _exit_now() -> None:
     if not _EXIT_STATUS or "coverage" in sys.modules:
         return
+    gc.unfreeze()  # the objects frozen after the command's imports (fedwave.startup) are looked at too
     # the file types and the writers complete only once closed, with every subclass (the class
     # hierarchy, not isinstance: no lazy proxy is woken); then one pass over the ~190,000 objects of a
     # run (a pass that also collected every object's type took 63 ms of a vs_flower run's 2.7 s)

@@ -12,13 +12,15 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedwave.cli_views import console
+from fedwave.startup import imports
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run (or resume) a study and print its table; write the CSV and the HTML report."""
-    from fedwave.config import config_data, describe_source
-    from fedwave.fl.study import default_study_dir, parse_vary, plan_study, run_study
-    from fedwave.records import RoundRecord
+    with imports():
+        from fedwave.config import config_data, describe_source
+        from fedwave.fl.study import default_study_dir, parse_vary, plan_study, run_study
+        from fedwave.records import RoundRecord
 
     if args.ray is not None:  # fail before planning when Ray is missing
         from fedwave.fl.rayrun import import_ray
