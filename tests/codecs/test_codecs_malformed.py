@@ -256,6 +256,16 @@ def test_encode_refuses_what_it_cannot_encode(tensors: object, error: type[Excep
             get_codec("fp32").encode(tensors, rng=torch.Generator())  # type: ignore[arg-type]
 
 
+def test_encode_reports_the_first_fault_and_reads_any_iterable_once() -> None:
+    codec = get_codec("fp32")
+    with pytest.raises(ValueError, match="dimensions"):  # the first tensor's fault, not the second's
+        codec.encode([torch.zeros([1] * (MAX_NDIM + 1)), "x"], rng=torch.Generator())  # type: ignore[list-item]
+    tensors = [torch.arange(6.0).reshape(2, 3), torch.tensor([-1.5])]
+    payload = codec.encode(iter(tensors), rng=torch.Generator())  # type: ignore[arg-type]
+    assert payload == codec.encode(tensors, rng=torch.Generator())
+    assert all(torch.equal(a, b) for a, b in zip(codec.decode(payload), tensors, strict=True))
+
+
 def _model_update() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(8)
     return [

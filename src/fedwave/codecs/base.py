@@ -130,9 +130,11 @@ def prepare(tensors: Sequence[torch.Tensor]) -> tuple[list[TensorMeta], list[tor
     """
     if isinstance(tensors, torch.Tensor):
         raise TypeError("codecs encode a sequence of tensors; wrap a single tensor in a list")
+    tensors = list(tensors)  # read once (an iterator would be empty by the second pass)
     layout = []
     for t in tensors:
         if not isinstance(t, torch.Tensor):
+            _checked_layout(tuple(layout))  # a fault of an earlier tensor is the one reported
             raise TypeError(f"codecs encode torch tensors, got {type(t).__name__}")
         layout.append((t.shape, t.dtype))
     metas = list(_checked_layout(tuple(layout)))
