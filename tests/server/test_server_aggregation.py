@@ -147,6 +147,20 @@ def test_one_bad_entry_is_found_whatever_the_update_weight(kind: str) -> None:
         torch.testing.assert_close(p.detach(), w + expected)
 
 
+def test_a_non_finite_update_of_other_shapes_is_rejected_before_the_shapes_are_compared() -> None:
+    model = nn.Linear(4, 2)
+    bs = _bs(model)
+    w0 = [p.detach().clone() for p in model.parameters()]
+    good = [torch.ones_like(p) for p in w0]
+    odd = [torch.full((3, 3), float("nan")), torch.zeros(2)]
+    outcome = bs.aggregate([ReceivedUpdate(0, good, 1), ReceivedUpdate(1, odd, 1)])
+    assert outcome.rejected == [1] and outcome.aggregated == [0]
+    for p, w in zip(bs.model.parameters(), w0):
+        torch.testing.assert_close(p.detach(), w + 1)
+    with pytest.raises(ValueError, match="tensor shapes"):  # finite but of other shapes: refused
+        bs.aggregate([ReceivedUpdate(0, good, 1), ReceivedUpdate(1, [torch.zeros(3, 3), torch.zeros(2)], 1)])
+
+
 def test_huge_finite_updates_are_aggregated_not_rejected() -> None:
     # Entries near float32's largest value: their float32 sum overflows (the cheap test of the mean says
     # "not finite"), yet every entry is finite, so no update is rejected: the model takes their mean.

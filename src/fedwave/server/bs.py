@@ -182,8 +182,8 @@ class BaseStation:
 
     def _mean_of_finite(self, updates: list[ReceivedUpdate], outcome: AggregationOutcome) -> bool:
         """The plain mean's step when every update is finite, checked by the mean itself; False (nothing
-        done) when some update is not, or the weights sum to 0: :meth:`aggregate` then checks them one
-        by one.
+        done) when some update is not, the weights sum to 0 or the updates' shapes differ: :meth:`aggregate`
+        then checks them one by one.
 
         The float64 mean of finite float32 updates is finite (no sum of them overflows), and a NaN or an
         infinity in an update of non-zero weight leaves a NaN or an infinity in the mean. So a finite mean
@@ -197,7 +197,10 @@ class BaseStation:
             for u in updates
         ):
             return False
-        mean = self._mean(updates)
+        try:
+            mean = self._mean(updates)
+        except ValueError:  # updates of other shapes: refused, or rejected first if not finite, one by one
+            return False
         if mean is None or not all(
             math.isfinite(float(m.sum())) or bool(torch.isfinite(m).all()) for m in mean
         ):
