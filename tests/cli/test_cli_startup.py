@@ -57,19 +57,22 @@ def test_outside_the_command_the_block_changes_nothing(monkeypatch: pytest.Monke
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
-def test_the_fedwave_command_runs_its_rounds_with_the_collector_on_and_torch_frozen(tmp_path: object) -> None:
-    # `fedwave run` in its own process: during the rounds the collector runs, and torch's objects (made
-    # by the imports) are frozen, so no collection walks over them.
+def test_the_fedwave_command_imports_torch_paused_and_trains_with_torch_frozen(tmp_path: object) -> None:
+    # `fedwave run` in its own process: torch is imported inside the pause (not before the command), the
+    # collector is back on for the rounds, and torch's objects stay out of its collections.
     code = """
-import gc, sys
+import atexit, gc, sys
 import fedwave.cli as cli
-import fedwave.fl.run as fr
-real = fr.Simulation.run_rounds
-def run_rounds(self, rounds):
-    tracked = len(gc.get_objects())
-    print("enabled", gc.isenabled(), "frozen", gc.get_freeze_count(), "tracked", tracked, file=sys.stderr)
-    return real(self, rounds)
-fr.Simulation.run_rounds = run_rounds
+assert "torch" not in sys.modules
+real = gc.freeze
+def freeze():
+    at_freeze = (gc.isenabled(), "torch" in sys.modules)
+    real()
+    def report():  # registered after the quick exit's handler: it runs first
+        tracked = len(gc.get_objects())
+        print(*at_freeze, gc.isenabled(), gc.get_freeze_count(), tracked, file=sys.stderr)
+    atexit.register(report)
+gc.freeze = freeze
 sys.argv = ["fedwave", "run", "-q", "-o", "fl.rounds=1", "-o", "fl.num_ues=3", "--out", sys.argv[1]]
 cli.entry()
 """
@@ -77,7 +80,6 @@ cli.entry()
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    words = proc.stderr.split()
-    enabled, frozen, tracked = words[1], int(words[3]), int(words[5])
-    assert enabled == "True"
-    assert frozen > 100_000 > tracked  # torch's objects frozen, few left to collections
+    enabled_at_freeze, torch_at_freeze, enabled_after, frozen, tracked = proc.stderr.split()[-5:]
+    assert (enabled_at_freeze, torch_at_freeze, enabled_after) == ("False", "True", "True")
+    assert int(frozen) > 100_000 > int(tracked)  # torch's objects frozen, few left to collections
