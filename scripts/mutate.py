@@ -1020,6 +1020,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tests/cli/test_cli_startup.py",
     ),
     mutation(
+        "startup-collector-not-paused",
+        "src/fedwave/startup.py",
+        "    gc.disable()",
+        "    pass",
+        "tests/cli/test_cli_startup.py",
+    ),
+    mutation(
         "quick-exit-misses-frozen-files",
         "src/fedwave/cli.py",
         "    gc.unfreeze()  #",
