@@ -1001,8 +1001,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     mutation(
         "timeline-first-event-lost",
         f"{FL}/run.py",
-        "            self._tw.writerows(map(self._fields, events))",
-        "            self._tw.writerows(map(self._fields, events[1:]))",
+        "            writer.writerows(map(values, events))",
+        "            writer.writerows(map(values, events[1:]))",
         "tests/engine/test_engine_streaming.py",
     ),
     mutation(

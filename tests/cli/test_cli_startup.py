@@ -7,6 +7,7 @@ import gc
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_outside_the_command_the_block_changes_nothing(monkeypatch: pytest.Monke
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
-def test_the_fedwave_command_imports_torch_paused_and_trains_with_torch_frozen(tmp_path: object) -> None:
+def test_the_fedwave_command_imports_torch_paused_and_trains_with_torch_frozen(tmp_path: Path) -> None:
     # `fedwave run` in its own process: torch is imported inside the pause (not before the command), the
     # collector is back on for the rounds, and torch's objects stay out of its collections.
     code = """

@@ -9,12 +9,12 @@ run`` (the default cell and clock, fp32 codec, ``engine.executor`` as given, ``e
 threads: ``--threads``, by default as many as Flower's CPUs) in a fresh process; Flower runs
 :mod:`fedwave.bench.flower_task` by path (a plain Flower app that never imports fedwave) in its
 simulation engine (Ray, ``--cpus`` CPUs: as many clients train at once, one CPU each). Each repeat runs
-both, alternating which goes first; the wall
-time of each is measured from just before its process is started to just after it exits (imports, data,
-Ray start-up and shutdown included; the span ends when the process has exited and its output pipes
-have closed, so Ray's workers, which hold them, are in Flower's time). The next process starts only once
-every process of the previous one's session has ended (a safeguard, untimed and printed when it waits).
-Prints every time, the medians and their ratio. Needs the extra ``pip install 'fedwave[flower]'``.
+both, alternating which goes first; the wall time of each is measured from just before its process is
+started to just after it exits (imports, data, Ray start-up and shutdown included; the span ends when
+the process has exited and its output pipes have closed, so Ray's workers, which hold them, are in
+Flower's time). The next process starts only once every process of the previous one's session has
+ended (a safeguard, untimed and printed when it waits). Prints every time, the medians and their ratio.
+Needs the extra ``pip install 'fedwave[flower]'``.
 
 Before timing, fedwave's own modules are byte-compiled where Python caches them (``compileall``), as
 pip does for every package it installs (Flower's included). An editable install under

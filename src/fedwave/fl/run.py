@@ -170,8 +170,8 @@ class RunWriter:
         except OSError as exc:
             raise ConfigError(f"run directory '{run_dir}' cannot be written: {exc.strerror or exc}") from None
         self._rw: csv.DictWriter[str] | None = None
-        self._tw: Any = None  # a csv.writer of the timeline, made with its header at the first events
-        self._fields: Callable[[UEEvent], tuple[Any, ...]] | None = None
+        # the timeline's csv.writer and the getter of an event's row, made with the header at the first events
+        self._timeline_rows: tuple[Any, Callable[[UEEvent], tuple[Any, ...]]] | None = None
 
     def __call__(self, record: RoundRecord, events: Sequence[UEEvent]) -> None:
         row = record.as_dict()
@@ -180,14 +180,14 @@ class RunWriter:
             self._rw.writeheader()
         self._rw.writerow(row)
         self._rounds.flush()
-        if events and self._tw is None:
-            names = [f.name for f in fields(events[0])]  # UEEvent.as_dict's keys, in order
-            self._tw = csv.writer(self._timeline)
-            self._tw.writerow(names)
-            self._fields = operator.attrgetter(*names)
         if events:  # the rows a DictWriter writes from the events' as_dict(), without making the dicts
-            assert self._fields is not None
-            self._tw.writerows(map(self._fields, events))
+            if self._timeline_rows is None:
+                names = [f.name for f in fields(events[0])]  # UEEvent.as_dict's keys, in order
+                writer = csv.writer(self._timeline)
+                writer.writerow(names)
+                self._timeline_rows = (writer, operator.attrgetter(*names))
+            writer, values = self._timeline_rows
+            writer.writerows(map(values, events))
         self._timeline.flush()
 
     def finish(self, summary: dict[str, Any]) -> None:
